@@ -1,0 +1,43 @@
+# The two Quick start commands (see README): `make demo` and `make test`.
+# Both create .venv and install torch/torchvision FIRST with exact versions, so that pip never
+# pulls a multi-GB build of an unpinned torch on its own.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.14.1 torchvision==0.29.1
+SYSTEM_PACKAGES := xvfb xdotool xclip x11-utils espeak-ng sox openbox fonts-dejavu-core
+
+.PHONY: demo test setup system-packages bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Main job: describe the bundled sample screenshot aloud. Without model weights (a fresh machine)
+# it reads the screenshot's text and says which model to pull.
+demo: setup
+	$(BIN)/a11y-caption describe a11y_caption/samples/sample-screen.png
+
+# Desktop tools for the end-to-end tests (virtual X server, key presses, clipboard, speech).
+system-packages:
+	@if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null || ! command -v xclip >/dev/null \
+	    || ! command -v espeak-ng >/dev/null || ! command -v openbox >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
+
+test: setup system-packages
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/a11y-caption bench --plot docs/time_to_first_word.png | tee docs/bench-latest.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,104 @@
+"""Shared plumbing for Hugging Face transformers backends: device, dtype, streaming generate."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from .base import Generation, GenerationOptions
+
+__all__ = ["pick_device", "pick_dtype", "stream_generate"]
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def pick_dtype(dtype: str, device: str):
+    """"auto": fp16 on CUDA; bf16 on CPUs with native bf16 maths (AVX512-BF16/AMX); else fp32."""
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.float16
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
+    return names[dtype]
+
+
+def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, stop: threading.Event,
+                    model_name: str, *, strip_prompt: bool = True, lead: str = "", **extra) -> Generation:
+    """Run ``model.generate`` on a background thread and return a Generation streaming its text.
+
+    Setting ``stop`` makes generate itself end at the next token (a StoppingCriteria), so the model
+    stops working, not only the reader. Beam search cannot stream; it yields the whole text at the end.
+    """
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    class StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    class CountingStreamer(TextIteratorStreamer):
+        new_tokens = 0
+
+        def put(self, value):
+            if not self.next_tokens_are_prompt:
+                self.new_tokens += value.numel()
+            super().put(value)
+
+    kwargs = dict(inputs, max_new_tokens=options.max_new_tokens, num_beams=options.num_beams,
+                  stopping_criteria=StoppingCriteriaList([StopOnEvent()]), **extra)
+    if options.temperature > 0:
+        kwargs.update(do_sample=True, temperature=options.temperature)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    streamer = None
+    if options.num_beams == 1:
+        streamer = CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs["streamer"] = streamer
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            with torch.inference_mode():
+                result["output"] = model.generate(**kwargs)
+        except BaseException as e:  # handed to the reading thread
+            result["error"] = e
+            if streamer is not None:
+                streamer.end()
+
+    thread = threading.Thread(target=work, name="a11y-generate", daemon=True)
+    generation: Generation
+
+    def chunks() -> Iterator[str]:
+        thread.start()
+        try:
+            if streamer is not None:
+                if lead:
+                    yield lead
+                for text in streamer:
+                    if text:
+                        yield text
+        finally:
+            thread.join()
+        if "error" in result:
+            raise result["error"]
+        if streamer is not None:
+            generation.new_tokens = streamer.new_tokens
+        else:
+            output = result["output"][0]
+            prompt_len = inputs["input_ids"].shape[-1] if "input_ids" in inputs else 0
+            generation.new_tokens = max(0, int(output.numel()) - prompt_len)
+            yield tokenizer.decode(output[prompt_len:] if strip_prompt else output, skip_special_tokens=True)
+
+    generation = Generation(chunks(), stop, model_name)
+    return generation

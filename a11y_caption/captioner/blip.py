@@ -1,0 +1,38 @@
+"""Salesforce BLIP captioning (base or large): fast photo captions; it cannot read text or follow prompts."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ._hf import pick_device, pick_dtype, stream_generate
+from .base import Generation, GenerationOptions, Request
+
+__all__ = ["BlipCaptioner"]
+
+
+class BlipCaptioner:
+    reads_text = False
+
+    def __init__(self, name: str, folder: Path, *, device: str = "auto", dtype: str = "auto",
+                 prefix: str | None = None, **_ignored):
+        from transformers import BlipForConditionalGeneration, BlipProcessor
+
+        self.name = name
+        self.prefix = prefix or None
+        self.device = pick_device(device)
+        self.processor = BlipProcessor.from_pretrained(folder)
+        self.model = BlipForConditionalGeneration.from_pretrained(
+            folder, dtype=pick_dtype(dtype, self.device), use_safetensors=True,
+        ).to(self.device).eval()
+
+    def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
+        # BLIP conditions on a text prefix instead of an instruction; questions cannot be followed.
+        kwargs = {"text": self.prefix} if self.prefix else {}
+        inputs = self.processor(images=request.image, return_tensors="pt", **kwargs).to(self.device, self.model.dtype)
+        return stream_generate(self.model, dict(inputs), self.processor.tokenizer, options,
+                               stop or threading.Event(), self.name, strip_prompt=False,
+                               lead=f"{self.prefix} " if self.prefix else "")
+
+    def close(self) -> None:
+        self.model = self.processor = None

@@ -1,0 +1,92 @@
+"""Pick and load the backend for a checkpoint from its config.json, importing only that backend."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..errors import ModelLoadError, UnsupportedModel
+from ..models import canonical_id, resolve
+from .base import Captioner
+from .ocr import OCR_NAME
+
+__all__ = ["backend_for", "load_captioner"]
+
+log = logging.getLogger(__name__)
+
+
+def backend_for(folder: Path, *, trust_remote_code: bool = False) -> str:
+    """"blip" or "chat_vlm" for the checkpoint in ``folder``.
+
+    Raises:
+        ModelLoadError: no readable config.json, or no safetensors weights.
+        UnsupportedModel: the architecture cannot caption images.
+    """
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ModelLoadError(f"{folder} has no config.json, so it is not a transformers model folder.") from e
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"The config.json in {folder} is damaged.") from e
+    if not any(folder.glob("*.safetensors")):
+        raise ModelLoadError(f"{folder} has no safetensors weights; other weight formats are not loaded for safety.")
+    model_type = config.get("model_type", "")
+    architectures = config.get("architectures") or []
+    if model_type == "blip":
+        if "BlipForConditionalGeneration" in architectures:
+            return "blip"
+        raise UnsupportedModel(f"{folder.name} is a BLIP model for {', '.join(architectures) or 'another task'}, not captioning.")
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        return "chat_vlm"
+    if trust_remote_code and "AutoModelForImageTextToText" in config.get("auto_map", {}):
+        return "chat_vlm"
+    raise UnsupportedModel(f"{folder.name} is a {model_type or 'unknown'} model, which cannot describe images.")
+
+
+def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quantize: str = "none",
+                   trust_remote_code: bool = False, blip_prefix: str = "", screen_image_tokens: int = 256,
+                   photo_image_tokens: int = 192) -> Captioner:
+    """Load model ``ref`` (hub id, alias, local folder, or "ocr") with the backend its config names.
+
+    Raises:
+        ModelNotFound, ModelLoadError, UnsupportedModel: one sentence each, chained to the cause.
+    """
+    if ref == OCR_NAME:
+        from .ocr import OcrReader
+
+        return OcrReader()
+    name = canonical_id(ref)
+    folder = resolve(name)
+    backend = backend_for(folder, trust_remote_code=trust_remote_code)
+    try:
+        _quiet_transformers()
+        if backend == "blip":
+            from .blip import BlipCaptioner
+
+            return BlipCaptioner(name, folder, device=device, dtype=dtype, prefix=blip_prefix)
+        from .chat_vlm import ChatVLMCaptioner
+
+        return ChatVLMCaptioner(
+            name, folder, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+            screen_pixels=screen_image_tokens * 28 * 28, photo_pixels=photo_image_tokens * 28 * 28,
+            quantize=None if quantize == "none" else quantize,
+        )
+    except MemoryError as e:
+        raise ModelLoadError(f"Not enough memory to load {name}. Close other programs or pick a smaller model.") from e
+    except Exception as e:
+        if type(e).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA)
+            raise ModelLoadError(f"Not enough GPU memory to load {name}. Try device = \"cpu\".") from e
+        if isinstance(e, (OSError, ValueError, KeyError, RuntimeError)) or "safetensor" in type(e).__name__.lower():
+            raise ModelLoadError(f"The files of {name} are damaged or incomplete; pull it again.") from e
+        raise
+
+
+def _quiet_transformers() -> None:
+    """Progress bars and advice from transformers are noise for a listener; keep them in the log."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

@@ -1,0 +1,332 @@
+"""Command line: a thin layer over the library. Results go to stdout, every message to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+
+from . import __version__
+from .errors import A11yCaptionError
+
+__all__ = ["main"]
+
+log = logging.getLogger("a11y_caption")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="a11y-caption",
+        description="Describe screens and images aloud with a local vision model. Nothing leaves this computer.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp, *, model: bool = True):
+        sp.add_argument("--config", metavar="FILE", help="settings file (default: your hotkeys.toml, else the packaged one)")
+        if model:
+            sp.add_argument("--model", metavar="ID_OR_DIR", help="hub id, alias (blip-base, ...), local folder, or 'ocr'")
+        sp.add_argument("--speech", metavar="ENGINE", choices=("pyttsx3", "espeak-ng", "none"),
+                        help="pyttsx3, espeak-ng or none")
+        sp.add_argument("--no-speak", action="store_true", help="print only (same as --speech none)")
+        sp.add_argument("--voice", help="voice id or name")
+        sp.add_argument("--rate", type=int, help="words per minute")
+        sp.add_argument("--volume", type=float, help="0.0 to 1.0")
+        sp.add_argument("--transcript", metavar="FILE", help="append every spoken sentence to FILE")
+
+    def sources(sp):
+        sp.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--screen", action="store_true", help="capture the screen instead of reading files")
+        g.add_argument("--window", action="store_true", help="capture the active window")
+        g.add_argument("--clipboard", action="store_true", help="use the image on the clipboard")
+
+    d = sub.add_parser("describe", help="describe images (or the screen) aloud")
+    sources(d)
+    common(d)
+    d.add_argument("--prompt", metavar="TEXT", help="ask this instead of the default description (chat models)")
+    d.add_argument("--alt-text", action="store_true", help="write one concise sentence of alt text")
+    d.add_argument("--language", help="answer language for chat models, e.g. German")
+    d.add_argument("--copy", action="store_true", help="copy the (last) result to the clipboard")
+    d.add_argument("--json", action="store_true", help="one JSON object per image: path, text, model, seconds")
+    d.add_argument("--max-new-tokens", type=int, metavar="N")
+    d.add_argument("--temperature", type=float, metavar="T", help="0 for greedy decoding")
+    d.add_argument("--beams", type=int, metavar="N", help="beam search width (1 streams speech)")
+    d.add_argument("--device", help="auto, cpu or cuda")
+    d.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"))
+    d.add_argument("--quantize", choices=("none", "int8"))
+    d.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the model (only if you trust it)")
+
+    r = sub.add_parser("read", help="read the text of images (or the screen) exactly, with OCR")
+    sources(r)
+    common(r, model=False)
+    r.add_argument("--copy", action="store_true", help="copy the text to the clipboard")
+    r.add_argument("--json", action="store_true", help="one JSON object per image: path, text, lines, seconds")
+
+    run = sub.add_parser("run", help="start the hotkey agent")
+    common(run)
+
+    m = sub.add_parser("models", help="download or list models")
+    msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    pull = msub.add_parser("pull", help="download a model (configs, tokenizer and safetensors weights only)")
+    pull.add_argument("model", nargs="?", help="hub id or alias (default: the configured model)")
+    pull.add_argument("--config", metavar="FILE")
+    msub.add_parser("list", help="models on this computer, with their size on disk")
+
+    c = sub.add_parser("config", help="show or check the settings file")
+    csub = c.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    csub.add_parser("path", help="print where your hotkeys.toml is read from")
+    check = csub.add_parser("check", help="check a settings file and list its hotkeys")
+    check.add_argument("file", nargs="?")
+
+    b = sub.add_parser("bench", help="time the pipeline on full-size random replicas (slow; see docs/PERFORMANCE.md)")
+    b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base")
+    b.add_argument("--json", action="store_true", help="one JSON object per line")
+    b.add_argument("--cache-dir", metavar="DIR", help="where built replicas are kept")
+    b.add_argument("--new-tokens", type=int, default=20)
+    b.add_argument("--no-baseline", action="store_true", help="skip the slow naive baseline")
+    b.add_argument("--plot", metavar="PNG", help="also write a plot of time to first word against image tokens")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
+        format="a11y-caption: %(message)s", stream=sys.stderr,
+    )
+    try:
+        handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config,
+                   "bench": _bench}[args.command]
+        return handler(args)
+    except A11yCaptionError as e:
+        if args.debug:
+            log.exception("failed")
+        print(f"a11y-caption: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("a11y-caption: stopped.", file=sys.stderr)
+        return 130
+
+
+def _settings(args):
+    from .config import load_config
+
+    config = load_config(getattr(args, "config", None))
+    speech = config.speech
+    engine = "none" if getattr(args, "no_speak", False) else (args.speech or speech.engine)
+    speech = replace(speech, engine=engine, voice=args.voice if args.voice is not None else speech.voice,
+                     rate=args.rate or speech.rate, volume=args.volume if args.volume is not None else speech.volume,
+                     transcript=args.transcript or speech.transcript)
+    model = config.model
+    if getattr(args, "model", None):
+        model = replace(model, name=args.model)
+    return replace(config, speech=speech, model=model)
+
+
+def _speaker(speech):
+    """The configured voice; if it cannot start, say why on stderr and carry on silently."""
+    from .speech import NoVoice, Speaker, make_voice
+
+    try:
+        voice = make_voice(speech.engine, speech.voice, speech.rate, speech.volume)
+    except A11yCaptionError as e:
+        print(f"a11y-caption: {e} Speaking nothing; text goes to the screen and transcript.", file=sys.stderr)
+        voice = NoVoice()
+    return Speaker(voice, speech.transcript or None)
+
+
+def _inputs(args):
+    """(label, loader) pairs: files given, or the one capture asked for."""
+    from .capture import grab_clipboard_image, grab_screen, grab_window
+    from .images import open_image
+
+    if args.screen:
+        return [("screen", lambda: grab_screen("pointer"), "screen")]
+    if args.window:
+        return [("window", grab_window, "window")]
+    if args.clipboard:
+        return [("clipboard", grab_clipboard_image, "photo")]
+    if not args.images:
+        raise A11yCaptionError("Give at least one image file, or --screen, --window or --clipboard.")
+    return [(path, lambda p=path: open_image(p), "photo") for path in args.images]
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _describe(args) -> int:
+    from .describer import Describer
+
+    config = _settings(args)
+    m = config.model
+    m = replace(
+        m, language=args.language if args.language is not None else m.language,
+        max_new_tokens=args.max_new_tokens or m.max_new_tokens,
+        temperature=args.temperature if args.temperature is not None else m.temperature,
+        num_beams=args.beams or m.num_beams, device=args.device or m.device, dtype=args.dtype or m.dtype,
+        quantize=args.quantize or m.quantize, trust_remote_code=args.trust_remote_code or m.trust_remote_code,
+    )
+    inputs = _inputs(args)
+    speaker = _speaker(config.speech)
+    describer = Describer(m)
+    failures, last = 0, None
+    try:
+        for label, load, task in inputs:
+            try:
+                image = load()
+                if args.alt_text:
+                    task = "alt_text"
+                question = args.prompt
+                start = time.perf_counter()
+                generation = describer.describe(image, "question" if question and not args.alt_text else task, question)
+                if not args.json:
+                    if len(inputs) > 1:
+                        _emit(f"{label}:\n")
+                    chunks = _tee(generation, _emit)
+                else:
+                    chunks = generation
+                text = speaker.say_stream(chunks).strip()
+                seconds = time.perf_counter() - start
+                if args.json:
+                    _emit(json.dumps({"path": label, "text": text, "model": generation.model,
+                                      "seconds": round(seconds, 3)}, ensure_ascii=False) + "\n")
+                elif not text.endswith("\n"):
+                    _emit("\n")
+                last = text
+            except A11yCaptionError as e:
+                failures += 1
+                if args.debug:
+                    log.exception("failed")
+                print(f"a11y-caption: {e}", file=sys.stderr)
+                speaker.say(str(e))
+        if args.copy and last:
+            from .clipboard import copy_text
+
+            copy_text(last)
+            print("a11y-caption: copied to the clipboard.", file=sys.stderr)
+        speaker.wait()
+    finally:
+        speaker.close()
+    return 1 if failures else 0
+
+
+def _tee(chunks, sink):
+    for chunk in chunks:
+        sink(chunk)
+        yield chunk
+
+
+def _read(args) -> int:
+    from .captioner.ocr import OcrReader
+    from .blank import blank_description
+
+    config = _settings(args)
+    inputs = _inputs(args)
+    speaker = _speaker(config.speech)
+    reader = None
+    failures, last = 0, None
+    try:
+        for label, load, task in inputs:
+            try:
+                image = load()
+                start = time.perf_counter()
+                blank = blank_description(image, "screen" if task in ("screen", "window") else "image")
+                if blank:
+                    lines = []
+                    text = blank
+                else:
+                    reader = reader or OcrReader()
+                    lines = reader.read_lines(image)
+                    text = "\n".join(lines) if lines else "No text found."
+                seconds = time.perf_counter() - start
+                if args.json:
+                    _emit(json.dumps({"path": label, "text": text, "lines": lines, "seconds": round(seconds, 3)},
+                                     ensure_ascii=False) + "\n")
+                else:
+                    _emit((f"{label}:\n" if len(inputs) > 1 else "") + text + "\n")
+                for line in text.splitlines():
+                    speaker.say(line)
+                last = text
+            except A11yCaptionError as e:
+                failures += 1
+                print(f"a11y-caption: {e}", file=sys.stderr)
+                speaker.say(str(e))
+        if args.copy and last:
+            from .clipboard import copy_text
+
+            copy_text(last)
+        speaker.wait()
+    finally:
+        speaker.close()
+    return 1 if failures else 0
+
+
+def _run(args) -> int:
+    from .agent import run_agent
+
+    return run_agent(_settings(args))
+
+
+def _models(args) -> int:
+    from .models import KNOWN_MODELS, list_local, pull
+
+    if args.models_command == "pull":
+        ref = args.model
+        if not ref:
+            from .config import load_config
+
+            ref = load_config(args.config).model.name
+        try:
+            folder = pull(ref)
+        except Exception as e:
+            if isinstance(e, A11yCaptionError):
+                raise
+            raise A11yCaptionError(f"Could not download {ref} ({type(e).__name__}); check the name and your connection.") from e
+        print(folder)
+        return 0
+    rows = list_local()
+    for repo_id, size, folder in rows:
+        print(f"{repo_id}\t{size / 1e9:.2f} GB\t{folder}")
+    if not rows:
+        print("No models downloaded yet. Text reading (OCR) works without one.", file=sys.stderr)
+    missing = [k for k in KNOWN_MODELS if k.repo_id not in {r[0] for r in rows}]
+    if missing:
+        print("Available to pull: " + ", ".join(f"{k.alias} ({k.repo_id}, {k.download})" for k in missing),
+              file=sys.stderr)
+    return 0
+
+
+def _config(args) -> int:
+    from .config import default_config_path, load_config, user_config_path
+
+    if args.config_command == "path":
+        path = user_config_path()
+        print(path)
+        if not path.exists():
+            print(f"a11y-caption: {path} does not exist; using the packaged default {default_config_path()}",
+                  file=sys.stderr)
+        return 0
+    config = load_config(args.file)
+    print(f"{config.path}: OK, model {config.model.name}, speech {config.speech.engine}")
+    for b in config.hotkeys:
+        print(f"{b.keys}\t{b.action}" + (f"\t{b.prompt}" if b.prompt else ""))
+    return 0
+
+
+def _bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Typed errors whose message is one sentence a user can hear.
+
+Lower layers raise these (``from`` the library error that caused them); only the CLI and the agent
+turn them into speech or a printed line. Anything that is not an A11yCaptionError is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "A11yCaptionError",
+    "AlreadyRunning",
+    "CaptureError",
+    "ConfigError",
+    "HotkeysUnavailable",
+    "ImageError",
+    "ModelLoadError",
+    "ModelNotFound",
+    "NoImageOnClipboard",
+    "SpeechError",
+    "UnsupportedModel",
+]
+
+
+class A11yCaptionError(Exception):
+    """Base class: ``str(error)`` is the one sentence said to the user."""
+
+
+class ModelNotFound(A11yCaptionError):
+    def __init__(self, model: str):
+        self.model = model
+        super().__init__(
+            f"The model {model} is not on this computer. "
+            f"Download it with: a11y-caption models pull {model}"
+        )
+
+
+class UnsupportedModel(A11yCaptionError):
+    pass
+
+
+class ModelLoadError(A11yCaptionError):
+    pass
+
+
+class ImageError(A11yCaptionError):
+    pass
+
+
+class NoImageOnClipboard(A11yCaptionError):
+    def __init__(self, detail: str = "There is no image on the clipboard."):
+        super().__init__(detail)
+
+
+class CaptureError(A11yCaptionError):
+    pass
+
+
+class SpeechError(A11yCaptionError):
+    pass
+
+
+class HotkeysUnavailable(A11yCaptionError):
+    pass
+
+
+class AlreadyRunning(A11yCaptionError):
+    pass
+
+
+class ConfigError(A11yCaptionError):
+    """A problem in hotkeys.toml; the message starts with ``file:line:``."""
+
+    def __init__(self, path, line: int | None, message: str):
+        self.path, self.line = path, line
+        where = f"{path}:{line}" if line else f"{path}"
+        super().__init__(f"{where}: {message}")

@@ -1,0 +1,75 @@
+"""Open and normalise images from files or memory into bounded RGB PIL images."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+__all__ = ["MAX_PIXELS", "MAX_SIDE", "normalize", "open_image"]
+
+# Larger than any real screen (an 8K monitor is 33 MP) but far below what exhausts memory.
+MAX_PIXELS = 80_000_000
+# Models see at most a few hundred thousand pixels; keep memory flat for huge inputs.
+MAX_SIDE = 4096
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Read an image file: first frame, EXIF orientation applied, RGB, at most MAX_SIDE a side.
+
+    Raises:
+        ImageError: the path is missing, not a file, or not an image Pillow can read safely.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p} does not exist.")
+    if not p.is_file():
+        raise ImageError(f"{p} is not a file.")
+    if p.stat().st_size == 0:
+        raise ImageError(f"{p} is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                _check_size(im, p.name)
+                im.seek(0)
+                im.load()
+                return normalize(im)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{p.name} is too large to open safely.") from e
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{p.name} is not an image this program can read.") from e
+    except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
+        raise ImageError(f"{p.name} is damaged and could not be read.") from e
+
+
+def _check_size(im: Image.Image, name: str) -> None:
+    w, h = im.size
+    if w < 1 or h < 1 or w * h > MAX_PIXELS:
+        raise ImageError(f"{name} is {w} by {h} pixels, too large to open safely.")
+
+
+def normalize(im: Image.Image) -> Image.Image:
+    """Any Pillow image -> an upright RGB copy no larger than MAX_SIDE on its longer side."""
+    _check_size(im, "The image")
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grey: scale to 8 bits instead of clipping everything to white.
+        lo, hi = im.getextrema()
+        scale = 255.0 / max(1, hi - lo)
+        im = im.point(lambda v: (v - lo) * scale).convert("L")
+    if im.mode == "P" and "transparency" in im.info or im.mode in ("LA", "PA", "RGBA", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, rgba)
+    im = im.convert("RGB")
+    if max(im.size) > MAX_SIDE:
+        im = im.copy()
+        im.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    return im

@@ -1,0 +1,183 @@
+"""Random-weight models built offline from configs: tiny ones for tests, full-size ones for timing.
+
+A replica is saved with ``save_pretrained`` and loads back through exactly the path a real
+checkpoint takes (config.json, safetensors, processor files, chat template). Its weights are
+random, so its text is nonsense: use it for plumbing, speed and memory, never for quality.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["REPLICAS", "build_replica"]
+
+# Enough text for a byte-level BPE to learn the usual English pieces.
+_CORPUS = [
+    "A screenshot of a window with a button labelled OK and a menu bar.",
+    "The screen shows a text editor, a terminal and an error message.",
+    "a picture of a dog sitting on a couch next to a red ball",
+    "Describe this image. Write one concise sentence of alt text.",
+    "File Edit View Help Save Cancel Settings Search Open Close",
+    "The quick brown fox jumps over the lazy dog. 0123456789 !?.,;:",
+]
+
+_QWEN_SPECIALS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|image_pad|>", "<|video_pad|>",
+]
+
+# The Qwen2-VL chat template, reduced to what a single-image conversation uses.
+_QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _bpe(vocab_size: int, specials: list[str]):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS, trainer)
+    model = json.loads(tok.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return model["vocab"], merges
+
+
+def _qwen2_vl(out: Path, full: bool, family: str) -> None:
+    from transformers import (
+        Qwen2Tokenizer,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    vocab, merges = _bpe(400, _QWEN_SPECIALS)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges)
+    tokenizer.add_special_tokens({"additional_special_tokens": _QWEN_SPECIALS[1:]})
+    tokenizer.eos_token = "<|im_end|>"
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIALS}
+
+    if full:  # Qwen2-VL-2B-Instruct's published configuration
+        text = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                    num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768)
+        vision = dict(depth=32, embed_dim=1280, hidden_size=1536, mlp_ratio=4, num_heads=16)
+        tie = True
+    else:
+        text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
+        vision = dict(depth=1, embed_dim=32, hidden_size=32, mlp_ratio=2, num_heads=4)
+        tie = False
+    rope = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24] if full else [2, 1, 1]}
+    common = dict(
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        tie_word_embeddings=tie,
+    )
+    vision_common = dict(patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
+    if family == "qwen2_5_vl":
+        from transformers import Qwen2_5_VLConfig as Config
+        from transformers import Qwen2_5_VLForConditionalGeneration as Model
+
+        vision = dict(depth=vision["depth"], hidden_size=vision["embed_dim"], out_hidden_size=text["hidden_size"],
+                      intermediate_size=vision["embed_dim"] * 2, num_heads=vision["num_heads"],
+                      fullatt_block_indexes=[0], window_size=112, **vision_common)
+    else:
+        from transformers import Qwen2VLConfig as Config
+        from transformers import Qwen2VLForConditionalGeneration as Model
+
+        vision = {**vision, **vision_common}
+    config = Config(text_config={**text, "rope_parameters": rope, **{k: common[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}},
+                    vision_config=vision, **common)
+    _save(Model, config, out)
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(), chat_template=_QWEN_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(out)
+
+
+def _blip(out: Path, full: bool) -> None:
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+    wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wp.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wp.train_from_iterator(_CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials, show_progress=False))
+    vocab = wp.get_vocab()
+    tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]", model_max_length=512)
+    ids = {t: vocab[t] for t in specials}
+    token_ids = dict(bos_token_id=ids["[DEC]"], sep_token_id=ids["[SEP]"], pad_token_id=ids["[PAD]"],
+                     eos_token_id=ids["[SEP]"])
+    if full:  # blip-image-captioning-base: ViT-B/16 at 384 px and a BERT-base decoder
+        text = dict(vocab_size=30524, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                    num_attention_heads=12, encoder_hidden_size=768)
+        vision = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                      image_size=384, patch_size=16)
+        size = 384
+    else:
+        text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, encoder_hidden_size=32, max_position_embeddings=512)
+        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      image_size=64, patch_size=16)
+        size = 64
+    config = BlipConfig(text_config={**text, **token_ids}, vision_config=vision, projection_dim=32 if not full else 512)
+    _save(BlipForConditionalGeneration, config, out)
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": size, "width": size}), tokenizer=tokenizer).save_pretrained(out)
+
+
+def _save(model_cls, config, out: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = model_cls(config).eval()
+    model.save_pretrained(out, safe_serialization=True)
+
+
+REPLICAS = {
+    "qwen2-vl-2b": ("Qwen/Qwen2-VL-2B-Instruct", lambda out, full: _qwen2_vl(out, full, "qwen2_vl")),
+    "qwen2.5-vl": ("Qwen/Qwen2.5-VL-3B-Instruct", lambda out, full: _qwen2_vl(out, full, "qwen2_5_vl")),
+    "blip-base": ("Salesforce/blip-image-captioning-base", _blip),
+}
+
+
+def build_replica(name: str, out: Path, *, full: bool) -> Path:
+    """Build replica ``name`` (a key of REPLICAS) into ``out``; tiny unless ``full``.
+
+    Returns:
+        ``out``, a folder that from_pretrained loads like a downloaded checkpoint.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    REPLICAS[name][1](out, full)
+    (out / "REPLICA.txt").write_text(
+        f"Random weights shaped like {REPLICAS[name][0]} ({'full size' if full else 'tiny'}); "
+        "built by a11y_caption.replica. Its text is meaningless.\n"
+    )
+    return out
