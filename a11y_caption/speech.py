@@ -194,7 +194,7 @@ def make_voice(engine: str, voice: str = "", rate: int = 200, volume: float = 1.
     raise SpeechError(f"Unknown speech engine {engine!r}.")
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…。！？:;])\s+|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+|\n+")
 
 
 class SentenceSplitter:

@@ -59,7 +59,14 @@ class ChatVLMCaptioner:
         budget = self.screen_pixels if request.task in ("screen", "window", "read") else self.photo_pixels
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt_for(request)}]}]
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = self.processor(text=[prompt], images=[fit_pixels(request.image, budget)], return_tensors="pt")
+        kwargs = {}
+        ip = self.processor.image_processor
+        if getattr(ip, "merge_size", None) and getattr(ip, "patch_size", None):
+            # Qwen-style dynamic resolution rounds sides to whole patches, which can overshoot the
+            # budget by a row; its own pixel limits bound it exactly.
+            kwargs["images_kwargs"] = {"size": {"shortest_edge": min(ip.size.shortest_edge or 0, budget),
+                                                "longest_edge": budget}}
+        inputs = self.processor(text=[prompt], images=[fit_pixels(request.image, budget)], return_tensors="pt", **kwargs)
         return inputs.to(self.device)
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:

@@ -1,0 +1,151 @@
+"""Speech: sentence splitting, the speaker thread, transcript, stop, and real pyttsx3/eSpeak NG audio."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import wave
+
+import pytest
+
+from a11y_caption.speech import Pyttsx3Voice, SentenceSplitter, Speaker
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (make test installs it)")
+
+
+class SlowVoice:
+    """A voice that takes ``seconds`` per utterance unless interrupted, recording what it said."""
+
+    def __init__(self, seconds: float = 0.3):
+        self.seconds, self.said, self._cut = seconds, [], threading.Event()
+
+    def say(self, text):
+        self._cut.clear()
+        self.said.append(text)
+        self._cut.wait(self.seconds)
+
+    def interrupt(self):
+        self._cut.set()
+
+    def close(self):
+        pass
+
+
+def test_splitter_releases_sentences_as_they_end():
+    s = SentenceSplitter()
+    assert s.feed("The window is a ") == []
+    assert s.feed("settings dialog. It has") == ["The window is a settings dialog."]
+    assert s.feed(" three buttons: OK, Cancel and Apply!\nVersion 2.5 is") == [
+        "It has three buttons: OK, Cancel and Apply!"]
+    assert s.flush() == "Version 2.5 is"
+    assert s.flush() is None
+
+
+def test_splitter_breaks_run_on_text():
+    s = SentenceSplitter(max_chars=40)
+    out = s.feed("word " * 20)
+    assert out and all(len(x) <= 40 for x in out)
+
+
+def test_stream_is_spoken_in_order_and_transcribed(tmp_path):
+    transcript = tmp_path / "t.txt"
+    voice = SlowVoice(0.01)
+    speaker = Speaker(voice, transcript)
+    whole = speaker.say_stream(iter(["First sentence. Sec", "ond one.\nThird"]))
+    assert speaker.wait(5)
+    speaker.close()
+    assert whole == "First sentence. Second one.\nThird"
+    assert voice.said == ["First sentence.", "Second one.", "Third"]
+    assert transcript.read_text() == "First sentence.\nSecond one.\nThird\n"
+
+
+def test_first_sentence_is_spoken_before_the_stream_ends():
+    voice = SlowVoice(0.01)
+    speaker = Speaker(voice)
+    heard_before_end = []
+
+    def chunks():
+        yield "Hello there. "
+        time.sleep(0.3)
+        heard_before_end.extend(voice.said)
+        yield "More."
+
+    speaker.say_stream(chunks())
+    speaker.wait(5)
+    speaker.close()
+    assert heard_before_end == ["Hello there."]
+
+
+def test_stop_silences_at_once_and_drops_the_queue():
+    voice = SlowVoice(5.0)
+    speaker = Speaker(voice)
+    for i in range(5):
+        speaker.say(f"Sentence {i}.")
+    time.sleep(0.1)
+    start = time.perf_counter()
+    speaker.stop()
+    assert speaker.wait(1.0)
+    assert time.perf_counter() - start < 0.5
+    assert voice.said == ["Sentence 0."]
+    speaker.say("After stop.")
+    speaker.wait(6)
+    assert voice.said[-1] == "After stop."
+    speaker.close()
+
+
+def _rms(path) -> tuple[float, float]:
+    """(seconds, root-mean-square amplitude) of a 16-bit mono WAV."""
+    import numpy as np
+
+    with wave.open(str(path)) as w:
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64)
+        return w.getnframes() / w.getframerate(), float(np.sqrt(np.mean(frames ** 2)))
+
+
+@needs_espeak
+def test_pyttsx3_through_espeak_writes_real_speech(tmp_path):
+    voice = Pyttsx3Voice(rate=180)
+    try:
+        out = tmp_path / "speech.wav"
+        voice.save("The screen shows a settings dialog with three buttons.", out)
+        seconds, rms = _rms(out)
+        assert 1.5 < seconds < 10
+        assert rms > 300, "not silence"
+        # A second utterance works after the first (one engine, one process, reused).
+        voice.save("Second.", tmp_path / "second.wav")
+        assert _rms(tmp_path / "second.wav")[1] > 300
+    finally:
+        voice.close()
+
+
+@needs_espeak
+def test_pyttsx3_interrupt_cuts_speech_and_recovers(tmp_path, monkeypatch):
+    """pyttsx3's eSpeak driver plays through a blocking `aplay`; interrupt must cut that off.
+
+    A stand-in `aplay` on PATH keeps a copy of what it was given and "plays" for 30 s, like a long
+    utterance on a real sound card (this machine has none).
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    played = tmp_path / "played.wav"
+    (bin_dir / "aplay").write_text(f'#!/bin/sh\ncp "$1" {played}\nexec sleep 30\n')
+    (bin_dir / "aplay").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    voice = Pyttsx3Voice()
+    try:
+        done = threading.Event()
+        threading.Thread(target=lambda: (voice.say("A sentence that is being played."), done.set()), daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not played.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert played.exists() and _rms(played)[1] > 300, "speech reached the audio player"
+        assert not done.is_set(), "still playing"
+        start = time.perf_counter()
+        voice.interrupt()
+        assert done.wait(2.0)
+        assert time.perf_counter() - start < 0.5
+        voice.save("Back again.", tmp_path / "after.wav")
+        assert _rms(tmp_path / "after.wav")[1] > 300
+    finally:
+        voice.close()
