@@ -223,8 +223,10 @@ class SentenceSplitter:
 class Speaker:
     """Owns a Voice on one thread. ``say`` queues and returns; ``stop`` silences everything queued."""
 
-    def __init__(self, voice: Voice | None = None, transcript: str | os.PathLike | None = None):
+    def __init__(self, voice: Voice | None = None, transcript: str | os.PathLike | None = None,
+                 echo=None):
         self.voice = voice or NoVoice()
+        self._echo = echo  # also hand each utterance to this callable (stdout when there is no voice)
         self._transcript = Path(transcript) if transcript else None
         self._queue: queue.Queue = queue.Queue(maxsize=256)
         self._epoch = 0
@@ -235,11 +237,14 @@ class Speaker:
         self._thread = threading.Thread(target=self._run, name="a11y-speech", daemon=True)
         self._thread.start()
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, *, epoch: int | None = None) -> None:
+        """Queue ``text``. With ``epoch``, it is dropped if ``stop`` was called since that epoch."""
         text = " ".join(text.split())
         if not text:
             return
         with self._lock:
+            if epoch is not None and epoch != self._epoch:
+                return
             self._idle.clear()
             try:
                 self._queue.put_nowait((self._epoch, text))
@@ -247,15 +252,19 @@ class Speaker:
                 log.warning("speech queue full; dropping an utterance")
 
     def say_stream(self, chunks: Iterable[str]) -> str:
-        """Speak streamed text sentence by sentence as it arrives; returns the whole text."""
+        """Speak streamed text sentence by sentence as it arrives; returns the whole text.
+
+        After a ``stop`` nothing more of this stream is spoken, though it is still read to the end.
+        """
         splitter, whole = SentenceSplitter(), []
+        epoch = self._epoch
         for chunk in chunks:
             whole.append(chunk)
             for sentence in splitter.feed(chunk):
-                self.say(sentence)
+                self.say(sentence, epoch=epoch)
         rest = splitter.flush()
         if rest:
-            self.say(rest)
+            self.say(rest, epoch=epoch)
         return "".join(whole)
 
     def stop(self) -> None:
@@ -291,6 +300,8 @@ class Speaker:
                 current = epoch == self._epoch
             if current:
                 self._write_transcript(text)
+                if self._echo is not None:
+                    self._echo(text)
                 try:
                     self.voice.say(text)
                 except Exception:  # a voice failing mid-run must not kill the speech thread

@@ -1,0 +1,311 @@
+"""The hotkey agent under a real virtual X server: pynput listener, xdotool presses, mss capture,
+xclip clipboard, a transcript in place of a sound card, and a tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from a11y_caption.agent import Agent, check_hotkeys_possible
+from a11y_caption.config import Binding, load_config
+from a11y_caption.describer import Describer
+from a11y_caption.errors import HotkeysUnavailable
+from a11y_caption.speech import Speaker
+from conftest import REPO, SAMPLE, Desktop
+
+pytestmark = pytest.mark.desktop
+
+MESSAGE = "Invoice 2041 is overdue. Pay by Friday."
+
+
+@pytest.fixture(scope="module")
+def wordy_qwen(tiny_models, tmp_path_factory) -> Path:
+    """The tiny Qwen2-VL with a generation_config.json that only allows word-start tokens, so its
+    stream has spaces (a random model's text has few) and speech gets sentence-sized pieces."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("wordy") / "qwen"
+    shutil.copytree(tiny_models["qwen2-vl-2b"], folder)
+    vocab = AutoTokenizer.from_pretrained(folder).get_vocab()
+    gen_path = folder / "generation_config.json"
+    gen = json.loads(gen_path.read_text())
+    gen["suppress_tokens"] = sorted(i for t, i in vocab.items() if not t.startswith("Ġ"))
+    gen_path.write_text(json.dumps(gen))
+    return folder
+
+
+def write_config(path: Path, model: Path, transcript: Path, max_new_tokens: int = 24, extra: str = "") -> Path:
+    """The packaged hotkeys (default chords) with a tiny model and a silent, transcribed voice."""
+    default_hotkeys = (REPO / "hotkeys.toml").read_text().split("[[hotkey]]", 1)[1]
+    path.write_text(
+        f'[model]\nname = "{model}"\nmax_new_tokens = {max_new_tokens}\n{extra}\n'
+        f'[speech]\nengine = "none"\ntranscript = "{transcript}"\n\n[[hotkey]]{default_hotkeys}'
+    )
+    return path
+
+
+class AgentProcess:
+    """`a11y-caption -v run` as a user starts it, on the test's X display."""
+
+    def __init__(self, desktop: Desktop, tmp_path: Path, config: Path, transcript: Path):
+        self.transcript = transcript
+        self.stderr_path = tmp_path / "agent.err"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "a11y_caption", "-v", "run", "--config", str(config)],
+            env={**os.environ, **desktop.env, "A11Y_CAPTION_RUNTIME_DIR": str(tmp_path / "run")},
+            stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "w"), stdin=subprocess.DEVNULL)
+
+    def lines(self) -> list[str]:
+        return self.transcript.read_text().splitlines() if self.transcript.exists() else []
+
+    def log(self) -> str:
+        return self.stderr_path.read_text()
+
+    def wait_line(self, predicate, after: int = 0, timeout: float = 60) -> int:
+        """Index of the first transcript line at or after ``after`` that satisfies ``predicate``."""
+        def find():
+            for i, line in enumerate(self.lines()[after:], start=after):
+                if predicate(line):
+                    return i + 1  # +1 so index 0 is truthy
+            assert self.proc.poll() is None, f"agent exited: {self.log()}"
+            return None
+        return Desktop.wait_for(find, timeout) - 1
+
+    def generations(self) -> list[str]:
+        return re.findall(r"^a11y-caption: (\w+) by .*new tokens.*$", self.log(), re.M)
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def agent_factory(desktop, tmp_path):
+    started = []
+
+    def start(model: Path, max_new_tokens: int = 24, extra: str = "") -> AgentProcess:
+        transcript = tmp_path / f"transcript{len(started)}.txt"
+        config = write_config(tmp_path / f"hotkeys{len(started)}.toml", model, transcript, max_new_tokens, extra)
+        agent = AgentProcess(desktop, tmp_path, config, transcript)
+        started.append(agent)
+        agent.wait_line(lambda line: line == "Ready.")
+        return agent
+
+    yield start
+    for agent in started:
+        if agent.proc.poll() is None:
+            agent.stop()
+
+
+def test_hotkeys_describe_read_alt_text_repeat(desktop, agent_factory, wordy_qwen, tmp_path):
+    desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])
+    desktop.wait_for(lambda: "xmessage" in desktop.run("xdotool", "getactivewindow", "getwindowname").stdout)
+    agent = agent_factory(wordy_qwen)
+    assert agent.lines()[:2] == ["a11y-caption is on. Loading the model.", "Ready."]
+
+    # describe_screen: an immediate cue, then the model's (nonsense) description.
+    desktop.key("ctrl+alt+shift+d")
+    cue = agent.wait_line(lambda line: line == "Describing the screen.")
+    agent.wait_line(lambda line: True, after=cue + 1)
+    desktop.wait_for(lambda: agent.generations() == ["describe_screen"])
+
+    # read_text: the active window's text, exactly, from a real capture of the xmessage window.
+    desktop.key("ctrl+alt+shift+r")
+    cue = agent.wait_line(lambda line: line == "Reading.", after=cue + 1)
+    said = agent.wait_line(lambda line: line == MESSAGE, after=cue + 1)
+
+    # alt_text_to_clipboard: copy a PNG with xclip, press, read the clipboard back.
+    photo = tmp_path / "photo.png"
+    Image.effect_mandelbrot((320, 240), (-2, -1.2, 1, 1.2), 60).convert("RGB").save(photo)
+    desktop.copy_png(photo)
+    desktop.key("ctrl+alt+shift+a")
+    copied = agent.wait_line(lambda line: line == "Alt text copied.", after=said + 1)
+    alt_index = agent.wait_line(lambda line: True, after=copied + 1)
+    alt_text = agent.lines()[alt_index]
+    assert " ".join(desktop.clipboard_text().split()) == alt_text
+    assert agent.generations() == ["describe_screen", "alt_text_to_clipboard"]
+
+    # repeat_last: says the alt text again without running the model.
+    desktop.key("ctrl+alt+shift+l")
+    agent.wait_line(lambda line: line == alt_text, after=alt_index + 1)
+    # copy_last: puts it on the clipboard again, after we overwrite the clipboard.
+    desktop.run("xclip", "-selection", "clipboard", "-i", input=b"something else")
+    desktop.key("ctrl+alt+shift+c")
+    agent.wait_line(lambda line: line == "Copied.", after=alt_index + 1)
+    assert " ".join(desktop.clipboard_text().split()) == alt_text
+    time.sleep(0.5)
+    assert agent.generations() == ["describe_screen", "alt_text_to_clipboard"], "no model run for repeat/copy"
+
+    # A second agent for the same user refuses to start.
+    second = subprocess.run([sys.executable, "-m", "a11y_caption", "run", "--config", str(tmp_path / "hotkeys0.toml")],
+                            env={**os.environ, **desktop.env, "A11Y_CAPTION_RUNTIME_DIR": str(tmp_path / "run")},
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert second.returncode == 1
+    assert second.stderr.strip() == "a11y-caption: a11y-caption is already running for this user."
+
+    assert agent.stop() == 0, "SIGTERM is a clean exit"
+    assert "Traceback" not in agent.log()
+
+
+def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, capsys):
+    desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])  # not a blank screen
+    agent = agent_factory(wordy_qwen, max_new_tokens=4000)
+    desktop.key("ctrl+alt+shift+d")
+    cue = agent.wait_line(lambda line: line == "Describing the screen.")
+    agent.wait_line(lambda line: True, after=cue + 1)  # the description is being spoken
+    pressed = time.monotonic()
+    desktop.key("ctrl+alt+shift+s")
+    stopped = agent.wait_line(lambda line: line == "Stopped.", after=cue + 1, timeout=10)
+    heard_stop = time.monotonic() - pressed
+    try:
+        desktop.wait_for(lambda: "(stopped)" in agent.log(), timeout=10)
+    except AssertionError:
+        raise AssertionError(agent.log() + "\n" + "\n".join(agent.lines()[-5:]))
+    generation_ended = time.monotonic() - pressed
+    tokens = int(re.search(r"describe_screen by .*: (\d+) new tokens .*\(stopped\)", agent.log()).group(1))
+    assert tokens < 4000, "generation itself ended early"
+    time.sleep(1.0)
+    assert agent.lines()[stopped:] == ["Stopped."], agent.lines()[stopped - 3:]
+    assert heard_stop < 2.0 and generation_ended < 3.0
+    with capsys.disabled():
+        print(f"\n[stop latency] key press -> 'Stopped.' in transcript {heard_stop * 1000:.0f} ms; "
+              f"-> generation ended {generation_ended * 1000:.0f} ms ({tokens} of 4000 tokens generated)")
+
+
+class CountingDescriber(Describer):
+    """The real describer with a gate on loading and a count of model runs."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.describe_calls = 0
+
+    def load(self):
+        self.gate.wait(30)
+        super().load()
+
+    def describe(self, *args, **kwargs):
+        self.describe_calls += 1
+        return super().describe(*args, **kwargs)
+
+
+class Transcript:
+    def __init__(self):
+        self.said = []
+
+    def say(self, text):
+        self.said.append(text)
+
+    def interrupt(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _in_process_agent(desktop, model: Path, **model_overrides):
+    from dataclasses import replace
+
+    config = load_config(REPO / "hotkeys.toml")
+    config = replace(config, model=replace(config.model, name=str(model), max_new_tokens=8, **model_overrides))
+    voice = Transcript()
+    speaker = Speaker(voice)
+    describer = CountingDescriber(config.model)
+    agent = Agent(config, speaker, describer=describer)
+    return agent, describer, voice, speaker
+
+
+def test_press_while_loading_is_answered_then_done(desktop, tiny_qwen):
+    agent, describer, voice, speaker = _in_process_agent(desktop, tiny_qwen)
+    agent.start()
+    try:
+        agent.press(Binding("<ctrl>+<alt>+<shift>+d", "describe_screen"))
+        Desktop.wait_for(lambda: "Describing the screen. Still loading the model; it will follow." in voice.said, 10)
+        assert describer.describe_calls == 0
+        describer.gate.set()
+        Desktop.wait_for(lambda: describer.describe_calls == 1 and agent.jobs_run == 1, 60)
+        speaker.wait(10)
+        assert voice.said.index("Ready.") > voice.said.index(
+            "Describing the screen. Still loading the model; it will follow.")
+        assert agent.last
+        # repeat_last speaks the same text without another model run.
+        agent.press(Binding("x", "repeat_last"))
+        Desktop.wait_for(lambda: voice.said[-1] == " ".join(agent.last.split()), 10)
+        assert describer.describe_calls == 1
+    finally:
+        describer.gate.set()
+        agent.close()
+        speaker.close()
+    assert agent.unexpected == []
+
+
+def test_release_model_then_next_press_reloads(desktop, tiny_qwen):
+    agent, describer, voice, speaker = _in_process_agent(desktop, tiny_qwen)
+    describer.gate.set()
+    agent.start()
+    try:
+        Desktop.wait_for(lambda: "Ready." in voice.said, 60)
+        agent.press(Binding("x", "release_model"))
+        Desktop.wait_for(lambda: "Model released." in voice.said, 10)
+        assert describer.captioner is None
+        agent.press(Binding("x", "describe_window"))
+        Desktop.wait_for(lambda: "Loading the model." in voice.said and agent.jobs_run == 2, 60)
+        assert describer.captioner is not None and describer.describe_calls == 1
+    finally:
+        agent.close()
+        speaker.close()
+    assert agent.unexpected == []
+
+
+def test_idle_unload(desktop, tiny_qwen):
+    agent, describer, voice, speaker = _in_process_agent(desktop, tiny_qwen, idle_unload_minutes=0.01)
+    describer.gate.set()
+    agent.start()
+    try:
+        Desktop.wait_for(lambda: "Ready." in voice.said, 60)
+        Desktop.wait_for(lambda: agent.state == "released" and describer.captioner is None, 10)
+    finally:
+        agent.close()
+        speaker.close()
+
+
+def test_empty_clipboard_is_one_sentence_and_agent_keeps_running(desktop, tiny_qwen):
+    agent, describer, voice, speaker = _in_process_agent(desktop, tiny_qwen)
+    describer.gate.set()
+    agent.start()
+    try:
+        Desktop.wait_for(lambda: "Ready." in voice.said, 60)
+        desktop.run("xclip", "-selection", "clipboard", "-i", input=b"just some words")
+        agent.press(Binding("x", "describe_clipboard"))
+        Desktop.wait_for(lambda: voice.said[-1:] == ["There is no image on the clipboard."], 10)
+        desktop.copy_png(SAMPLE)
+        agent.press(Binding("x", "describe_clipboard"))
+        Desktop.wait_for(lambda: describer.describe_calls == 1 and agent.jobs_run == 1, 30)
+    finally:
+        agent.close()
+        speaker.close()
+    assert agent.unexpected == []
+
+
+def test_hotkeys_impossible_is_explained(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    with pytest.raises(HotkeysUnavailable, match="cannot work under Wayland. Bind commands such as"):
+        check_hotkeys_possible()
+    norecord = Desktop(extra_args=("-extension", "RECORD"), window_manager=False)
+    try:
+        monkeypatch.setenv("DISPLAY", norecord.display)
+        with pytest.raises(HotkeysUnavailable, match="lacks the RECORD extension"):
+            check_hotkeys_possible()
+    finally:
+        norecord.close()
