@@ -96,6 +96,8 @@ class Describer:
         blank = blank_description(image, subject)
         if blank:
             return Generation(_once(blank), stop, "blank check")
+        if self.missing is not None:  # look again: the user may have pulled it meanwhile
+            self.missing = None
         self.load()
         if self.missing is not None and task == "alt_text":
             raise self.missing

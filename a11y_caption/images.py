@@ -30,7 +30,7 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     if not p.is_file():
         raise ImageError(f"{p} is not a file.")
     if p.stat().st_size == 0:
-        raise ImageError(f"{p} is empty.")
+        raise ImageError(f"{p.name} is empty.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

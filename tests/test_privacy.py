@@ -1,0 +1,113 @@
+"""Nothing leaves the machine and nothing of the screen is stored: checked with Python audit hooks
+in the real processes (every socket connect, name lookup and file opened for writing is recorded)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE, run_cli
+
+AUDIT_SITE = '''
+import os, sys
+_fd = os.open(os.environ["A11Y_AUDIT_LOG"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+def _hook(event, args):
+    try:
+        if event == "socket.connect":
+            sock, address = args[0], args[1]
+            if getattr(sock, "family", None) == 1:  # AF_UNIX: the local X server, not a network
+                return
+            os.write(_fd, f"connect\\t{address!r}\\n".encode())
+        elif event == "socket.getaddrinfo":
+            os.write(_fd, f"lookup\\t{args[0]!r}\\n".encode())
+        elif event == "open":
+            path, mode, flags = args
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+            if writing and isinstance(path, (str, bytes, os.PathLike)):
+                os.write(_fd, f"write\\t{os.fsdecode(path)}\\n".encode())
+    except Exception:
+        pass
+sys.addaudithook(_hook)
+'''
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp", ".tif", ".tiff", ".gif")
+
+
+def audited_env(tmp_path: Path) -> tuple[dict, Path]:
+    site = tmp_path / "audit_site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(AUDIT_SITE)
+    log = tmp_path / "audit.log"
+    env = {"PYTHONPATH": str(site), "A11Y_AUDIT_LOG": str(log), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return env, log
+
+
+def events(log: Path, kind: str) -> list[str]:
+    return [line.split("\t", 1)[1] for line in log.read_text().splitlines() if line.startswith(kind + "\t")]
+
+
+def cached_hub_model(tiny_qwen: Path, tmp_path: Path) -> Path:
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--acme--tiny-qwen" / "snapshots" / ("b" * 40)
+    shutil.copytree(tiny_qwen, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("b" * 40)
+    return cache
+
+
+def test_describing_with_a_cached_hub_model_makes_no_connection(tiny_qwen, tmp_path):
+    env, log = audited_env(tmp_path)
+    cache = cached_hub_model(tiny_qwen, tmp_path)
+    env.update(HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="")  # even without offline mode
+    environ = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    r = run_cli("describe", str(SAMPLE), "--model", "acme/tiny-qwen", "--no-speak", "--json",
+                "--max-new-tokens", "4", env={**environ, **env, "HF_HUB_OFFLINE": "0"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["model"] == "acme/tiny-qwen"
+    assert log.exists(), "the audit hook ran"
+    assert events(log, "connect") == [] and events(log, "lookup") == []
+    assert [p for p in events(log, "write") if p.lower().endswith(IMAGE_SUFFIXES)] == []
+    # What was on screen is not logged at the default level.
+    assert "Night light" not in r.stderr and r.stderr == ""
+
+
+@pytest.mark.desktop
+def test_agent_makes_no_connection_and_writes_no_screenshot(desktop, tiny_qwen, tmp_path):
+    from test_agent import MESSAGE, AgentProcess, write_config
+
+    env, log = audited_env(tmp_path)
+    cache = cached_hub_model(tiny_qwen, tmp_path)
+    desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])
+    transcript = tmp_path / "said.txt"
+    config = write_config(tmp_path / "hotkeys.toml", Path("acme/tiny-qwen"), transcript, 6)
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", *env, "HF_HUB_CACHE")}
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    os.environ.update(env, HF_HUB_CACHE=str(cache))
+    try:
+        agent = AgentProcess(desktop, tmp_path, config, transcript)
+        agent.wait_line(lambda line: line == "Ready.")
+        desktop.key("ctrl+alt+shift+d")
+        desktop.wait_for(lambda: agent.generations() == ["describe_screen"], 60)
+        desktop.key("ctrl+alt+shift+r")
+        agent.wait_line(lambda line: line == MESSAGE)
+        assert agent.stop() == 0
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert events(log, "connect") == [] and events(log, "lookup") == []
+    written = events(log, "write")
+    assert [p for p in written if p.lower().endswith(IMAGE_SUFFIXES)] == []
+    assert not any(Path(p).is_relative_to(tmp_path / "tmp") for p in written), "no temporary files"
+    # -v logs counts and timings, never the words that were on screen.
+    assert "Invoice" not in agent.log() and "Friday" not in agent.log()
+    assert "describe_screen by acme/tiny-qwen:" in agent.log()
