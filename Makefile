@@ -5,7 +5,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.14.1 torchvision==0.29.1
-SYSTEM_PACKAGES := xvfb xdotool xclip x11-utils espeak-ng sox openbox fonts-dejavu-core
+SYSTEM_PACKAGES := xvfb xdotool xclip x11-utils espeak-ng sox openbox fonts-dejavu-core fonts-urw-base35
+FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/opentype/urw-base35/NimbusSans-Regular.otf
 
 .PHONY: demo test setup system-packages bench clean
 
@@ -28,7 +29,7 @@ demo: setup
 # Desktop tools for the end-to-end tests (virtual X server, key presses, clipboard, speech).
 system-packages:
 	@if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null || ! command -v xclip >/dev/null \
-	    || ! command -v espeak-ng >/dev/null || ! command -v openbox >/dev/null; then \
+	    || ! command -v espeak-ng >/dev/null || ! command -v openbox >/dev/null || ! ls $(FONTS) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi

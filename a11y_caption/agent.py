@@ -99,6 +99,7 @@ class Agent:
                 self._current.stop.set()
         self.speaker.stop()
         self.speaker.say("Stopped.")
+        self._last_cue = ("Stopped.", time.monotonic())
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:

@@ -83,9 +83,24 @@ class Desktop:
             self.display = ":" + f.readline().strip()
         self.env = {"DISPLAY": self.display}
         if window_manager:
-            self.spawn(["openbox"])
-            self.wait_for(lambda: self.run("xprop", "-root", "_NET_SUPPORTING_WM_CHECK").returncode == 0
-                          and "window id" in self.run("xprop", "-root", "_NET_SUPPORTING_WM_CHECK").stdout)
+            try:
+                self._start_window_manager()
+            except BaseException:
+                self.close()
+                raise
+
+    def _start_window_manager(self) -> None:
+        """openbox, restarted if it exits at once (it sometimes does on a brand-new server)."""
+        wm = [self.spawn(["openbox"])]
+
+        def ready() -> bool:
+            if wm[0].poll() is not None:
+                self.procs.remove(wm[0])
+                wm[0] = self.spawn(["openbox"])
+                return False
+            return "window id" in self.run("xprop", "-root", "_NET_SUPPORTING_WM_CHECK").stdout
+
+        self.wait_for(ready, interval=0.1)
 
     def spawn(self, args: list[str]) -> subprocess.Popen:
         p = subprocess.Popen(args, env={**os.environ, **self.env}, stdout=subprocess.DEVNULL,
@@ -124,11 +139,14 @@ class Desktop:
         raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
 
     def close(self) -> None:
-        for p in reversed(self.procs):
-            p.kill()
-            p.wait()
-        self.xvfb.kill()
-        self.xvfb.wait()
+        # SIGTERM, so that Xvfb removes its lock file and socket before the next one starts.
+        for p in [*reversed(self.procs), self.xvfb]:
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 @pytest.fixture
