@@ -85,13 +85,6 @@ def _parser() -> argparse.ArgumentParser:
     check = csub.add_parser("check", help="check a settings file and list its hotkeys")
     check.add_argument("file", nargs="?")
 
-    b = sub.add_parser("bench", help="time the pipeline on full-size random replicas (slow; see docs/PERFORMANCE.md)")
-    b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base")
-    b.add_argument("--json", action="store_true", help="one JSON object per line")
-    b.add_argument("--cache-dir", metavar="DIR", help="where built replicas are kept")
-    b.add_argument("--new-tokens", type=int, default=20)
-    b.add_argument("--no-baseline", action="store_true", help="skip the slow naive baseline")
-    b.add_argument("--plot", metavar="PNG", help="also write a plot of time to first word against image tokens")
     return p
 
 
@@ -102,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         format="a11y-caption: %(message)s", stream=sys.stderr,
     )
     try:
-        handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config,
-                   "bench": _bench}[args.command]
+        handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config}[args.command]
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
@@ -320,12 +312,6 @@ def _config(args) -> int:
     for b in config.hotkeys:
         print(f"{b.keys}\t{b.action}" + (f"\t{b.prompt}" if b.prompt else ""))
     return 0
-
-
-def _bench(args) -> int:
-    from .bench import run_bench
-
-    return run_bench(args)
 
 
 if __name__ == "__main__":

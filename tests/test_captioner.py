@@ -175,3 +175,14 @@ def test_time_to_stop_is_short(wordy, screen):
     for _ in chunks:
         pass
     assert time.perf_counter() - start < 2.0
+
+
+def test_int8_quantization_replaces_linear_layers_and_still_generates(tiny_qwen, screen):
+    from torch import nn
+
+    quantized = load_captioner(str(tiny_qwen), quantize="int8")
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    assert any(isinstance(m, DynamicLinear) for m in quantized.model.modules())
+    assert not any(type(m) is nn.Linear for m in quantized.model.model.modules()), "every body Linear is int8"
+    assert quantized.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=4)).collect().new_tokens == 4
