@@ -3,6 +3,7 @@ xclip clipboard, a transcript in place of a sound card, and a tiny model."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -213,7 +214,12 @@ class Transcript:
         pass
 
 
-def _in_process_agent(desktop, model: Path, **model_overrides):
+@contextlib.contextmanager
+def in_process_agent(model: Path, *, loaded: bool = True, **model_overrides):
+    """A started Agent on the test's display, with a transcript voice; ``loaded`` waits for Ready.
+
+    Yields (agent, describer, voice); on exit the agent is closed and must have hit no bug.
+    """
     from dataclasses import replace
 
     config = load_config(REPO / "hotkeys.toml")
@@ -222,19 +228,28 @@ def _in_process_agent(desktop, model: Path, **model_overrides):
     speaker = Speaker(voice)
     describer = CountingDescriber(config.model)
     agent = Agent(config, speaker, describer=describer)
-    return agent, describer, voice, speaker
+    if loaded:
+        describer.gate.set()
+    agent.start()
+    try:
+        if loaded:
+            Desktop.wait_for(lambda: "Ready." in voice.said, 60)
+        yield agent, describer, voice
+    finally:
+        describer.gate.set()
+        agent.close()
+        speaker.close()
+    assert agent.unexpected == []
 
 
 def test_press_while_loading_is_answered_then_done(desktop, tiny_qwen):
-    agent, describer, voice, speaker = _in_process_agent(desktop, tiny_qwen)
-    agent.start()
-    try:
+    with in_process_agent(tiny_qwen, loaded=False) as (agent, describer, voice):
         agent.press(Binding("<ctrl>+<alt>+<shift>+d", "describe_screen"))
         Desktop.wait_for(lambda: "Describing the screen. Still loading the model; it will follow." in voice.said, 10)
         assert describer.describe_calls == 0
         describer.gate.set()
         Desktop.wait_for(lambda: describer.describe_calls == 1 and agent.jobs_run == 1, 60)
-        speaker.wait(10)
+        agent.speaker.wait(10)
         assert voice.said.index("Ready.") > voice.said.index(
             "Describing the screen. Still loading the model; it will follow.")
         assert agent.last
@@ -242,59 +257,31 @@ def test_press_while_loading_is_answered_then_done(desktop, tiny_qwen):
         agent.press(Binding("x", "repeat_last"))
         Desktop.wait_for(lambda: voice.said[-1] == " ".join(agent.last.split()), 10)
         assert describer.describe_calls == 1
-    finally:
-        describer.gate.set()
-        agent.close()
-        speaker.close()
-    assert agent.unexpected == []
 
 
 def test_release_model_then_next_press_reloads(desktop, tiny_qwen):
-    agent, describer, voice, speaker = _in_process_agent(desktop, tiny_qwen)
-    describer.gate.set()
-    agent.start()
-    try:
-        Desktop.wait_for(lambda: "Ready." in voice.said, 60)
+    with in_process_agent(tiny_qwen) as (agent, describer, voice):
         agent.press(Binding("x", "release_model"))
         Desktop.wait_for(lambda: "Model released." in voice.said, 10)
         assert describer.captioner is None
         agent.press(Binding("x", "describe_window"))
         Desktop.wait_for(lambda: "Loading the model." in voice.said and agent.jobs_run == 2, 60)
         assert describer.captioner is not None and describer.describe_calls == 1
-    finally:
-        agent.close()
-        speaker.close()
-    assert agent.unexpected == []
 
 
 def test_idle_unload(desktop, tiny_qwen):
-    agent, describer, voice, speaker = _in_process_agent(desktop, tiny_qwen, idle_unload_minutes=0.01)
-    describer.gate.set()
-    agent.start()
-    try:
-        Desktop.wait_for(lambda: "Ready." in voice.said, 60)
+    with in_process_agent(tiny_qwen, idle_unload_minutes=0.01) as (agent, describer, voice):
         Desktop.wait_for(lambda: agent.state == "released" and describer.captioner is None, 10)
-    finally:
-        agent.close()
-        speaker.close()
 
 
 def test_empty_clipboard_is_one_sentence_and_agent_keeps_running(desktop, tiny_qwen):
-    agent, describer, voice, speaker = _in_process_agent(desktop, tiny_qwen)
-    describer.gate.set()
-    agent.start()
-    try:
-        Desktop.wait_for(lambda: "Ready." in voice.said, 60)
+    with in_process_agent(tiny_qwen) as (agent, describer, voice):
         desktop.run("xclip", "-selection", "clipboard", "-i", input=b"just some words")
         agent.press(Binding("x", "describe_clipboard"))
         Desktop.wait_for(lambda: voice.said[-1:] == ["There is no image on the clipboard."], 10)
         desktop.copy_png(SAMPLE)
         agent.press(Binding("x", "describe_clipboard"))
         Desktop.wait_for(lambda: describer.describe_calls == 1 and agent.jobs_run == 1, 30)
-    finally:
-        agent.close()
-        speaker.close()
-    assert agent.unexpected == []
 
 
 def test_hotkeys_impossible_is_explained(monkeypatch):
