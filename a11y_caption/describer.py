@@ -41,16 +41,18 @@ class Describer:
         return self.captioner is not None or self.missing is not None
 
     def load(self) -> None:
-        """Load the captioning model. A missing model is remembered (OCR fallback), not raised.
+        """Load the captioning model. A missing model is remembered (OCR fallback), not raised,
+        and looked for again on the next call: the user may have pulled it meanwhile.
 
         Raises:
             ModelLoadError, UnsupportedModel: the model is there but cannot be used.
         """
-        if self.loaded:
+        if self.captioner is not None:
             return
         from .captioner.factory import load_captioner
 
         c = self.config
+        self.missing = None
         try:
             self.captioner = load_captioner(
                 c.name, device=c.device, dtype=c.dtype, quantize=c.quantize, trust_remote_code=c.trust_remote_code,
@@ -96,8 +98,6 @@ class Describer:
         blank = blank_description(image, subject)
         if blank:
             return Generation(_once(blank), stop, "blank check")
-        if self.missing is not None:  # look again: the user may have pulled it meanwhile
-            self.missing = None
         self.load()
         if self.missing is not None and task == "alt_text":
             raise self.missing
