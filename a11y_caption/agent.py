@@ -259,9 +259,7 @@ class Agent:
             self.speaker.say("Model released.")
             return
         if job.action == "read_text":
-            from .blank import blank_description
-
-            text = blank_description(job.image, "screen") or "\n".join(self.describer.read_text(job.image)) or "No text found."
+            text, _ = self.describer.read(job.image, "screen")
             if not job.stop.is_set():
                 for line in text.splitlines():
                     self.speaker.say(line)
@@ -358,17 +356,11 @@ def run_agent(config: Config) -> int:
     """Run until Ctrl+C or SIGTERM. Returns the exit status."""
     from pynput import keyboard
 
-    from .speech import NoVoice, Speaker, make_voice
+    from .speech import open_speaker
 
     check_hotkeys_possible()
     with single_instance():
-        try:
-            voice = make_voice(config.speech.engine, config.speech.voice, config.speech.rate, config.speech.volume)
-            echo = None
-        except A11yCaptionError as e:
-            print(f"a11y-caption: {e} Writing what would be said to standard output instead.", file=sys.stderr)
-            voice, echo = NoVoice(), lambda text: print(text, flush=True)
-        speaker = Speaker(voice, config.speech.transcript or None, echo=echo)
+        speaker = open_speaker(config.speech, echo_when_silent=True)
         agent = Agent(config, speaker)
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -122,18 +122,6 @@ def _settings(args):
     return replace(config, speech=speech, model=model)
 
 
-def _speaker(speech):
-    """The configured voice; if it cannot start, say why on stderr and carry on silently."""
-    from .speech import NoVoice, Speaker, make_voice
-
-    try:
-        voice = make_voice(speech.engine, speech.voice, speech.rate, speech.volume)
-    except A11yCaptionError as e:
-        print(f"a11y-caption: {e} Speaking nothing; text goes to the screen and transcript.", file=sys.stderr)
-        voice = NoVoice()
-    return Speaker(voice, speech.transcript or None)
-
-
 def _inputs(args):
     """(label, loader) pairs: files given, or the one capture asked for."""
     from .capture import grab_clipboard_image, grab_screen, grab_window
@@ -155,45 +143,17 @@ def _emit(text: str) -> None:
     sys.stdout.flush()
 
 
-def _describe(args) -> int:
-    from .describer import Describer
+def _each_image(args, inputs, speaker, handle) -> int:
+    """``handle(label, image, task)`` -> text, for each input in turn.
 
-    config = _settings(args)
-    m = config.model
-    m = replace(
-        m, language=args.language if args.language is not None else m.language,
-        max_new_tokens=args.max_new_tokens or m.max_new_tokens,
-        temperature=args.temperature if args.temperature is not None else m.temperature,
-        num_beams=args.beams or m.num_beams, device=args.device or m.device, dtype=args.dtype or m.dtype,
-        quantize=args.quantize or m.quantize, trust_remote_code=args.trust_remote_code or m.trust_remote_code,
-    )
-    inputs = _inputs(args)
-    speaker = _speaker(config.speech)
-    describer = Describer(m)
+    A failing input is one line on stderr and one spoken sentence; the others still run. With
+    --copy the last text goes to the clipboard. Returns the exit status.
+    """
     failures, last = 0, None
     try:
         for label, load, task in inputs:
             try:
-                image = load()
-                if args.alt_text:
-                    task = "alt_text"
-                question = args.prompt
-                start = time.perf_counter()
-                generation = describer.describe(image, "question" if question and not args.alt_text else task, question)
-                if not args.json:
-                    if len(inputs) > 1:
-                        _emit(f"{label}:\n")
-                    chunks = _tee(generation, _emit)
-                else:
-                    chunks = generation
-                text = speaker.say_stream(chunks).strip()
-                seconds = time.perf_counter() - start
-                if args.json:
-                    _emit(json.dumps({"path": label, "text": text, "model": generation.model,
-                                      "seconds": round(seconds, 3)}, ensure_ascii=False) + "\n")
-                elif not text.endswith("\n"):
-                    _emit("\n")
-                last = text
+                last = handle(label, load(), task)
             except A11yCaptionError as e:
                 failures += 1
                 if args.debug:
@@ -211,6 +171,44 @@ def _describe(args) -> int:
     return 1 if failures else 0
 
 
+def _describe(args) -> int:
+    from .describer import Describer
+    from .speech import open_speaker
+
+    config = _settings(args)
+    m = config.model
+    m = replace(
+        m, language=args.language if args.language is not None else m.language,
+        max_new_tokens=args.max_new_tokens or m.max_new_tokens,
+        temperature=args.temperature if args.temperature is not None else m.temperature,
+        num_beams=args.beams or m.num_beams, device=args.device or m.device, dtype=args.dtype or m.dtype,
+        quantize=args.quantize or m.quantize, trust_remote_code=args.trust_remote_code or m.trust_remote_code,
+    )
+    inputs = _inputs(args)
+    speaker = open_speaker(config.speech)
+    describer = Describer(m)
+
+    def describe(label, image, task) -> str:
+        if args.alt_text:
+            task = "alt_text"
+        elif args.prompt:
+            task = "question"
+        start = time.perf_counter()
+        generation = describer.describe(image, task, args.prompt)
+        if args.json:
+            text = speaker.say_stream(generation).strip()
+            _emit(json.dumps({"path": label, "text": text, "model": generation.model,
+                              "seconds": round(time.perf_counter() - start, 3)}, ensure_ascii=False) + "\n")
+        else:
+            if len(inputs) > 1:
+                _emit(f"{label}:\n")
+            text = speaker.say_stream(_tee(generation, _emit)).strip()
+            _emit("\n")
+        return text
+
+    return _each_image(args, inputs, speaker, describe)
+
+
 def _tee(chunks, sink):
     for chunk in chunks:
         sink(chunk)
@@ -218,48 +216,27 @@ def _tee(chunks, sink):
 
 
 def _read(args) -> int:
-    from .captioner.ocr import OcrReader
-    from .blank import blank_description
+    from .describer import Describer
+    from .speech import open_speaker
 
     config = _settings(args)
     inputs = _inputs(args)
-    speaker = _speaker(config.speech)
-    reader = None
-    failures, last = 0, None
-    try:
-        for label, load, task in inputs:
-            try:
-                image = load()
-                start = time.perf_counter()
-                blank = blank_description(image, "screen" if task in ("screen", "window") else "image")
-                if blank:
-                    lines = []
-                    text = blank
-                else:
-                    reader = reader or OcrReader()
-                    lines = reader.read_lines(image)
-                    text = "\n".join(lines) if lines else "No text found."
-                seconds = time.perf_counter() - start
-                if args.json:
-                    _emit(json.dumps({"path": label, "text": text, "lines": lines, "seconds": round(seconds, 3)},
-                                     ensure_ascii=False) + "\n")
-                else:
-                    _emit((f"{label}:\n" if len(inputs) > 1 else "") + text + "\n")
-                for line in text.splitlines():
-                    speaker.say(line)
-                last = text
-            except A11yCaptionError as e:
-                failures += 1
-                print(f"a11y-caption: {e}", file=sys.stderr)
-                speaker.say(str(e))
-        if args.copy and last:
-            from .clipboard import copy_text
+    speaker = open_speaker(config.speech)
+    describer = Describer(config.model)  # only its OCR reader is used: no model is loaded
 
-            copy_text(last)
-        speaker.wait()
-    finally:
-        speaker.close()
-    return 1 if failures else 0
+    def read(label, image, task) -> str:
+        start = time.perf_counter()
+        text, lines = describer.read(image, "screen" if task in ("screen", "window") else "image")
+        if args.json:
+            _emit(json.dumps({"path": label, "text": text, "lines": lines,
+                              "seconds": round(time.perf_counter() - start, 3)}, ensure_ascii=False) + "\n")
+        else:
+            _emit((f"{label}:\n" if len(inputs) > 1 else "") + text + "\n")
+        for line in text.splitlines():
+            speaker.say(line)
+        return text
+
+    return _each_image(args, inputs, speaker, read)
 
 
 def _run(args) -> int:

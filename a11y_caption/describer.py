@@ -86,6 +86,15 @@ class Describer:
         """The text lines of ``image``, in reading order (OCR only; no captioning model needed)."""
         return self.ocr.read_lines(image)
 
+    def read(self, image: Image.Image, subject: str = "image") -> tuple[str, list[str]]:
+        """What reading ``image`` aloud says, and the lines found: a blank image is said to be blank
+        (no lines, no OCR run), an image without text says so."""
+        blank = blank_description(image, subject)
+        if blank:
+            return blank, []
+        lines = self.read_text(image)
+        return ("\n".join(lines) if lines else "No text found."), lines
+
     def describe(self, image: Image.Image, task: Task = "photo", question: str | None = None,
                  stop: threading.Event | None = None) -> Generation:
         """Start describing ``image``; iterate the result for text as it is produced.

@@ -22,7 +22,9 @@ from typing import Protocol
 
 from .errors import SpeechError
 
-__all__ = ["EspeakVoice", "NoVoice", "Pyttsx3Voice", "SentenceSplitter", "Speaker", "Voice", "make_voice"]
+__all__ = [
+    "EspeakVoice", "NoVoice", "Pyttsx3Voice", "SentenceSplitter", "Speaker", "Voice", "make_voice", "open_speaker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +194,22 @@ def make_voice(engine: str, voice: str = "", rate: int = 200, volume: float = 1.
     if engine == "pyttsx3":
         return Pyttsx3Voice(voice, rate, volume)
     raise SpeechError(f"Unknown speech engine {engine!r}.")
+
+
+def open_speaker(config, *, echo_when_silent: bool = False) -> "Speaker":
+    """A Speaker for the [speech] settings ``config``. If its voice cannot start, say why on stderr
+    and carry on without one; with ``echo_when_silent`` each utterance then goes to stdout instead.
+    """
+    try:
+        voice, echo = make_voice(config.engine, config.voice, config.rate, config.volume), None
+    except SpeechError as e:
+        if echo_when_silent:
+            where, echo = "writing what would be said to standard output", (lambda text: print(text, flush=True))
+        else:
+            where, echo = "text goes to the screen and transcript", None
+        print(f"a11y-caption: {e} Speaking nothing; {where}.", file=sys.stderr)
+        voice = NoVoice()
+    return Speaker(voice, config.transcript or None, echo=echo)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+|\n+")
