@@ -74,7 +74,6 @@ class Agent:
         self._slot: queue.Queue = queue.Queue(maxsize=1)
         self._slot_lock = threading.Lock()
         self._current: Job | None = None
-        self._closing = threading.Event()
         self._last_cue = ("", 0.0)
         self._threads = [
             threading.Thread(target=self._dispatch_loop, name="a11y-dispatch", daemon=True),
@@ -95,8 +94,7 @@ class Agent:
         """Silence speech and cancel generation, at once."""
         with self._slot_lock:
             self._drain(self._slot)
-            if self._current is not None:
-                self._current.stop.set()
+        self._cancel_current()
         self.speaker.stop()
         self.speaker.say("Stopped.")
         self._last_cue = ("Stopped.", time.monotonic())
@@ -109,10 +107,7 @@ class Agent:
             t.start()
 
     def close(self) -> None:
-        self._closing.set()
-        with self._slot_lock:
-            if self._current is not None:
-                self._current.stop.set()
+        self._cancel_current()
         self._intake.put(None)
         self._put_job(None)
         for t in self._threads:
@@ -164,7 +159,7 @@ class Agent:
         if action in MODEL_ACTIONS and self.state in ("starting", "loading"):
             cue += " Still loading the model; it will follow."
         self._say_now(cue)
-        if action in ("describe_screen",):
+        if action == "describe_screen":
             image = self.capture.grab_screen(self.config.capture.screen)
         elif action in ("describe_window", "read_text"):
             image = self.capture.grab_window()
