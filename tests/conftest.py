@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import tempfile
+
+import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test may touch the network
 # huggingface_hub reads HF_HOME once, at import: isolate this whole process from the user's cache.
@@ -45,6 +45,24 @@ def tiny_qwen(tiny_models) -> Path:
 @pytest.fixture(scope="session")
 def tiny_blip(tiny_models) -> Path:
     return tiny_models["blip-base"]
+
+
+def add_to_hub_cache(model_dir: Path, cache: Path, repo_id: str) -> Path:
+    """Lay ``model_dir`` out in a Hugging Face cache as `models pull` leaves a download; returns cache."""
+    import shutil
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(model_dir, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    return cache
+
+
+def non_word_start_tokens(vocab: dict[str, int]) -> list[int]:
+    """Ids of tokens that do not start a word (no leading "Ġ" space). Suppressing them makes a tiny
+    random model write words, so a streamer (which releases text a word at a time) has many chunks."""
+    return sorted(i for token, i in vocab.items() if not token.startswith("Ġ"))
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 240, **kwargs) -> subprocess.CompletedProcess:

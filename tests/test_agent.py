@@ -22,7 +22,7 @@ from a11y_caption.config import Binding, load_config
 from a11y_caption.describer import Describer
 from a11y_caption.errors import HotkeysUnavailable
 from a11y_caption.speech import Speaker
-from conftest import REPO, SAMPLE, Desktop
+from conftest import REPO, SAMPLE, Desktop, non_word_start_tokens
 
 pytestmark = pytest.mark.desktop
 
@@ -40,7 +40,7 @@ def wordy_qwen(tiny_models, tmp_path_factory) -> Path:
     vocab = AutoTokenizer.from_pretrained(folder).get_vocab()
     gen_path = folder / "generation_config.json"
     gen = json.loads(gen_path.read_text())
-    gen["suppress_tokens"] = sorted(i for t, i in vocab.items() if not t.startswith("Ġ"))
+    gen["suppress_tokens"] = non_word_start_tokens(vocab)
     gen_path.write_text(json.dumps(gen))
     return folder
 

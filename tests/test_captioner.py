@@ -15,7 +15,7 @@ from a11y_caption.captioner import GenerationOptions, Request, load_captioner
 from a11y_caption.captioner.factory import backend_for
 from a11y_caption.errors import ModelLoadError, ModelNotFound, UnsupportedModel
 from a11y_caption.prompts import prompt_for
-from conftest import SAMPLE
+from conftest import SAMPLE, add_to_hub_cache, non_word_start_tokens
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def wordy(tiny_qwen):
     """
     captioner = load_captioner(str(tiny_qwen))
     vocab = captioner.processor.tokenizer.get_vocab()
-    captioner.model.generation_config.suppress_tokens = [i for t, i in vocab.items() if not t.startswith("Ġ")]
+    captioner.model.generation_config.suppress_tokens = non_word_start_tokens(vocab)
     return captioner
 
 
@@ -147,12 +147,7 @@ def test_hub_id_resolves_from_the_local_cache(tiny_blip):
     """A hub id is found in the Hugging Face cache exactly as `models pull` leaves it."""
     from huggingface_hub import constants
 
-    cache = Path(constants.HF_HUB_CACHE)
-    snapshot = cache / "models--acme--tiny-blip" / "snapshots" / ("a" * 40)
-    shutil.copytree(tiny_blip, snapshot)
-    refs = snapshot.parents[1] / "refs"
-    refs.mkdir()
-    (refs / "main").write_text("a" * 40)
+    cache = add_to_hub_cache(tiny_blip, Path(constants.HF_HUB_CACHE), "acme/tiny-blip")
     captioner = load_captioner("acme/tiny-blip")
     assert captioner.name == "acme/tiny-blip"
     assert captioner.generate(Request(Image.new("RGB", (64, 64), "red")), GenerationOptions(max_new_tokens=3)).collect().text

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, run_cli
+from conftest import SAMPLE, add_to_hub_cache, run_cli
 
 AUDIT_SITE = '''
 import os, sys
@@ -53,18 +51,9 @@ def events(log: Path, kind: str) -> list[str]:
     return [line.split("\t", 1)[1] for line in log.read_text().splitlines() if line.startswith(kind + "\t")]
 
 
-def cached_hub_model(tiny_qwen: Path, tmp_path: Path) -> Path:
-    cache = tmp_path / "hub"
-    snapshot = cache / "models--acme--tiny-qwen" / "snapshots" / ("b" * 40)
-    shutil.copytree(tiny_qwen, snapshot)
-    (snapshot.parents[1] / "refs").mkdir()
-    (snapshot.parents[1] / "refs" / "main").write_text("b" * 40)
-    return cache
-
-
 def test_describing_with_a_cached_hub_model_makes_no_connection(tiny_qwen, tmp_path):
     env, log = audited_env(tmp_path)
-    cache = cached_hub_model(tiny_qwen, tmp_path)
+    cache = add_to_hub_cache(tiny_qwen, tmp_path / "hub", "acme/tiny-qwen")
     env.update(HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="")  # even without offline mode
     environ = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     r = run_cli("describe", str(SAMPLE), "--model", "acme/tiny-qwen", "--no-speak", "--json",
@@ -83,7 +72,7 @@ def test_agent_makes_no_connection_and_writes_no_screenshot(desktop, tiny_qwen, 
     from test_agent import MESSAGE, AgentProcess, write_config
 
     env, log = audited_env(tmp_path)
-    cache = cached_hub_model(tiny_qwen, tmp_path)
+    cache = add_to_hub_cache(tiny_qwen, tmp_path / "hub", "acme/tiny-qwen")
     desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])
     transcript = tmp_path / "said.txt"
     config = write_config(tmp_path / "hotkeys.toml", Path("acme/tiny-qwen"), transcript, 6)
