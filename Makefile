@@ -8,7 +8,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 SYSTEM_PACKAGES := xvfb xdotool xclip x11-utils espeak-ng sox openbox fonts-dejavu-core fonts-urw-base35
 FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/opentype/urw-base35/NimbusSans-Regular.otf
 
-.PHONY: demo test setup system-packages clean
+.PHONY: demo test setup system-packages bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet $(TORCH)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,bench]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -36,6 +36,11 @@ system-packages:
 
 test: setup system-packages
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# Speed and memory on full-size random replicas (built once, ~6 GB in the cache): writes
+# docs/PERFORMANCE.md and its plot. Takes about 10 minutes on 2 cores.
+bench: setup
+	$(BIN)/a11y-caption bench --plot docs/time_to_first_word.png --report docs/PERFORMANCE.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -84,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     check = csub.add_parser("check", help="check a settings file and list its hotkeys")
     check.add_argument("file", nargs="?")
 
+    b = sub.add_parser("bench", help="time to first spoken word and memory on full-size models (slow; minutes)")
+    b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base")
+    b.add_argument("--json", action="store_true", help="one JSON object per line")
+    b.add_argument("--cache-dir", metavar="DIR", help="where full-size random replicas are built and kept")
+    b.add_argument("--new-tokens", type=int, default=20, metavar="N", help="tokens generated per run (default 20)")
+    b.add_argument("--image-tokens", default="64,128,256,512", metavar="LIST",
+                   help="image-token budgets to time for chat models (default 64,128,256,512)")
+    b.add_argument("--precisions", default="int8,bf16,fp32", metavar="LIST", help="default int8,bf16,fp32")
+    b.add_argument("--no-baseline", action="store_true", help="skip the slow naive baseline")
+    b.add_argument("--plot", metavar="PNG", help="also plot time to first word against image tokens (needs matplotlib)")
+    b.add_argument("--report", metavar="MD", help="also write the results as Markdown (docs/PERFORMANCE.md)")
     return p
 
 
@@ -94,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         format="a11y-caption: %(message)s", stream=sys.stderr,
     )
     try:
-        handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config}[args.command]
+        handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config,
+                   "bench": _bench}[args.command]
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
@@ -288,6 +300,12 @@ def _config(args) -> int:
     for b in config.hotkeys:
         print(f"{b.keys}\t{b.action}" + (f"\t{b.prompt}" if b.prompt else ""))
     return 0
+
+
+def _bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
 
 
 if __name__ == "__main__":

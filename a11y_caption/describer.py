@@ -126,7 +126,7 @@ class Describer:
                 inner = self.captioner.generate(Request(image, task, question, self.config.language or None),
                                                 self.options, stop)
                 yield from inner
-                outer.new_tokens = inner.new_tokens
+                outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
                 if self._add_ocr(task) and not stop.is_set():
                     lines = self.read_text(image)
                     if lines:

@@ -107,7 +107,7 @@ def _qwen2_vl(out: Path, full: bool, family: str) -> None:
         vision = {**vision, **vision_common}
     config = Config(text_config={**text, "rope_parameters": rope, **{k: common[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}},
                     vision_config=vision, **common)
-    _save(Model, config, out)
+    _save(Model, config, out, "bfloat16" if full else "float32")  # the real checkpoint is bf16
     processor = Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(), chat_template=_QWEN_CHAT_TEMPLATE,
@@ -148,15 +148,21 @@ def _blip(out: Path, full: bool) -> None:
                       image_size=64, patch_size=16)
         size = 64
     config = BlipConfig(text_config={**text, **token_ids}, vision_config=vision, projection_dim=32 if not full else 512)
-    _save(BlipForConditionalGeneration, config, out)
+    _save(BlipForConditionalGeneration, config, out, "float32")  # as Salesforce ships it
     BlipProcessor(image_processor=BlipImageProcessor(size={"height": size, "width": size}), tokenizer=tokenizer).save_pretrained(out)
 
 
-def _save(model_cls, config, out: Path) -> None:
+def _save(model_cls, config, out: Path, dtype: str) -> None:
     import torch
 
     torch.manual_seed(0)
-    model = model_cls(config).eval()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))  # build in the shipped dtype: no fp32 detour
+    try:
+        config.dtype = dtype
+        model = model_cls(config).eval()
+    finally:
+        torch.set_default_dtype(previous)
     model.save_pretrained(out, safe_serialization=True)
 
 

@@ -42,6 +42,15 @@ def test_splitter_releases_sentences_as_they_end():
     assert s.flush() is None
 
 
+def test_first_words_are_released_before_the_first_full_stop():
+    s = SentenceSplitter(first_words=4)
+    assert s.feed("The screen shows a") == []  # "a" may still be growing ("about"...)
+    assert s.feed("n editor with") == ["The screen shows an editor"], "every complete word so far"
+    assert s.feed(" two files. Then more") == ["with two files."]
+    assert s.feed(" words follow here and") == [], "only the first piece is released early"
+    assert s.flush() == "Then more words follow here and"
+
+
 def test_splitter_breaks_run_on_text():
     s = SentenceSplitter(max_chars=40)
     out = s.feed("word " * 20)

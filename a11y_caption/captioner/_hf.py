@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 from .base import Generation, GenerationOptions
@@ -52,6 +53,8 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
 
         def put(self, value):
             if not self.next_tokens_are_prompt:
+                if self.new_tokens == 0:
+                    generation.first_token_at = time.perf_counter()
                 self.new_tokens += value.numel()
             super().put(value)
 

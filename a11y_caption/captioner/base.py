@@ -53,6 +53,8 @@ class Generation:
         self.new_tokens = 0
         self.stopped = False
         self.text = ""
+        self.first_token_at: float | None = None  # time.perf_counter() when the first new token came
+        self.finished_at: float | None = None  # ... and when the backend was done
 
     def __iter__(self) -> Iterator[str]:
         finished = False
@@ -61,6 +63,7 @@ class Generation:
                 self.text += chunk
                 yield chunk
             finished = True
+            self.finished_at = time.perf_counter()
         finally:
             if not finished:  # the reader gave up: make the model stop too
                 self.stop.set()

@@ -15,7 +15,7 @@ class BlipCaptioner:
     reads_text = False
 
     def __init__(self, name: str, folder: Path, *, device: str = "auto", dtype: str = "auto",
-                 prefix: str | None = None, **_ignored):
+                 prefix: str | None = None, quantize: str | None = None):
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
         self.name = name
@@ -23,8 +23,13 @@ class BlipCaptioner:
         self.device = pick_device(device)
         self.processor = BlipProcessor.from_pretrained(folder)
         self.model = BlipForConditionalGeneration.from_pretrained(
-            folder, dtype=pick_dtype(dtype, self.device), use_safetensors=True,
+            folder, dtype="auto" if quantize and dtype == "auto" else pick_dtype(dtype, self.device),
+            use_safetensors=True,
         ).to(self.device).eval()
+        if quantize:
+            from .quantize import quantize_int8
+
+            quantize_int8(self.model)
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         # BLIP conditions on a text prefix instead of an instruction; questions cannot be followed.

@@ -45,7 +45,8 @@ class ChatVLMCaptioner:
         self.device = pick_device(device)
         self.screen_pixels, self.photo_pixels = screen_pixels, photo_pixels
         self.processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        torch_dtype = pick_dtype("fp32" if quantize else dtype, self.device)
+        # int8 replaces the Linear weights; the rest stays as shipped ("auto"), never an fp32 copy.
+        torch_dtype = "auto" if quantize and dtype == "auto" else pick_dtype(dtype, self.device)
         self.model = AutoModelForImageTextToText.from_pretrained(
             folder, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
         ).to(self.device).eval()

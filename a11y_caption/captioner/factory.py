@@ -66,7 +66,8 @@ def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quant
         if backend == "blip":
             from .blip import BlipCaptioner
 
-            return BlipCaptioner(name, folder, device=device, dtype=dtype, prefix=blip_prefix)
+            return BlipCaptioner(name, folder, device=device, dtype=dtype, prefix=blip_prefix,
+                                 quantize=None if quantize == "none" else quantize)
         from .chat_vlm import ChatVLMCaptioner
 
         return ChatVLMCaptioner(

@@ -1,0 +1,486 @@
+"""``a11y-caption bench``: time to the first spoken word, and memory, on full-size models.
+
+Without downloaded weights it builds full-size random replicas (real config values, random weights;
+see replica.py) once and keeps them in a cache folder. Each variant runs in a child process of its
+own, so its peak RSS is its own and variants cannot warm each other up. Within a child: one warm-up
+description of another image (the agent keeps a warm model), then the timed runs of a 1280x800
+screenshot through the real pipeline (Describer -> streaming generate -> Speaker -> a timing voice).
+
+The naive baseline is plain transformers code: the processor's default image size, the default
+dtype, generate() to the end, then decode and speak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["run_bench"]
+
+BENCH_MODELS = {"qwen2-vl-2b": "chat", "blip-base": "blip"}
+KEYS = ("model", "variant", "image_tokens", "preprocess_s", "time_to_first_token_s", "time_to_first_word_s",
+        "total_s", "new_tokens", "tokens_per_s", "peak_rss_mb")
+
+
+@dataclass
+class Row:
+    model: str
+    variant: str
+    image_tokens: int | None = None
+    preprocess_s: float | None = None
+    time_to_first_token_s: float | None = None
+    time_to_first_word_s: float | None = None
+    total_s: float | None = None
+    new_tokens: int | None = None
+    tokens_per_s: float | None = None
+    peak_rss_mb: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k != "extra"}
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in {**d, **self.extra}.items()}
+
+
+# -- the parent: builds or finds weights, runs one child per variant, reports -------------------
+
+def run_bench(args) -> int:
+    from platformdirs import user_cache_dir
+
+    cache = Path(args.cache_dir or Path(user_cache_dir("a11y-caption", appauthor=False)) / "replicas")
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCH_MODELS]
+    if unknown:
+        from .errors import A11yCaptionError
+
+        raise A11yCaptionError(f"Unknown bench model {unknown[0]}; choose from {', '.join(BENCH_MODELS)}.")
+    _say(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+         f"torch threads {_torch_threads()}; replicas in {cache}")
+    rows: list[Row] = []
+    for name in names:
+        folder, source = _weights(name, cache)
+        for spec in _variants(name, folder, source, args):
+            for row in _run_child(spec):
+                rows.append(row)
+                if args.json:
+                    print(json.dumps(row.as_json()), flush=True)
+    rows.append(_run_child({"kind": "idle-agent"})[0])
+    if args.json:
+        print(json.dumps(rows[-1].as_json()), flush=True)
+    else:
+        print(_table(rows))
+    if args.plot:
+        _plot(rows, Path(args.plot))
+    if args.report:
+        Path(args.report).write_text(_report(rows, args))
+        _say(f"wrote {args.report}")
+    return 0
+
+
+def _say(message: str) -> None:
+    print(f"a11y-caption bench: {message}", file=sys.stderr, flush=True)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _weights(name: str, cache: Path) -> tuple[Path, str]:
+    """Real weights when they are on this computer, else a full-size replica (built once)."""
+    from .errors import ModelNotFound
+    from .models import canonical_id, resolve
+    from .replica import REPLICAS
+
+    try:
+        return resolve(canonical_id(name)), "real weights"
+    except ModelNotFound:
+        pass
+    folder = cache / name
+    if not (folder / "REPLICA.txt").exists():
+        _say(f"building a full-size random replica of {REPLICAS[name][0]} in {folder} (once; about a minute)")
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                        "from a11y_caption.replica import build_replica; "
+                        "build_replica(sys.argv[1], Path(sys.argv[2]), full=True)", name, str(folder)], check=True)
+        _say(f"built in {time.perf_counter() - start:.0f} s")
+    return folder, "random replica"
+
+
+def _variants(name: str, folder: Path, source: str, args) -> list[dict]:
+    base = {"model": name, "folder": str(folder), "source": source, "new_tokens": args.new_tokens}
+    if BENCH_MODELS[name] == "chat":
+        budgets = [int(b) for b in args.image_tokens.split(",")]
+        specs = [] if args.no_baseline else [{**base, "kind": "chat-baseline"}]
+        for precision in args.precisions.split(","):
+            specs.append({**base, "kind": "chat", "precision": precision, "budgets": budgets})
+        return specs
+    specs = [] if args.no_baseline else [{**base, "kind": "blip-baseline"}]
+    for precision in args.precisions.split(","):
+        if precision != "bf16":  # BLIP ships fp32; bf16 is not a lever worth a row here
+            specs.append({**base, "kind": "blip", "precision": precision})
+    return specs
+
+
+def _run_child(spec: dict) -> list[Row]:
+    label = f"{spec.get('model', '')} {spec['kind']} {spec.get('precision', '')}".strip()
+    _say(f"running {label}")
+    proc = subprocess.run([sys.executable, "-m", "a11y_caption.bench", json.dumps(spec)], stdout=subprocess.PIPE,
+                          text=True)
+    if proc.returncode != 0:
+        from .errors import A11yCaptionError
+
+        raise A11yCaptionError(f"The bench run {label} failed; its messages are above.")
+    rows = []
+    for line in proc.stdout.splitlines():
+        d = json.loads(line)
+        rows.append(Row(**{k: d.pop(k) for k in KEYS}, extra=d))
+    return rows
+
+
+# -- the children ---------------------------------------------------------------------------------
+
+def screenshot():
+    """A 1280x800 screen: the bundled sample window twice over, on a desktop-grey background."""
+    from importlib import resources
+
+    from PIL import Image
+
+    sample = Image.open(str(resources.files("a11y_caption") / "samples" / "sample-screen.png")).convert("RGB")
+    screen = Image.new("RGB", (1280, 800), (52, 61, 70))
+    screen.paste(sample, (0, 0))
+    screen.paste(sample.resize((840, 330)), (420, 440))
+    return screen
+
+
+def photo():
+    from PIL import Image
+
+    return Image.effect_mandelbrot((640, 480), (-2, -1.2, 1, 1.2), 80).convert("RGB")
+
+
+class TimingVoice:
+    """A speech sink that notes when each utterance is handed to it (no sound card is needed)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+
+    def say(self, text: str) -> None:
+        self.times.append(time.perf_counter())
+
+    def interrupt(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _child(spec: dict) -> list[Row]:
+    kind = spec["kind"]
+    if kind == "idle-agent":
+        return [_idle_agent()]
+    if kind in ("chat-baseline", "blip-baseline"):
+        return [_baseline(spec)]
+    return _ours(spec)
+
+
+def _ours(spec: dict) -> list[Row]:
+    """Our pipeline: Describer (blank check, cache, budget) -> streaming -> Speaker, warm model."""
+    from .captioner.base import GenerationOptions, Request
+    from .config import ModelConfig
+    from .describer import Describer
+    from .speech import Speaker
+
+    n = spec["new_tokens"]
+    chat = spec["kind"] == "chat"
+    precision = spec["precision"]
+    config = ModelConfig(name=spec["folder"], dtype="auto" if precision == "int8" else precision,
+                         quantize="int8" if precision == "int8" else "none", max_new_tokens=n,
+                         add_ocr_text="never")
+    start = time.perf_counter()
+    describer = Describer(config)
+    describer.load()
+    load_s = time.perf_counter() - start
+    rss_loaded = _rss_mb()
+    captioner = describer.captioner
+    image, task = (screenshot(), "screen") if chat else (photo(), "photo")
+    describer.options = GenerationOptions(max_new_tokens=2)
+    describer.describe(photo() if chat else screenshot(), task).collect()  # warm-up, another image
+    describer.options = GenerationOptions(max_new_tokens=n)
+    captioner.model.generation_config.min_new_tokens = n  # random weights may stop early: time n tokens
+    rows = []
+    for budget in spec.get("budgets", [None]):
+        if budget:
+            captioner.screen_pixels = budget * 28 * 28
+        describer._cache.clear()
+        voice = TimingVoice()
+        speaker = Speaker(voice)
+        t = time.perf_counter()
+        inputs = captioner.prepare(Request(image, task)) if chat else None
+        preprocess_s = time.perf_counter() - t
+        image_tokens = (int((inputs["input_ids"] == captioner.model.config.image_token_id).sum()) if chat
+                        else _blip_patches(captioner.model))
+        t0 = time.perf_counter()
+        generation = describer.describe(image, task)
+        speaker.say_stream(generation)
+        speaker.wait()
+        speaker.close()
+        decode_s = generation.finished_at - generation.first_token_at
+        variant = f"{precision}, {budget} image tokens" if budget else precision
+        if chat and budget == _default_budget() and precision == _default_precision():
+            variant += " (default)"
+        extra = {"load_s": load_s, "rss_after_load_mb": rss_loaded,
+                 "last_token_to_audio_s": voice.times[-1] - generation.finished_at}
+        rows.append(Row(spec["model"], variant, image_tokens, preprocess_s, generation.first_token_at - t0,
+                        voice.times[0] - t0, generation.finished_at - t0, generation.new_tokens,
+                        (generation.new_tokens - 1) / decode_s if decode_s > 0 else None, None, extra))
+    # The same image again: answered from the hash-keyed cache.
+    t0 = time.perf_counter()
+    voice = TimingVoice()
+    speaker = Speaker(voice)
+    generation = describer.describe(image, task)
+    speaker.say_stream(generation)
+    speaker.wait()
+    rows[-1].extra["identical_image_s"] = voice.times[0] - t0
+    if chat:
+        rows[-1].extra["press_to_model_start_s"] = _press_to_model_start(describer, image)
+    for row in rows:
+        row.peak_rss_mb = _peak_rss_mb()
+    return rows
+
+
+def _blip_patches(model) -> int:
+    vision = model.config.vision_config
+    return (vision.image_size // vision.patch_size) ** 2
+
+
+def _default_budget() -> int:
+    from .config import ModelConfig
+
+    return ModelConfig().screen_image_tokens
+
+
+def _default_precision() -> str:
+    from .captioner._hf import pick_dtype
+
+    import torch
+
+    from .config import ModelConfig
+
+    if ModelConfig().quantize == "int8":
+        return "int8"
+    return {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(pick_dtype(ModelConfig().dtype, "cpu"), "fp32")
+
+
+def _press_to_model_start(describer, image) -> float:
+    """Key press (Agent.press) -> the captioning model starts, through the agent's real threads."""
+    from .agent import Agent
+    from .config import Binding, load_config
+    from .speech import Speaker
+
+    class StubCapture:  # the bench has no display; mss itself takes ~1 ms at 1280x800
+        @staticmethod
+        def grab_screen(which):
+            return image.copy()
+
+    describer._cache.clear()
+    started = []
+    captioner = describer.captioner
+    real_generate = captioner.generate
+
+    def timed_generate(*a, **k):
+        started.append(time.perf_counter())
+        return real_generate(*a, **k)
+
+    captioner.generate = timed_generate
+    speaker = Speaker(TimingVoice())
+    agent = Agent(load_config(), speaker, describer=describer, capture=StubCapture)
+    agent.start()
+    while agent.state != "ready":
+        time.sleep(0.01)
+    pressed = time.perf_counter()
+    agent.press(Binding("<ctrl>+<alt>+<shift>+d", "describe_screen"))
+    while agent.jobs_run < 1:
+        time.sleep(0.01)
+    agent.close()
+    speaker.close()
+    captioner.generate = real_generate
+    return started[0] - pressed
+
+
+def _baseline(spec: dict) -> Row:
+    """Straightforward transformers code: default processor settings and dtype, no streaming."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    from .speech import Speaker
+
+    n = spec["new_tokens"]
+    chat = spec["kind"] == "chat-baseline"
+    if chat:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(spec["folder"])
+        model = AutoModelForImageTextToText.from_pretrained(spec["folder"])
+        image = screenshot()
+    else:
+        from transformers import BlipForConditionalGeneration, BlipProcessor
+
+        processor = BlipProcessor.from_pretrained(spec["folder"])
+        model = BlipForConditionalGeneration.from_pretrained(spec["folder"])
+        image = photo()
+
+    def inputs_for(img):
+        if not chat:
+            return processor(images=img, return_tensors="pt")
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe this screen."}]}]
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+        return processor(text=[prompt], images=[img], return_tensors="pt")
+
+    first: list[float] = []
+
+    class FirstToken(StoppingCriteria):  # observes only: the naive code does not stream
+        def __call__(self, input_ids, scores, **kwargs):
+            if not first:
+                first.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
+    model.generate(**inputs_for(photo() if chat else screenshot()), max_new_tokens=2)  # warm-up, as for ours
+    voice = TimingVoice()
+    speaker = Speaker(voice)
+    t0 = time.perf_counter()
+    inputs = inputs_for(image)
+    preprocess_s = time.perf_counter() - t0
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                             stopping_criteria=StoppingCriteriaList([FirstToken()]))
+    prompt_len = inputs["input_ids"].shape[-1] if chat else 0
+    text = processor.batch_decode(out[:, prompt_len:], skip_special_tokens=True)[0]
+    total = time.perf_counter() - t0
+    speaker.say(text or "(empty)")
+    speaker.wait()
+    new_tokens = int(out.shape[-1] - prompt_len) if chat else int(out.shape[-1]) - 1
+    image_tokens = int((inputs["input_ids"] == model.config.image_token_id).sum()) if chat else _blip_patches(model)
+    dtype = str(model.dtype).replace("torch.", "")
+    return Row(spec["model"], f"baseline ({dtype}, default image size, no streaming)", image_tokens, preprocess_s,
+               first[0] - t0, voice.times[0] - t0, total, new_tokens,
+               (new_tokens - 1) / (total - (first[0] - t0)), _peak_rss_mb())
+
+
+def _idle_agent() -> Row:
+    """The agent running with no model weights on disk (it reads text only), after start-up."""
+    import tempfile
+
+    from .agent import Agent
+    from .config import ModelConfig, load_config
+    from .describer import Describer
+    from .speech import Speaker
+
+    voice = TimingVoice()
+    speaker = Speaker(voice)
+    missing = Path(tempfile.gettempdir()) / "a11y-caption-bench-no-model"
+    agent = Agent(load_config(), speaker, describer=Describer(ModelConfig(name=str(missing))))
+    agent.start()
+    while agent.state != "ready":
+        time.sleep(0.01)
+    time.sleep(0.5)
+    rss = _rss_mb()
+    agent.close()
+    speaker.close()
+    return Row("none", "idle agent, no model loaded", peak_rss_mb=rss,
+               extra={"rss_is": "current VmRSS, agent threads and speaker running; no keyboard listener "
+                                "(pynput needs a display)"})
+
+
+# -- reporting ------------------------------------------------------------------------------------
+
+def _fmt(v, unit="") -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+
+def _table(rows: list[Row]) -> str:
+    head = ("model", "variant", "img tok", "prep s", "1st token s", "1st word s", "total s", "tok/s", "peak MB",
+            "1st word vs baseline")
+    lines = ["\t".join(head)]
+    baselines = {r.model: r for r in rows if r.variant.startswith("baseline")}
+    for r in rows:
+        base = baselines.get(r.model)
+        ratio = f"{base.time_to_first_word_s / r.time_to_first_word_s:.1f}x" if base and r.time_to_first_word_s else "-"
+        lines.append("\t".join([r.model, r.variant, _fmt(r.image_tokens), _fmt(r.preprocess_s),
+                                _fmt(r.time_to_first_token_s), _fmt(r.time_to_first_word_s), _fmt(r.total_s),
+                                _fmt(r.tokens_per_s), _fmt(r.peak_rss_mb and round(r.peak_rss_mb)), ratio]))
+    return "\n".join(lines)
+
+
+def _plot(rows: list[Row], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    chat = [r for r in rows if r.model == "qwen2-vl-2b" and r.image_tokens and not r.variant.startswith("baseline")]
+    for precision in dict.fromkeys(r.variant.split(",")[0] for r in chat):
+        points = sorted((r.image_tokens, r.time_to_first_word_s) for r in chat if r.variant.startswith(precision + ","))
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=precision)
+    for r in rows:
+        if r.model == "qwen2-vl-2b" and r.variant.startswith("baseline"):
+            ax.scatter([r.image_tokens], [r.time_to_first_word_s], marker="x", color="black", label=r.variant)
+    ax.set_xlabel("image tokens (1280x800 screenshot)")
+    ax.set_ylabel("key press to first spoken word (s)")
+    ax.set_yscale("log")
+    ax.set_title("Qwen2-VL-2B, full-size random replica, 2 CPU threads")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    _say(f"wrote {out}")
+
+
+def _report(rows: list[Row], args) -> str:
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch threads {_torch_threads()}"
+    table = ["| model | variant | image tokens | preprocess s | first token s | first word s | total s | "
+             "new tokens | tokens/s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        table.append("| " + " | ".join([r.model, r.variant, _fmt(r.image_tokens), _fmt(r.preprocess_s),
+                                         _fmt(r.time_to_first_token_s), _fmt(r.time_to_first_word_s),
+                                         _fmt(r.total_s), _fmt(r.new_tokens), _fmt(r.tokens_per_s),
+                                         _fmt(r.peak_rss_mb and round(r.peak_rss_mb))]) + " |")
+    extras = [f"- {r.model} / {r.variant}: " + ", ".join(f"{k} {_fmt(v) if not isinstance(v, str) else v}"
+                                                        for k, v in r.extra.items()) for r in rows if r.extra]
+    return "\n".join([
+        "# Performance", "",
+        "Written by `make bench` (`a11y-caption bench --plot docs/time_to_first_word.png --report "
+        "docs/PERFORMANCE.md`); rerun it to refresh every figure here.", "",
+        f"Machine: {machine}. Models: full-size random replicas (real config values, random weights) "
+        "unless the row says otherwise; their text is nonsense, so every run generates exactly "
+        f"{args.new_tokens} new tokens.", "",
+        *table, "", "Other measurements:", *extras, "",
+        "![time to first word](time_to_first_word.png)", "",
+    ])
+
+
+if __name__ == "__main__":
+    for result in _child(json.loads(sys.argv[1])):
+        print(json.dumps(result.as_json()), flush=True)

@@ -1,0 +1,46 @@
+"""The bench command's plumbing, on tiny replicas placed where it keeps its full-size ones.
+
+Timings of tiny models mean nothing; the real figures come from `make bench` (docs/PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from a11y_caption.bench import KEYS
+from conftest import run_cli
+
+
+def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
+    cache = tmp_path / "replicas"
+    for name in ("qwen2-vl-2b", "blip-base"):
+        shutil.copytree(tiny_models[name], cache / name)
+    plot = tmp_path / "plot.png"
+    report = tmp_path / "PERFORMANCE.md"
+    r = run_cli("bench", "--json", "--cache-dir", str(cache), "--new-tokens", "6", "--image-tokens", "64,128",
+                "--precisions", "int8,fp32", "--plot", str(plot), "--report", str(report), timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    for row in rows:
+        assert set(KEYS) <= set(row), row
+    variants = [(row["model"], row["variant"]) for row in rows]
+    assert variants == [
+        ("qwen2-vl-2b", "baseline (float32, default image size, no streaming)"),
+        ("qwen2-vl-2b", "int8, 64 image tokens"), ("qwen2-vl-2b", "int8, 128 image tokens"),
+        ("qwen2-vl-2b", "fp32, 64 image tokens"), ("qwen2-vl-2b", "fp32, 128 image tokens"),
+        ("blip-base", "baseline (float32, default image size, no streaming)"),
+        ("blip-base", "int8"), ("blip-base", "fp32"),
+        ("none", "idle agent, no model loaded"),
+    ]
+    timed = [row for row in rows if row["model"] != "none"]
+    for row in timed:
+        assert row["new_tokens"] == 6
+        assert 0 < row["time_to_first_token_s"] <= row["time_to_first_word_s"] <= row["total_s"] + 0.5
+        assert row["peak_rss_mb"] > 0
+    qwen = {row["variant"]: row for row in rows if row["model"] == "qwen2-vl-2b"}
+    assert qwen["int8, 64 image tokens"]["image_tokens"] <= 64 < qwen["int8, 128 image tokens"]["image_tokens"] <= 128
+    assert qwen["fp32, 128 image tokens"]["identical_image_s"] < 0.05
+    assert qwen["fp32, 128 image tokens"]["press_to_model_start_s"] < 0.5
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert "| qwen2-vl-2b | int8, 64 image tokens |" in report.read_text()
