@@ -286,7 +286,7 @@ def _default_precision() -> str:
 
     from .config import ModelConfig
 
-    if ModelConfig().quantize == "int8":
+    if ModelConfig().quantize in ("int8", "auto"):  # auto is int8 on the CPU this bench runs on
         return "int8"
     return {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(pick_dtype(ModelConfig().dtype, "cpu"), "fp32")
 

@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--beams", type=int, metavar="N", help="beam search width (1 streams speech)")
     d.add_argument("--device", help="auto, cpu or cuda")
     d.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"))
-    d.add_argument("--quantize", choices=("none", "int8"))
+    d.add_argument("--quantize", choices=("auto", "none", "int8"), help="auto: int8 on the CPU, none on a GPU")
     d.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the model (only if you trust it)")
 
     r = sub.add_parser("read", help="read the text of images (or the screen) exactly, with OCR")

@@ -41,7 +41,7 @@ class ModelConfig:
     name: str = "Qwen/Qwen2-VL-2B-Instruct"
     device: str = "auto"
     dtype: str = "auto"
-    quantize: str = "none"
+    quantize: str = "auto"
     trust_remote_code: bool = False
     max_new_tokens: int = 128
     temperature: float = 0.0
@@ -225,7 +225,7 @@ def _check_values(parts: dict, path: Path, lines: list[str]) -> None:
         ("speech", "rate", lambda v: 50 <= v <= 600, "must be between 50 and 600 words a minute"),
         ("speech", "volume", lambda v: 0.0 <= v <= 1.0, "must be between 0.0 and 1.0"),
         ("capture", "screen", lambda v: v in ("pointer", "all"), "must be \"pointer\" or \"all\""),
-        ("model", "quantize", lambda v: v in ("none", "int8"), "must be \"none\" or \"int8\""),
+        ("model", "quantize", lambda v: v in ("auto", "none", "int8"), "must be auto, none or int8"),
         ("model", "dtype", lambda v: v in ("auto", "fp32", "bf16", "fp16"), "must be auto, fp32, bf16 or fp16"),
         ("model", "add_ocr_text", lambda v: v in ("auto", "always", "never"), "must be auto, always or never"),
         ("model", "max_new_tokens", lambda v: 1 <= v <= 4096, "must be between 1 and 4096"),

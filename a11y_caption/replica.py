@@ -61,6 +61,18 @@ def _bpe(vocab_size: int, specials: list[str]):
     return model["vocab"], merges
 
 
+def _fill_vocab(vocab: dict[str, int], size: int, *, word_start: str, continuation: str) -> dict[str, int]:
+    """Pad a small trained vocabulary to ``size`` with made-up pieces: three in four start a word
+    (about 1.3 tokens per word, as English text has), so random ids decode to word-like text."""
+    vocab = dict(vocab)
+    i = 0
+    while len(vocab) < size:
+        piece = f"{word_start}w{i}" if i % 4 else f"{continuation}x{i}"
+        vocab.setdefault(piece, len(vocab))
+        i += 1
+    return vocab
+
+
 def _qwen2_vl(out: Path, full: bool, family: str) -> None:
     from transformers import (
         Qwen2Tokenizer,
@@ -70,6 +82,8 @@ def _qwen2_vl(out: Path, full: bool, family: str) -> None:
     )
 
     vocab, merges = _bpe(400, _QWEN_SPECIALS)
+    if full:  # every id the model can emit must decode to text, as with the real tokenizer
+        vocab = _fill_vocab(vocab, 151936, word_start="Ġ", continuation="")
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges)
     tokenizer.add_special_tokens({"additional_special_tokens": _QWEN_SPECIALS[1:]})
     tokenizer.eos_token = "<|im_end|>"
@@ -131,6 +145,8 @@ def _blip(out: Path, full: bool) -> None:
     wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     wp.train_from_iterator(_CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials, show_progress=False))
     vocab = wp.get_vocab()
+    if full:
+        vocab = _fill_vocab(vocab, 30524, word_start="", continuation="##")
     tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]", model_max_length=512)
     ids = {t: vocab[t] for t in specials}
     token_ids = dict(bos_token_id=ids["[DEC]"], sep_token_id=ids["[SEP]"], pad_token_id=ids["[PAD]"],

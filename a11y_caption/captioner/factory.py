@@ -46,7 +46,7 @@ def backend_for(folder: Path, *, trust_remote_code: bool = False) -> str:
     raise UnsupportedModel(f"{folder.name} is a {model_type or 'unknown'} model, which cannot describe images.")
 
 
-def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quantize: str = "none",
+def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quantize: str = "auto",
                    trust_remote_code: bool = False, blip_prefix: str = "", screen_image_tokens: int = 256,
                    photo_image_tokens: int = 192) -> Captioner:
     """Load model ``ref`` (hub id, alias, local folder, or "ocr") with the backend its config names.
@@ -60,6 +60,10 @@ def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quant
         return OcrReader()
     name = canonical_id(ref)
     folder = resolve(name)
+    if quantize == "auto":  # int8 kernels are for the CPU; a GPU runs the model in fp16
+        from ._hf import pick_device
+
+        quantize = "int8" if pick_device(device) == "cpu" else "none"
     backend = backend_for(folder, trust_remote_code=trust_remote_code)
     try:
         _quiet_transformers()
