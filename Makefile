@@ -38,7 +38,7 @@ test: setup system-packages
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # Speed and memory on full-size random replicas (built once, ~6 GB in the cache): writes
-# docs/PERFORMANCE.md and its plot. Takes about 10 minutes on 2 cores.
+# docs/PERFORMANCE.md and its plot. Takes about 20 minutes on 2 cores (the naive baseline alone ~10).
 bench: setup
 	$(BIN)/a11y-caption bench --plot docs/time_to_first_word.png --report docs/PERFORMANCE.md
 

@@ -458,6 +458,44 @@ def _plot(rows: list[Row], out: Path) -> None:
     _say(f"wrote {out}")
 
 
+def _targets(rows: list[Row]) -> list[str]:
+    """One line per target: the measured figure, and met or MISSED."""
+    def find(model, pred):
+        return next((r for r in rows if r.model == model and pred(r.variant)), None)
+
+    def extra(key):
+        return next((r.extra[key] for r in rows if key in r.extra and r.model == "qwen2-vl-2b"), None)
+
+    qwen = find("qwen2-vl-2b", lambda v: v.endswith("(default)"))
+    qwen_base = find("qwen2-vl-2b", lambda v: v.startswith("baseline"))
+    blip = find("blip-base", lambda v: v == _default_precision())
+    idle = find("none", lambda v: True)
+    checks = []
+    if qwen:
+        checks.append(("Qwen2-VL-2B first spoken word, default settings", qwen.time_to_first_word_s, "<=", 4.5, "s"))
+        if qwen_base:
+            checks.append(("Qwen2-VL-2B first word, times faster than the baseline",
+                           qwen_base.time_to_first_word_s / qwen.time_to_first_word_s, ">=", 12, "x"))
+        checks.append(("Qwen2-VL-2B int8 peak RSS", qwen.peak_rss_mb, "<=", 3000, " MB"))
+    if blip:
+        checks.append((f"BLIP-base whole caption ({blip.new_tokens} tokens, default {blip.variant})",
+                       blip.total_s, "<=", 0.6, "s"))
+        checks.append(("BLIP-base peak RSS", blip.peak_rss_mb, "<=", 700, " MB"))
+    for key, label in (("press_to_model_start_s", "key press -> model start"),
+                       ("last_token_to_audio_s", "last token -> audio start"),
+                       ("identical_image_s", "identical image again")):
+        value = extra(key)
+        if value is not None:
+            checks.append((label, value, "<=", 0.1 if "image" not in label else 0.05, "s"))
+    if idle:
+        checks.append(("idle agent with no model, RSS", idle.peak_rss_mb, "<=", 150, " MB"))
+    lines = []
+    for label, value, op, limit, unit in checks:
+        ok = value <= limit if op == "<=" else value >= limit
+        lines.append(f"- {label}: {value:.3f}{unit} (target {op} {limit}{unit}): {'met' if ok else 'MISSED'}")
+    return lines
+
+
 def _report(rows: list[Row], args) -> str:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch threads {_torch_threads()}"
     table = ["| model | variant | image tokens | preprocess s | first token s | first word s | total s | "
@@ -467,8 +505,8 @@ def _report(rows: list[Row], args) -> str:
                                          _fmt(r.time_to_first_token_s), _fmt(r.time_to_first_word_s),
                                          _fmt(r.total_s), _fmt(r.new_tokens), _fmt(r.tokens_per_s),
                                          _fmt(r.peak_rss_mb and round(r.peak_rss_mb))]) + " |")
-    extras = [f"- {r.model} / {r.variant}: " + ", ".join(f"{k} {_fmt(v) if not isinstance(v, str) else v}"
-                                                        for k, v in r.extra.items()) for r in rows if r.extra]
+    extras = [f"- {r.model} / {r.variant}: " + ", ".join(
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.extra.items()) for r in rows if r.extra]
     return "\n".join([
         "# Performance", "",
         "Written by `make bench` (`a11y-caption bench --plot docs/time_to_first_word.png --report "
@@ -476,7 +514,8 @@ def _report(rows: list[Row], args) -> str:
         f"Machine: {machine}. Models: full-size random replicas (real config values, random weights) "
         "unless the row says otherwise; their text is nonsense, so every run generates exactly "
         f"{args.new_tokens} new tokens.", "",
-        *table, "", "Other measurements:", *extras, "",
+        *table, "", "## Targets (issue 6), checked against the rows above", "", *_targets(rows), "",
+        "## Other measurements", "", *extras, "",
         "![time to first word](time_to_first_word.png)", "",
     ])
 

@@ -181,3 +181,22 @@ def test_int8_quantization_replaces_linear_layers_and_still_generates(tiny_qwen,
     assert any(isinstance(m, DynamicLinear) for m in quantized.model.modules())
     assert not any(type(m) is nn.Linear for m in quantized.model.model.modules()), "every body Linear is int8"
     assert quantized.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=4)).collect().new_tokens == 4
+
+
+def test_int8_linear_matches_the_float_layer():
+    """Per-row int8 weights keep a Linear's output within ~1% of the float result."""
+    import torch
+    from torch import nn
+
+    from a11y_caption.captioner.quantize import quantize_int8
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 64)).to(torch.bfloat16)
+    x = torch.randn(8, 256)
+    expected = model.float()(x)
+    model.to(torch.bfloat16)
+    quantize_int8(model)
+    assert not any(type(m) is nn.Linear for m in model.modules())
+    got = model(x)
+    assert got.dtype == torch.float32
+    assert (got - expected).norm() / expected.norm() < 0.02
