@@ -26,12 +26,18 @@ def quantize_int8(model) -> None:
     it is tied to the input embeddings, the embedding table stays in its stored precision and only
     its looked-up rows become fp32, so the largest matrix is never held in fp32.
     """
+    # torch.ao.quantization and its quantized tensors warn that they are deprecated (their successor
+    # is torchao): advice for developers, noise on a user's stderr.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _quantize_int8(model)
+
+
+def _quantize_int8(model) -> None:
     import torch
     from torch import nn
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization warns that it is deprecated
-        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     names = [name for name, m in model.named_modules() if type(m) is nn.Linear]
