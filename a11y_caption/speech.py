@@ -285,13 +285,19 @@ class Speaker:
             except queue.Full:
                 log.warning("speech queue full; dropping an utterance")
 
-    def say_stream(self, chunks: Iterable[str]) -> str:
+    @property
+    def epoch(self) -> int:
+        """Counts ``stop`` calls: text said with ``epoch=`` an older value is dropped."""
+        return self._epoch
+
+    def say_stream(self, chunks: Iterable[str], *, epoch: int | None = None) -> str:
         """Speak streamed text sentence by sentence as it arrives; returns the whole text.
 
-        After a ``stop`` nothing more of this stream is spoken, though it is still read to the end.
+        After a ``stop`` (since ``epoch``, default: since the call) nothing more of this stream is
+        spoken, though it is still read to the end.
         """
         splitter, whole = SentenceSplitter(first_words=self.first_words), []
-        epoch = self._epoch
+        epoch = self._epoch if epoch is None else epoch
         for chunk in chunks:
             whole.append(chunk)
             for sentence in splitter.feed(chunk):
