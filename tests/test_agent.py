@@ -45,12 +45,13 @@ def wordy_qwen(tiny_models, tmp_path_factory) -> Path:
     return folder
 
 
-def write_config(path: Path, model: Path, transcript: Path, max_new_tokens: int = 24, extra: str = "") -> Path:
-    """The packaged hotkeys (default chords) with a tiny model and a silent, transcribed voice."""
+def write_config(path: Path, model: Path, transcript: Path, max_new_tokens: int = 24, extra: str = "",
+                 engine: str = "none") -> Path:
+    """The packaged hotkeys (default chords) with a tiny model and a transcribed voice (silent by default)."""
     default_hotkeys = (REPO / "hotkeys.toml").read_text().split("[[hotkey]]", 1)[1]
     path.write_text(
         f'[model]\nname = "{model}"\nmax_new_tokens = {max_new_tokens}\n{extra}\n'
-        f'[speech]\nengine = "none"\ntranscript = "{transcript}"\n\n[[hotkey]]{default_hotkeys}'
+        f'[speech]\nengine = "{engine}"\ntranscript = "{transcript}"\n\n[[hotkey]]{default_hotkeys}'
     )
     return path
 
@@ -58,12 +59,12 @@ def write_config(path: Path, model: Path, transcript: Path, max_new_tokens: int 
 class AgentProcess:
     """`a11y-caption -v run` as a user starts it, on the test's X display."""
 
-    def __init__(self, desktop: Desktop, tmp_path: Path, config: Path, transcript: Path):
+    def __init__(self, desktop: Desktop, tmp_path: Path, config: Path, transcript: Path, env: dict | None = None):
         self.transcript = transcript
         self.stderr_path = tmp_path / "agent.err"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "a11y_caption", "-v", "run", "--config", str(config)],
-            env={**os.environ, **desktop.env, "A11Y_CAPTION_RUNTIME_DIR": str(tmp_path / "run")},
+            env={**os.environ, **desktop.env, "A11Y_CAPTION_RUNTIME_DIR": str(tmp_path / "run"), **(env or {})},
             stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "w"), stdin=subprocess.DEVNULL)
 
     def lines(self) -> list[str]:
@@ -94,10 +95,12 @@ class AgentProcess:
 def agent_factory(desktop, tmp_path):
     started = []
 
-    def start(model: Path, max_new_tokens: int = 24, extra: str = "") -> AgentProcess:
+    def start(model: Path, max_new_tokens: int = 24, extra: str = "", engine: str = "none",
+              env: dict | None = None) -> AgentProcess:
         transcript = tmp_path / f"transcript{len(started)}.txt"
-        config = write_config(tmp_path / f"hotkeys{len(started)}.toml", model, transcript, max_new_tokens, extra)
-        agent = AgentProcess(desktop, tmp_path, config, transcript)
+        config = write_config(tmp_path / f"hotkeys{len(started)}.toml", model, transcript, max_new_tokens, extra,
+                              engine)
+        agent = AgentProcess(desktop, tmp_path, config, transcript, env)
         started.append(agent)
         agent.wait_line(lambda line: line == "Ready.")
         return agent
@@ -158,12 +161,24 @@ def test_hotkeys_describe_read_alt_text_repeat(desktop, agent_factory, wordy_qwe
     assert "Traceback" not in agent.log()
 
 
-def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, capsys):
+def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, tmp_path, capsys):
+    """Stop with the real default voice (pyttsx3 through eSpeak NG): a stand-in `aplay` on PATH "plays"
+    each sentence for 30 s, as a long sentence on a sound card would; Stop must end it at once."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (make test installs it)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    players = tmp_path / "players"
+    (bin_dir / "aplay").write_text(f'#!/bin/sh\necho $$ >> {players}\nexec sleep 30\n')
+    (bin_dir / "aplay").chmod(0o755)
     desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])  # not a blank screen
-    agent = agent_factory(wordy_qwen, max_new_tokens=4000)
+    agent = agent_factory(wordy_qwen, max_new_tokens=4000, engine="pyttsx3",
+                          env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
     desktop.key("ctrl+alt+shift+d")
     cue = agent.wait_line(lambda line: line == "Describing the screen.")
     agent.wait_line(lambda line: True, after=cue + 1)  # the description is being spoken
+    playing = Desktop.wait_for(lambda: [int(p) for p in players.read_text().split()] if players.exists() else [], 10)
+    assert all(os.path.exists(f"/proc/{pid}") for pid in playing[-1:]), "a sentence is playing"
     pressed = time.monotonic()
     desktop.key("ctrl+alt+shift+s")
     stopped = agent.wait_line(lambda line: line == "Stopped.", after=cue + 1, timeout=10)
@@ -173,6 +188,9 @@ def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, cap
     except AssertionError:
         raise AssertionError(agent.log() + "\n" + "\n".join(agent.lines()[-5:]))
     generation_ended = time.monotonic() - pressed
+    desktop.wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") and "sleep" in _cmdline(pid)
+                                     for pid in playing), timeout=2)
+    player_ended = time.monotonic() - pressed
     tokens = int(re.search(r"describe_screen by .*: (\d+) new tokens .*\(stopped\)", agent.log()).group(1))
     assert tokens < 4000, "generation itself ended early"
     time.sleep(1.0)
@@ -180,7 +198,15 @@ def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, cap
     assert heard_stop < 2.0 and generation_ended < 3.0
     with capsys.disabled():
         print(f"\n[stop latency] key press -> 'Stopped.' in transcript {heard_stop * 1000:.0f} ms; "
-              f"-> generation ended {generation_ended * 1000:.0f} ms ({tokens} of 4000 tokens generated)")
+              f"-> generation ended {generation_ended * 1000:.0f} ms ({tokens} of 4000 tokens generated); "
+              f"the playing sentence cut off within {player_ended * 1000:.0f} ms")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 class CountingDescriber(Describer):
@@ -260,13 +286,21 @@ def test_press_while_loading_is_answered_then_done(desktop, tiny_qwen):
 
 
 def test_release_model_then_next_press_reloads(desktop, tiny_qwen):
+    import gc
+    import weakref
+
     with in_process_agent(tiny_qwen) as (agent, describer, voice):
+        agent.press(Binding("x", "describe_window"))
+        Desktop.wait_for(lambda: agent.jobs_run == 1, 60)
+        model = weakref.ref(describer.captioner.model)
         agent.press(Binding("x", "release_model"))
         Desktop.wait_for(lambda: "Model released." in voice.said, 10)
+        gc.collect()
         assert describer.captioner is None
+        assert model() is None, "the model's memory is free: nothing holds it any more"
         agent.press(Binding("x", "describe_window"))
-        Desktop.wait_for(lambda: "Loading the model." in voice.said and agent.jobs_run == 2, 60)
-        assert describer.captioner is not None and describer.describe_calls == 1
+        Desktop.wait_for(lambda: "Loading the model." in voice.said and agent.jobs_run == 3, 60)
+        assert describer.captioner is not None and describer.describe_calls == 2
 
 
 def test_idle_unload(desktop, tiny_qwen):
