@@ -139,4 +139,7 @@ def test_real_listener_fires_sided_and_plain_chords_under_x(desktop):
         assert fired[before:] == ["plain", "plain"], "once for the held chord, once for the marker"
     finally:
         listener.stop()
+        # pynput's stop request reaches the X server with the next event it handles: give it one.
+        desktop.key("shift")
         listener.join(5)
+    assert not listener.is_alive()
