@@ -19,6 +19,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # file of the suite and of the programs it starts goes to one folder, which must be empty at the
 # end (pytest_sessionfinish); pytest's own tmp_path folders stay where they were.
 os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="a11y-caption-torch-cache-"))  # code, not screens
 SUITE_TMP = Path(tempfile.mkdtemp(prefix="a11y-caption-suite-tmp-"))
 os.environ["TMPDIR"] = tempfile.tempdir = str(SUITE_TMP)
 
