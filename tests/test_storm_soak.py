@@ -28,18 +28,19 @@ CUES = ("Describing the screen.", "Describing the window.", "Reading.", "Stopped
 
 def assert_repeat_answered(agent, pressed_at: float, label: str) -> float:
     """The storm ended with Stop and, right after it, one repeat press: within 3 s of the press the
-    transcript must end with "Stopped." and then the repeat's answer (a description or "Nothing has
-    been described yet."), and stay so for a second, so that the ending seen is the storm's last
-    word and not a Stop-then-repeat from its middle. A swallowed or lost press leaves "Stopped." last.
+    transcript must end with the repeat's answer (a description or "Nothing has been described
+    yet."), and stay so for a second. A swallowed or lost press leaves the last Stop's "Stopped." at
+    the end, since nothing cuts it off; everything pressed before that Stop is void. (The answer
+    may cut "Stopped." off before it starts, so "Stopped." need not be in the transcript.)
 
-    Returns the seconds from the press until that ending appeared.
+    Returns the seconds from sending the last chords until that ending appeared.
     """
     settled_for, deadline = 1.0, pressed_at + 3.0
     seen, since = None, None
     while True:
         now = time.monotonic()
         lines = agent.lines()
-        state = (len(lines), len(lines) >= 2 and lines[-2] == "Stopped." and lines[-1] not in CUES)
+        state = (len(lines), bool(lines) and lines[-1] not in CUES)
         if state != seen:
             seen, since = state, now
         if seen[1] and now - since >= settled_for:
@@ -97,7 +98,7 @@ def test_key_storm_100_per_second_for_10_seconds(desktop, agent_factory, wordy_q
         print(f"\n[storm] 1000 presses in {storm_seconds:.1f} s, then 5 x 300 mixed in 3 s; {runs} model runs; "
               f"the last chord batch sent -> repeat answered in {', '.join(f'{t * 1000:.0f}' for t in answer_after)} ms; "
               f"RSS {before // 1024} MB before, {peak // 1024} MB at the end of the storm, {after // 1024} MB after")
-    assert agent.proc.poll() is None and "Traceback" not in agent.log()
+    assert agent.proc.poll() is None and "Traceback" not in agent.log() and " failed: " not in agent.log()
     assert runs < 2500 / 5, "presses were coalesced, not queued"
     assert after <= before * 1.15, (before, after)
 
