@@ -30,7 +30,7 @@ from PIL import Image
 from .config import MODEL_ACTIONS, Binding, Config
 from .errors import A11yCaptionError, AlreadyRunning, ConfigError, HotkeysUnavailable, describe_unexpected
 
-__all__ = ["Agent", "Job", "check_hotkeys_possible", "run_agent", "single_instance"]
+__all__ = ["Agent", "Conversation", "Job", "Press", "check_hotkeys_possible", "run_agent", "single_instance"]
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,28 @@ CUES = {
     "describe_clipboard": "Describing the clipboard image.",
     "alt_text_to_clipboard": "Writing alt text.",
     "read_text": "Reading.",
+    "describe_image": "Describing the image.",
 }
 TASKS = {"describe_screen": "screen", "describe_window": "window", "describe_clipboard": "photo",
-         "alt_text_to_clipboard": "alt_text"}
+         "alt_text_to_clipboard": "alt_text", "describe_image": "photo"}
+SOURCES = {"describe_screen": "screen", "describe_window": "window", "describe_clipboard": "clipboard",
+           "alt_text_to_clipboard": "clipboard", "read_text": "window"}
 SOMETHING_WRONG = "Something went wrong. Details are in the log."
+NOTHING_YET = "Nothing has been described yet."
+MAX_TURNS = 6  # a conversation keeps its first turn (which holds the image) and the latest ones
+
+
+@dataclass
+class Press:
+    """A hotkey press, or a command's request through the control endpoint (with ``reply``)."""
+
+    action: str  # a hotkey action, "describe_image" (the command sent the image) or "ask"
+    prompt: str = ""
+    task: str | None = None  # a command's own task ("alt_text", "question"), else the action's
+    source: str | None = None  # read_text: "screen", "window", "clipboard" or "image"
+    image: Image.Image | None = field(default=None, repr=False)  # sent by the command
+    reply: object = None  # control.Reply: where the answer streams to
+    speak: bool = True
 
 
 @dataclass
@@ -53,6 +71,22 @@ class Job:
     prompt: str = ""
     epoch: int | None = None  # the speech epoch of the job's cue: a later cue or Stop silences the job
     stop: threading.Event = field(default_factory=threading.Event)
+    task: str | None = None
+    reply: object = None
+    speak: bool = True
+
+
+@dataclass
+class Conversation:
+    """The image described last and what was said about it, for follow-up questions. In memory only."""
+
+    image: Image.Image = field(repr=False)
+    task: str
+    turns: list[tuple[str, str]] = field(default_factory=list)  # (asked, answered)
+
+    def history(self) -> tuple[tuple[str, str], ...]:
+        turns = self.turns if len(self.turns) <= MAX_TURNS else self.turns[:1] + self.turns[-(MAX_TURNS - 1):]
+        return tuple(turns)
 
 
 class Agent:
@@ -69,6 +103,7 @@ class Agent:
         self.capture = capture or capture_module
         self.clipboard = clipboard or clipboard_module
         self.last: str | None = None
+        self.conversation: Conversation | None = None
         self.state = "starting"  # starting -> loading -> ready | failed (-> released -> loading ...)
         # Bugs, as "TypeError at agent.py:12": bounded, and no traceback (it would keep screenshots alive).
         self.unexpected: deque[str] = deque(maxlen=20)
@@ -79,7 +114,7 @@ class Agent:
         self._answering = threading.Lock()
         self._press_waiting = threading.Condition(self._lock)
         self._job_waiting = threading.Condition(self._lock)
-        self._press: tuple[Binding, int] | None = None  # the newest press the dispatcher has not taken
+        self._press: tuple[Press, int] | None = None  # the newest press the dispatcher has not taken
         self._job: Job | None = None  # the newest job the worker has not taken
         self._current: Job | None = None
         self._stops = 0  # Stop presses so far; a press or job from before the latest Stop is void
@@ -93,11 +128,19 @@ class Agent:
 
     # -- called from the hotkey thread: never block here -------------------------------------
     def press(self, binding: Binding) -> None:
-        if binding.action == "stop":
+        self.submit(Press(binding.action, binding.prompt))
+
+    def submit(self, press: Press) -> None:
+        """Hand on a press or a command's request; returns at once."""
+        if press.action == "stop":
             self.stop()
+            if press.reply is not None:
+                press.reply.done()
             return
         with self._lock:
-            self._press = (binding, self._stops)  # replaces a press not yet answered: the latest wins
+            if self._press is not None:
+                _end_stopped(self._press[0].reply)
+            self._press = (press, self._stops)  # replaces a press not yet answered: the latest wins
             self._press_waiting.notify()
 
     def stop(self) -> None:
@@ -105,11 +148,25 @@ class Agent:
         with self._answering:
             with self._lock:
                 self._stops += 1
+                if self._press is not None:
+                    _end_stopped(self._press[0].reply)
+                if self._job is not None:
+                    _end_stopped(self._job.reply)
                 self._press = self._job = None
                 if self._current is not None:
                     self._current.stop.set()
             self.speaker.stop()
             self.speaker.say("Stopped.")
+
+    def cancel_reply(self, reply) -> None:
+        """The command waiting for ``reply`` went away (Ctrl+C): drop or stop its work, silently."""
+        with self._lock:
+            if self._press is not None and self._press[0].reply is reply:
+                self._press = None
+            if self._job is not None and self._job.reply is reply:
+                self._job = None
+            if self._current is not None and self._current.reply is reply:
+                self._current.stop.set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -124,11 +181,16 @@ class Agent:
         (a load cannot be interrupted; it then releases the model and says nothing)."""
         with self._lock:
             self._closing = True
+            if self._press is not None:
+                _end_stopped(self._press[0].reply)
+            if self._job is not None:
+                _end_stopped(self._job.reply)
             self._press = self._job = None
             if self._current is not None:
                 self._current.stop.set()
             self._press_waiting.notify_all()
             self._job_waiting.notify_all()
+        self.conversation = None  # the last image lives in memory only, and not past exit
         deadline = time.monotonic() + timeout
         for t in [*self._threads, self._loader]:
             if t.ident is not None:  # started
@@ -143,57 +205,69 @@ class Agent:
                     self._press_waiting.wait()
                 if self._closing:
                     return
-                (binding, stops), self._press = self._press, None
+                (press, stops), self._press = self._press, None
             try:
-                self._dispatch(binding, stops)
+                self._dispatch(press, stops)
             except A11yCaptionError as e:
-                self._say_now(str(e), stops)
+                self._say_now(str(e), stops, press.speak)
+                _end_error(press.reply, str(e))
             except Exception as e:  # a bug: keep running, keep a trace of it (never what was on screen)
                 self._unexpected(e, "press")
-                self._say_now(SOMETHING_WRONG, stops)
+                self._say_now(SOMETHING_WRONG, stops, press.speak)
+                _end_error(press.reply, SOMETHING_WRONG)
 
-    def _dispatch(self, b: Binding, stops: int) -> None:
-        action = b.action
+    def _dispatch(self, p: Press, stops: int) -> None:
+        action = p.action
         if action == "repeat_last":  # a second press starts it again from the beginning
-            self._say_now(self.last or "Nothing has been described yet.", stops)
+            text = self.last or NOTHING_YET
+            if self._say_now(text, stops, p.speak) is not None and p.reply is not None:
+                p.reply.chunk(text)
+                p.reply.done(text=text)
             return
         if action == "copy_last":
             if self.last:
                 self.clipboard.copy_text(self.last)
-                self._say_now("Copied.", stops)
-            else:
-                self._say_now("Nothing has been described yet.", stops)
+            answer = "Copied." if self.last else NOTHING_YET
+            if self._say_now(answer, stops, p.speak) is not None and p.reply is not None:
+                (p.reply.done(text=self.last) if self.last else p.reply.error(NOTHING_YET))
             return
         if action == "release_model":
-            self._put_job(Job("release_model", epoch=self.speaker.epoch), stops)
+            self._put_job(Job("release_model", epoch=self.speaker.epoch, reply=p.reply, speak=p.speak), stops)
             return
         # Describing actions: answer at once, capture now, let the worker do the rest.
         self._cancel_current()
-        cue = CUES[action]
-        if action in MODEL_ACTIONS and self.state in ("starting", "loading"):
+        cue = CUES.get(action, "")
+        if action in (*MODEL_ACTIONS, "describe_image", "ask") and self.state in ("starting", "loading"):
             cue += " Still loading the model; it will follow."
-        epoch = self._say_now(cue, stops)
+        epoch = self._say_now(cue, stops, p.speak)
         if epoch is None:
+            _end_stopped(p.reply)
             return  # Stop came first
-        if action == "describe_screen":
-            image = self.capture.grab_screen(self.config.capture.screen)
-        elif action in ("describe_window", "read_text"):
-            image = self.capture.grab_window()
-        else:
-            image = self.capture.grab_clipboard_image()
-        self._put_job(Job(action, image, b.prompt, epoch), stops)
+        image = None if action == "ask" else p.image if p.image is not None else self._capture(p)
+        self._put_job(Job(action, image, p.prompt, epoch, task=p.task, reply=p.reply, speak=p.speak), stops)
 
-    def _say_now(self, text: str, stops: int) -> int | None:
+    def _capture(self, p: Press) -> Image.Image:
+        source = p.source or SOURCES[p.action]
+        if source == "screen":
+            return self.capture.grab_screen(self.config.capture.screen)
+        if source == "window":
+            return self.capture.grab_window()
+        return self.capture.grab_clipboard_image()
+
+    def _say_now(self, text: str, stops: int, speak: bool = True) -> int | None:
         """Interrupt whatever is being said and say ``text``, the answer to a press made when Stop
         had been pressed ``stops`` times. Never skipped for being said before: silence after a
         press is the one answer that is always wrong. Returns the speech epoch of the answer, or
-        None when Stop has been pressed since (Stop's own answer stands).
+        None when Stop has been pressed since (Stop's own answer stands). With ``speak`` false (a
+        command run with --no-speak) nothing is said, but the press still takes over.
         """
         with self._answering:
             if stops != self._stops:
                 return None
-            self.speaker.stop()
-            self.speaker.say(text)
+            if speak:
+                self.speaker.stop()
+                if text:
+                    self.speaker.say(text)
             return self.speaker.epoch
 
     def _cancel_current(self) -> None:
@@ -205,9 +279,12 @@ class Agent:
         """Hand ``job`` to the worker, replacing one still waiting; dropped if Stop came since the press."""
         with self._lock:
             if stops != self._stops or self._closing:
+                _end_stopped(job.reply)
                 return
             if self._current is not None:
                 self._current.stop.set()
+            if self._job is not None:
+                _end_stopped(self._job.reply)
             self._job = job
             self._job_waiting.notify()
 
@@ -240,13 +317,18 @@ class Agent:
             try:
                 self._run(job)
             except A11yCaptionError as e:
-                self.speaker.say(str(e), epoch=job.epoch)
+                if job.speak:
+                    self.speaker.say(str(e), epoch=job.epoch)
+                _end_error(job.reply, str(e))
             except Exception as e:
                 self._unexpected(e, "job")
-                self.speaker.say(SOMETHING_WRONG, epoch=job.epoch)
+                if job.speak:
+                    self.speaker.say(SOMETHING_WRONG, epoch=job.epoch)
+                _end_error(job.reply, SOMETHING_WRONG)
             finally:
                 with self._lock:
                     self._current = None
+                _end_stopped(job.reply)  # a job that ended without an answer was stopped
                 self.jobs_run += 1
                 idle_since = time.monotonic()
 
@@ -279,6 +361,7 @@ class Agent:
 
     def _release(self) -> None:
         self.describer.release()
+        self.conversation = None  # the last image goes with the model's memory
         self.state = "released"
 
     def _wait_for_first_load(self, job: Job) -> bool:
@@ -288,47 +371,155 @@ class Agent:
         return True
 
     def _run(self, job: Job) -> None:
-        say = lambda text: self.speaker.say(text, epoch=job.epoch)  # noqa: E731
+        def say(text: str) -> None:
+            if job.speak:
+                self.speaker.say(text, epoch=job.epoch)
+
+        reply = job.reply
         if job.action == "read_text":  # OCR only: never waits for the model
-            text, _ = self.describer.read(job.image, "screen")
+            text, lines = self.describer.read(job.image, "screen")
             if not job.stop.is_set():
                 for line in text.splitlines():
                     say(line)
+                    if reply is not None:
+                        reply.chunk(line + "\n")
                 self.last = text
+                if reply is not None:
+                    reply.done(text=text, lines=lines)
             return
         if not self._wait_for_first_load(job):
             return
         if job.action == "release_model":
             self._release()
             say("Model released.")
+            if reply is not None:
+                reply.done()
             return
         if not self.describer.loaded:
             say("Loading the model.")
-            if not self._load(announce=None, epoch=job.epoch) or job.stop.is_set():
+            if not self._load(announce=None, epoch=job.epoch if job.speak else -1) or job.stop.is_set():
                 return
-        task = "question" if job.prompt and job.action != "alt_text_to_clipboard" else TASKS[job.action]
+        image, task, question, history = self._what_to_ask(job)
         start = time.perf_counter()
-        generation = self.describer.describe(job.image, task, job.prompt or None, job.stop)
+        generation = self.describer.describe(image, task, question, job.stop, history)
         if job.action == "alt_text_to_clipboard":
             text = generation.collect().text
             self._log_generation(job, generation, start)
             if job.stop.is_set():
                 return
             self.clipboard.copy_text(text)
-            self.last = text
             say("Alt text copied.")
             say(text)
+        else:
+            chunks = _tee(generation, reply.chunk) if reply is not None else generation
+            if job.speak:
+                text = self.speaker.say_stream(chunks, epoch=job.epoch).strip()
+            else:
+                text = "".join(chunks).strip()
+            self._log_generation(job, generation, start)
+            if job.stop.is_set() or not text:
+                return
+        self.last = text
+        if job.action == "ask":
+            self.conversation.turns.append((question, text))
+        else:
+            from .captioner.base import Request
+            from .prompts import prompt_for
+
+            asked = prompt_for(Request(image, task, question, self.config.model.language or None))
+            self.conversation = Conversation(image, task, [(asked, text)])
+        if reply is not None:
+            reply.done(text=text, model=generation.model, seconds=round(time.perf_counter() - start, 3))
+
+    def _what_to_ask(self, job: Job):
+        """(image, task, question, history) for a job; a follow-up asks about the last image."""
+        if job.action != "ask":
+            task = "question" if job.prompt and job.action != "alt_text_to_clipboard" else TASKS[job.action]
+            return job.image, job.task or task, job.prompt or None, ()
+        if self.conversation is None:
+            raise A11yCaptionError(f"{NOTHING_YET} Describe something first, then ask about it.")
+        if self.describer.missing is not None:
+            raise self.describer.missing
+        captioner = self.describer.captioner
+        if not getattr(captioner, "answers_questions", False):
+            raise A11yCaptionError(f"The model {captioner.name} cannot answer questions; a chat model such as "
+                                   "Qwen2-VL can.")
+        return self.conversation.image, "question", job.prompt, self.conversation.history()
+
+    # -- the control endpoint: commands and desktop shortcuts ------------------------------------
+    def handle_request(self, request: dict, image: bytes | None, reply) -> None:
+        """A command's request (control.ControlServer); returns at once, answers through ``reply``."""
+        op, speak = request["op"], request.get("speak", True)
+        if op == "status":
+            reply.done(state=self.state, model=self.config.model.name, described=self.last is not None,
+                       conversation=self.conversation is not None)
             return
-        text = self.speaker.say_stream(generation, epoch=job.epoch).strip()
-        self._log_generation(job, generation, start)
-        if not job.stop.is_set() and text:
-            self.last = text
+        simple = {"stop": "stop", "repeat": "repeat_last", "copy_last": "copy_last", "release": "release_model"}
+        if op in simple:
+            self.submit(Press(simple[op], reply=reply, speak=speak))
+            return
+        if op == "ask":
+            question = (request.get("question") or "").strip()
+            if not question:
+                reply.error("Ask a question, for example: a11y-caption ask \"What does the error say?\"")
+                return
+            press = Press("ask", question, reply=reply, speak=speak)
+        else:
+            source = request.get("source") or "screen"
+            if source not in ("screen", "window", "clipboard", "image"):
+                reply.error(f"Unknown source {source[:40]!r}; use screen, window, clipboard or an image.")
+                return
+            picture = None
+            if source == "image":
+                if image is None:
+                    reply.error("No image was sent.")
+                    return
+                from .images import open_image_bytes
+
+                try:
+                    picture = open_image_bytes(image, (request.get("name") or "The image")[:200])
+                except A11yCaptionError as e:
+                    reply.error(str(e))
+                    return
+            if op == "read":
+                press = Press("read_text", source=source, image=picture, reply=reply, speak=speak)
+            else:
+                task = request.get("task")
+                if task not in (None, "photo", "screen", "window", "alt_text", "question"):
+                    reply.error(f"Unknown task {task[:40]!r}.")
+                    return
+                prompt = request.get("prompt") or ""
+                if task == "question" and not prompt:
+                    reply.error("A question needs a prompt.")
+                    return
+                action = {"screen": "describe_screen", "window": "describe_window",
+                          "clipboard": "describe_clipboard", "image": "describe_image"}[source]
+                press = Press(action, prompt, task=task or ("question" if prompt else None), image=picture,
+                              reply=reply, speak=speak)
+        reply.cancel = lambda: self.cancel_reply(reply)
+        self.submit(press)
 
     @staticmethod
     def _log_generation(job: Job, generation, start: float) -> None:
         # Counts and timings only: what was on screen is never logged.
         log.info("%s by %s: %d new tokens in %.2f s%s", job.action, generation.model, generation.new_tokens,
                  time.perf_counter() - start, " (stopped)" if job.stop.is_set() else "")
+
+
+def _end_stopped(reply) -> None:
+    if reply is not None:
+        reply.stopped()
+
+
+def _end_error(reply, message: str) -> None:
+    if reply is not None:
+        reply.error(message)
+
+
+def _tee(chunks, sink):
+    for chunk in chunks:
+        sink(chunk)
+        yield chunk
 
 
 def check_hotkeys_possible() -> None:
@@ -361,18 +552,14 @@ class single_instance:
     """An exclusive lock on a file in the user's runtime folder; a second agent gets AlreadyRunning."""
 
     def __init__(self, path: Path | None = None):
-        if path is None:
-            base = os.environ.get("A11Y_CAPTION_RUNTIME_DIR")
-            if not base:
-                from platformdirs import user_runtime_dir
-
-                base = user_runtime_dir("a11y-caption", appauthor=False)
-            path = Path(base) / "agent.lock"
         self.path = path
         self._file = None
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path is None:
+            from .control import runtime_dir
+
+            self.path = runtime_dir(create=True) / "agent.lock"  # checked to be the user's own, 0700
         self._file = open(self.path, "a+")
         try:
             if os.name == "nt":
@@ -394,6 +581,7 @@ class single_instance:
 
 def run_agent(config: Config) -> int:
     """Run until Ctrl+C or SIGTERM. Returns the exit status."""
+    from .control import ControlServer
     from .hotkeys import start_listener
     from .speech import open_speaker
 
@@ -407,6 +595,8 @@ def run_agent(config: Config) -> int:
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
         listener = start_listener((b.keys, lambda b=b: agent.press(b)) for b in config.hotkeys)
+        server = ControlServer(agent.handle_request)
+        server.start()
         agent.start()
         print(f"a11y-caption: listening for {len(config.hotkeys)} hotkeys from {config.path}; Ctrl+C quits.",
               file=sys.stderr)
@@ -418,6 +608,7 @@ def run_agent(config: Config) -> int:
             pass
         finally:
             listener.stop()
+            server.close()
             finished = agent.close()
             speaker.close()
         print("a11y-caption: stopped.", file=sys.stderr)

@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from . import __version__
 from .errors import A11yCaptionError
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--transcript", metavar="FILE", help="append every spoken sentence to FILE")
 
     def sources(sp):
+        sp.add_argument("--local", action="store_true",
+                        help="work in this process even when the agent is running (it loads the model itself)")
         sp.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
         g = sp.add_mutually_exclusive_group()
         g.add_argument("--screen", action="store_true", help="capture the screen instead of reading files")
@@ -70,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the hotkey agent")
     common(run)
+
+    a = sub.add_parser("ask", help="ask the running agent about what it described last")
+    a.add_argument("question")
+    a.add_argument("--no-speak", action="store_true", help="print only; the agent stays silent")
+    a.add_argument("--json", action="store_true", help="one JSON object: question, text, model, seconds")
+    sub.add_parser("stop", help="make the running agent stop speaking and generating")
+    rep = sub.add_parser("repeat", help="the running agent says its last answer again (and it is printed)")
+    rep.add_argument("--no-speak", action="store_true", help="print only")
+    st = sub.add_parser("status", help="is an agent running, and with which model")
+    st.add_argument("--json", action="store_true")
 
     m = sub.add_parser("models", help="download or list models")
     msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -106,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config,
-                   "bench": _bench}[args.command]
+                   "bench": _bench, "ask": _ask, "stop": _agent_only, "repeat": _agent_only,
+                   "status": _agent_only}[args.command]
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
@@ -186,6 +200,10 @@ def _describe(args) -> int:
     from .describer import Describer
     from .speech import open_speaker
 
+    if not args.local and not _tunes_model(args):
+        status = _through_agent(args, "describe")
+        if status is not None:
+            return status
     config = _settings(args)
     m = config.model
     m = replace(
@@ -230,6 +248,10 @@ def _read(args) -> int:
     from .describer import Describer
     from .speech import open_speaker
 
+    if not args.local:
+        status = _through_agent(args, "read")
+        if status is not None:
+            return status
     config = _settings(args)
     inputs = _inputs(args)
     speaker = open_speaker(config.speech)
@@ -248,6 +270,149 @@ def _read(args) -> int:
         return text
 
     return _each_image(args, inputs, speaker, read)
+
+
+# -- through the running agent (warm model, one voice, one Stop) ------------------------------
+
+_MODEL_FLAGS = ("model", "device", "dtype", "quantize", "max_new_tokens", "temperature", "beams", "language")
+
+
+def _tunes_model(args) -> bool:
+    """Flags that choose or tune the model: the agent keeps its own, so these run in-process."""
+    return any(getattr(args, name, None) is not None for name in _MODEL_FLAGS) or args.trust_remote_code
+
+
+def _through_agent(args, op: str) -> int | None:
+    """describe/read by the running agent; None when no agent runs (the caller works in-process)."""
+    from .control import MAX_IMAGE_BYTES, AgentNotRunning, request
+
+    speak = not (args.no_speak or args.speech == "none")
+    if args.screen or args.window or args.clipboard:
+        jobs = [("screen" if args.screen else "window" if args.window else "clipboard", None)]
+    elif args.images:
+        jobs = [("image", path) for path in args.images]
+    else:
+        raise A11yCaptionError("Give at least one image file, or --screen, --window or --clipboard.")
+    fields = {"speak": speak}
+    if op == "describe":
+        fields["task"] = "alt_text" if args.alt_text else "question" if args.prompt else None
+        fields["prompt"] = args.prompt
+    failures, last = 0, None
+    for n, (source, path) in enumerate(jobs):
+        label = path or source
+        try:
+            image = _image_bytes(path, MAX_IMAGE_BYTES) if path else None
+            messages = request(op, source=source, image=image, name=Path(path).name if path else None, **fields)
+            text = _show_reply(args, messages, label, len(jobs) > 1)
+        except AgentNotRunning:
+            if n == 0:
+                return None
+            raise A11yCaptionError("The agent stopped answering.")
+        except A11yCaptionError as e:
+            failures += 1
+            print(f"a11y-caption: {e}", file=sys.stderr)
+            continue
+        if text is None:
+            print("a11y-caption: stopped.", file=sys.stderr)
+            return 1
+        last = text
+    if args.copy and last:
+        from .clipboard import copy_text
+
+        copy_text(last)
+        print("a11y-caption: copied to the clipboard.", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _image_bytes(path: str, limit: int) -> bytes:
+    from .errors import ImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p} does not exist.")
+    if not p.is_file():
+        raise ImageError(f"{p} is not a file.")
+    if p.stat().st_size > limit:
+        raise ImageError(f"{p.name} is larger than {limit // 2**20} MB, too large to send to the agent; "
+                         "use --local.")
+    return p.read_bytes()
+
+
+def _show_reply(args, messages, label: str, several: bool, label_key: str = "path") -> str | None:
+    """Print an agent's streamed reply as the in-process commands do (``--json``: one object whose
+    ``label_key`` is ``label``). Returns the whole text, or None when the request was stopped (by
+    Stop or a newer request)."""
+    streaming = not getattr(args, "json", False)
+    if streaming and several:
+        _emit(f"{label}:\n")
+    parts = []
+    for message in messages:
+        kind = message.get("type")
+        if kind == "chunk":
+            parts.append(message.get("text", ""))
+            if streaming:
+                _emit(message.get("text", ""))
+        elif kind == "error":
+            if streaming and parts:
+                _emit("\n")
+            raise A11yCaptionError(message.get("message", "The agent could not do it."))
+        elif kind == "stopped":
+            if streaming and parts:
+                _emit("\n")
+            return None
+        elif kind == "done":
+            text = message.get("text") or "".join(parts)
+            if not streaming:
+                row = {label_key: label, "text": text.strip(), "model": message.get("model"),
+                       "seconds": message.get("seconds")}
+                if message.get("lines") is not None:
+                    row = {label_key: label, "text": text, "lines": message["lines"], "seconds": message.get("seconds")}
+                _emit(json.dumps(row, ensure_ascii=False) + "\n")
+            elif not parts and text:
+                _emit(text + "\n")
+            elif not "".join(parts).endswith("\n"):
+                _emit("\n")
+            return text
+    raise A11yCaptionError("The agent stopped answering.")
+
+
+def _ask(args) -> int:
+    from .control import AgentNotRunning, request
+
+    try:
+        messages = request("ask", question=args.question, speak=not args.no_speak)
+        text = _show_reply(args, messages, args.question, False, label_key="question")
+    except AgentNotRunning as e:
+        raise A11yCaptionError(f"{e} Start it with: a11y-caption run") from e
+    if text is None:
+        print("a11y-caption: stopped.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _agent_only(args) -> int:
+    """stop, repeat and status: things only a running agent can do."""
+    from .control import AgentNotRunning, request
+
+    op = {"stop": "stop", "repeat": "repeat", "status": "status"}[args.command]
+    try:
+        messages = request(op, **({"speak": not args.no_speak} if op == "repeat" else {}))
+        if op == "repeat":
+            return 0 if _show_reply(args, messages, "", False) is not None else 1
+        reply = list(messages)[-1]
+    except AgentNotRunning as e:
+        if op == "status":
+            print("not running")
+            return 1
+        raise A11yCaptionError(f"{e} Start it with: a11y-caption run") from e
+    if reply.get("type") == "error":
+        raise A11yCaptionError(reply.get("message", "The agent could not do it."))
+    if op == "status":
+        if args.json:
+            _emit(json.dumps({k: v for k, v in reply.items() if k != "type"}) + "\n")
+        else:
+            print(f"running: {reply.get('state')}, model {reply.get('model')}")
+    return 0
 
 
 def _run(args) -> int:

@@ -96,8 +96,9 @@ class Describer:
         return ("\n".join(lines) if lines else "No text found."), lines
 
     def describe(self, image: Image.Image, task: Task = "photo", question: str | None = None,
-                 stop: threading.Event | None = None) -> Generation:
-        """Start describing ``image``; iterate the result for text as it is produced.
+                 stop: threading.Event | None = None, history: tuple[tuple[str, str], ...] = ()) -> Generation:
+        """Start describing ``image``; iterate the result for text as it is produced. ``history``:
+        earlier (question, answer) turns about this image, for a follow-up question.
 
         Raises:
             ModelNotFound: alt text was asked for and the model is missing (OCR text is no alt text).
@@ -110,7 +111,8 @@ class Describer:
         self.load()
         if self.missing is not None and task == "alt_text":
             raise self.missing
-        key = self._key(image, task, question)
+        request = Request(image, task, question, self.config.language or None, history)
+        key = self._key(image, task, question, history)
         if key in self._cache:
             self._cache.move_to_end(key)
             return Generation(_once(self._cache[key]), stop, "cache")
@@ -123,8 +125,7 @@ class Describer:
                 yield ("\n".join(lines) + "\n") if lines else "No text found.\n"
                 yield str(self.missing)
             else:
-                inner = self.captioner.generate(Request(image, task, question, self.config.language or None),
-                                                self.options, stop)
+                inner = self.captioner.generate(request, self.options, stop)
                 yield from inner
                 outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
                 if self._add_ocr(task) and not stop.is_set():
@@ -143,9 +144,9 @@ class Describer:
         mode = self.config.add_ocr_text
         return mode == "always" or (mode == "auto" and not self.captioner.reads_text)
 
-    def _key(self, image: Image.Image, task: str, question: str | None) -> bytes:
+    def _key(self, image: Image.Image, task: str, question: str | None, history=()) -> bytes:
         h = hashlib.blake2b(digest_size=16)
-        h.update(f"{image.size}{image.mode}{task}\0{question}\0{self.config.language}".encode())
+        h.update(f"{image.size}{image.mode}{task}\0{question}\0{self.config.language}\0{history}".encode())
         h.update(image.tobytes())
         return h.digest()
 

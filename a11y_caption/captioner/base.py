@@ -83,6 +83,7 @@ class Generation:
 class Captioner(Protocol):
     name: str  # what the user asked for: hub id or folder
     reads_text: bool  # True when the model can transcribe text on screen itself
+    answers_questions: bool  # True when it follows a prompt (chat models), so follow-ups work
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         """Start describing ``request``; iterate the result to receive text as it is generated."""

@@ -13,6 +13,7 @@ __all__ = ["BlipCaptioner"]
 
 class BlipCaptioner:
     reads_text = False
+    answers_questions = False  # it captions; it cannot follow a prompt
 
     def __init__(self, name: str, folder: Path, *, device: str = "auto", dtype: str = "auto",
                  prefix: str | None = None, quantize: str | None = None):

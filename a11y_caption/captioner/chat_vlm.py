@@ -35,6 +35,7 @@ def fit_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
 
 class ChatVLMCaptioner:
     reads_text = True
+    answers_questions = True
 
     def __init__(self, name: str, folder: Path, *, device: str = "auto", dtype: str = "auto",
                  trust_remote_code: bool = False, screen_pixels: int = SCREEN_PIXELS,

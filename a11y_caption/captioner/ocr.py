@@ -47,6 +47,7 @@ class OcrReader:
 
     name = OCR_NAME
     reads_text = True
+    answers_questions = False
 
     def __init__(self, threads: int = 0):
         from rapidocr import RapidOCR
