@@ -81,7 +81,7 @@ class Conversation:
     """The image described last and what was said about it, for follow-up questions. In memory only."""
 
     image: Image.Image = field(repr=False)
-    task: str
+    image_kind: str  # "screen" (a screen or window capture) or "photo"
     turns: list[tuple[str, str]] = field(default_factory=list)  # (asked, answered)
 
     def history(self) -> tuple[tuple[str, str], ...]:
@@ -399,9 +399,9 @@ class Agent:
             say("Loading the model.")
             if not self._load(announce=None, epoch=job.epoch if job.speak else -1) or job.stop.is_set():
                 return
-        image, task, question, history = self._what_to_ask(job)
+        image, task, question, history, image_kind = self._what_to_ask(job)
         start = time.perf_counter()
-        generation = self.describer.describe(image, task, question, job.stop, history)
+        generation = self.describer.describe(image, task, question, job.stop, history, image_kind)
         if job.action == "alt_text_to_clipboard":
             text = generation.collect().text
             self._log_generation(job, generation, start)
@@ -427,15 +427,16 @@ class Agent:
             from .prompts import prompt_for
 
             asked = prompt_for(Request(image, task, question, self.config.model.language or None))
-            self.conversation = Conversation(image, task, [(asked, text)])
+            self.conversation = Conversation(image, image_kind, [(asked, text)])
         if reply is not None:
             reply.done(text=text, model=generation.model, seconds=round(time.perf_counter() - start, 3))
 
     def _what_to_ask(self, job: Job):
-        """(image, task, question, history) for a job; a follow-up asks about the last image."""
+        """(image, task, question, history, image kind) for a job; a follow-up asks about the last image."""
         if job.action != "ask":
             task = "question" if job.prompt and job.action != "alt_text_to_clipboard" else TASKS[job.action]
-            return job.image, job.task or task, job.prompt or None, ()
+            kind = "screen" if job.action in ("describe_screen", "describe_window") else "photo"
+            return job.image, job.task or task, job.prompt or None, (), kind
         if self.conversation is None:
             raise A11yCaptionError(f"{NOTHING_YET} Describe something first, then ask about it.")
         if self.describer.missing is not None:
@@ -444,7 +445,8 @@ class Agent:
         if not getattr(captioner, "answers_questions", False):
             raise A11yCaptionError(f"The model {captioner.name} cannot answer questions; a chat model such as "
                                    "Qwen2-VL can.")
-        return self.conversation.image, "question", job.prompt, self.conversation.history()
+        c = self.conversation
+        return c.image, "question", job.prompt, c.history(), c.image_kind
 
     # -- the control endpoint: commands and desktop shortcuts ------------------------------------
     def handle_request(self, request: dict, image: bytes | None, reply) -> None:

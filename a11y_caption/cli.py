@@ -218,12 +218,13 @@ def _describe(args) -> int:
     describer = Describer(m)
 
     def describe(label, image, task) -> str:
+        kind = "screen" if task in ("screen", "window") else "photo"
         if args.alt_text:
             task = "alt_text"
         elif args.prompt:
             task = "question"
         start = time.perf_counter()
-        generation = describer.describe(image, task, args.prompt)
+        generation = describer.describe(image, task, args.prompt, image_kind=kind)
         if args.json:
             text = speaker.say_stream(generation).strip()
             _emit(json.dumps({"path": label, "text": text, "model": generation.model,

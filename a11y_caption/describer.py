@@ -96,23 +96,25 @@ class Describer:
         return ("\n".join(lines) if lines else "No text found."), lines
 
     def describe(self, image: Image.Image, task: Task = "photo", question: str | None = None,
-                 stop: threading.Event | None = None, history: tuple[tuple[str, str], ...] = ()) -> Generation:
+                 stop: threading.Event | None = None, history: tuple[tuple[str, str], ...] = (),
+                 image_kind: str | None = None) -> Generation:
         """Start describing ``image``; iterate the result for text as it is produced. ``history``:
-        earlier (question, answer) turns about this image, for a follow-up question.
+        earlier (question, answer) turns about this image, for a follow-up question; ``image_kind``:
+        "screen" or "photo" where the task does not say (a question about a window).
 
         Raises:
             ModelNotFound: alt text was asked for and the model is missing (OCR text is no alt text).
         """
         stop = stop or threading.Event()
-        subject = "screen" if task in ("screen", "window") else "image"
+        subject = "screen" if image_kind == "screen" or task in ("screen", "window") else "image"
         blank = blank_description(image, subject)
         if blank:
             return Generation(_once(blank), stop, "blank check")
         self.load()
         if self.missing is not None and task == "alt_text":
             raise self.missing
-        request = Request(image, task, question, self.config.language or None, history)
-        key = self._key(image, task, question, history)
+        request = Request(image, task, question, self.config.language or None, history, image_kind)
+        key = self._key(image, task, question, (history, image_kind))
         if key in self._cache:
             self._cache.move_to_end(key)
             return Generation(_once(self._cache[key]), stop, "cache")

@@ -28,6 +28,7 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert variants == [
         ("qwen2-vl-2b", "baseline (float32, default image size, no streaming)"),
         ("qwen2-vl-2b", "int8, 64 image tokens"), ("qwen2-vl-2b", "int8, 128 image tokens"),
+        ("qwen2-vl-2b", "follow-up question"),
         ("qwen2-vl-2b", "fp32, 64 image tokens"), ("qwen2-vl-2b", "fp32, 128 image tokens"),
         ("blip-base", "baseline (float32, default image size, no streaming)"),
         ("blip-base", "int8"), ("blip-base", "fp32"),
@@ -42,5 +43,7 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert qwen["int8, 64 image tokens"]["image_tokens"] <= 64 < qwen["int8, 128 image tokens"]["image_tokens"] <= 128
     assert qwen["fp32, 128 image tokens"]["identical_image_s"] < 0.05
     assert qwen["fp32, 128 image tokens"]["press_to_model_start_s"] < 0.5
+    follow_up = qwen["follow-up question"]
+    assert follow_up["reused_prompt_tokens"] > follow_up["new_tokens"] and follow_up["kept_cache_mb"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "| qwen2-vl-2b | int8, 64 image tokens |" in report.read_text()

@@ -11,7 +11,8 @@ from a11y_caption.prompts import prompt_for
 
 
 def _screen() -> Image.Image:
-    im = Image.effect_mandelbrot((320, 200), (-2, -1.2, 1, 1.2), 40).convert("RGB")
+    """Screen-sized, so that the screen and photo budgets shrink it differently."""
+    im = Image.effect_mandelbrot((1280, 800), (-2, -1.2, 1, 1.2), 40).convert("RGB")
     ImageDraw.Draw(im).text((10, 10), "Error: disk full", fill="white")
     return im
 
@@ -45,7 +46,7 @@ def test_follow_up_reuses_the_cache_and_matches_a_fresh_run_token_for_token(tiny
     answer, _ = _answer(captioner, first, options)
     assert captioner.reused_tokens == 0
     history = ((prompt_for(first), answer),)
-    follow_up = Request(image, "question", "What does the error say?", history=history)
+    follow_up = Request(image, "question", "What does the error say?", history=history, image_kind="screen")
     reused_text, reused_ids = _answer(captioner, follow_up, options)
     prompt_len = captioner.prepare(follow_up)["input_ids"].shape[-1]
     assert captioner.reused_tokens > prompt_len // 2, "the image and the first turn came from the cache"
@@ -58,7 +59,7 @@ def test_follow_up_reuses_the_cache_and_matches_a_fresh_run_token_for_token(tiny
 
     # And a second follow-up ("and the second one?") reuses the first follow-up's cache.
     history2 = history + (("What does the error say?", fresh_text),)
-    second = Request(image, "question", "And the second one?", history=history2)
+    second = Request(image, "question", "And the second one?", history=history2, image_kind="screen")
     second_text, second_ids = _answer(captioner, second, options)
     assert captioner.reused_tokens > 0
     captioner._kept = None
@@ -72,13 +73,27 @@ def test_a_different_image_never_reuses_the_cache(tiny_qwen):
     options = GenerationOptions(max_new_tokens=8)
     first = Request(_screen(), "screen")
     answer = captioner.generate(first, options).collect().text
-    other = Image.new("RGB", (320, 200), "navy")
+    other = Image.new("RGB", (1280, 800), "navy")
     ImageDraw.Draw(other).text((10, 10), "Another window", fill="white")
-    captioner.generate(Request(other, "question", "What is it?", history=((prompt_for(first), answer),)),
-                       options).collect()
+    captioner.generate(Request(other, "question", "What is it?", history=((prompt_for(first), answer),),
+                               image_kind="screen"), options).collect()
     assert captioner.reused_tokens == 0, "same-size images give the same token ids; the pixels differ"
     # The same image again, on the other hand, is reused.
     captioner.generate(first, options).collect()
-    captioner.generate(Request(first.image, "question", "What is it?", history=((prompt_for(first), answer),)),
-                       options).collect()
+    captioner.generate(Request(first.image, "question", "What is it?", history=((prompt_for(first), answer),),
+                               image_kind="screen"), options).collect()
     assert captioner.reused_tokens > 0
+
+
+def test_a_question_about_a_screen_gets_the_screen_budget(tiny_qwen):
+    """The error-message hotkey asks a question about a window: a window still gets the screen's
+    pixel budget, not a photo's (and a follow-up sees the same pixels as the description before)."""
+    from a11y_caption.captioner.chat_vlm import ChatVLMCaptioner
+
+    captioner = ChatVLMCaptioner("tiny", tiny_qwen, device="cpu", dtype="fp32", screen_pixels=256 * 28 * 28,
+                                 photo_pixels=64 * 28 * 28)
+    image = _screen()
+    screen = captioner.prepare(Request(image, "window"))["pixel_values"].shape
+    question = captioner.prepare(Request(image, "question", "Is there an error?", image_kind="screen"))
+    photo = captioner.prepare(Request(image, "question", "Is there an error?"))["pixel_values"].shape
+    assert question["pixel_values"].shape == screen and photo[0] < screen[0]

@@ -31,6 +31,13 @@ class Request:
     # Earlier turns about the same image, oldest first: (what was asked, what the model answered).
     # The image goes with the first of them; this request's prompt is the newest turn.
     history: tuple[tuple[str, str], ...] = ()
+    # What the image is, for its pixel budget: "screen" (a screen or window capture) or "photo".
+    # None: as the task says. A question about a window is still a window.
+    image_kind: str | None = None
+
+    @property
+    def is_screen(self) -> bool:
+        return self.image_kind == "screen" if self.image_kind else self.task in ("screen", "window", "read")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ class ChatVLMCaptioner:
 
     def prepare(self, request: Request) -> dict:
         """The model inputs for ``request``: chat template applied, image fitted to its budget."""
-        budget = self.screen_pixels if request.task in ("screen", "window", "read") else self.photo_pixels
+        budget = self.screen_pixels if request.is_screen else self.photo_pixels
         messages = []
         for asked, answered in request.history:
             messages += [{"role": "user", "content": [{"type": "text", "text": asked}]},
