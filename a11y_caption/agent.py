@@ -148,15 +148,19 @@ class Agent:
         with self._answering:
             with self._lock:
                 self._stops += 1
-                if self._press is not None:
-                    _end_stopped(self._press[0].reply)
-                if self._job is not None:
-                    _end_stopped(self._job.reply)
-                self._press = self._job = None
-                if self._current is not None:
-                    self._current.stop.set()
+                self._void_waiting()
             self.speaker.stop()
             self.speaker.say("Stopped.")
+
+    def _void_waiting(self) -> None:
+        """Drop the press and the job still waiting, and stop the running job (hold the lock)."""
+        if self._press is not None:
+            _end_stopped(self._press[0].reply)
+        if self._job is not None:
+            _end_stopped(self._job.reply)
+        self._press = self._job = None
+        if self._current is not None:
+            self._current.stop.set()
 
     def cancel_reply(self, reply) -> None:
         """The command waiting for ``reply`` went away (Ctrl+C): drop or stop its work, silently."""
@@ -181,13 +185,7 @@ class Agent:
         (a load cannot be interrupted; it then releases the model and says nothing)."""
         with self._lock:
             self._closing = True
-            if self._press is not None:
-                _end_stopped(self._press[0].reply)
-            if self._job is not None:
-                _end_stopped(self._job.reply)
-            self._press = self._job = None
-            if self._current is not None:
-                self._current.stop.set()
+            self._void_waiting()
             self._press_waiting.notify_all()
             self._job_waiting.notify_all()
         self.conversation = None  # the last image lives in memory only, and not past exit
@@ -229,7 +227,10 @@ class Agent:
                 self.clipboard.copy_text(self.last)
             answer = "Copied." if self.last else NOTHING_YET
             if self._say_now(answer, stops, p.speak) is not None and p.reply is not None:
-                (p.reply.done(text=self.last) if self.last else p.reply.error(NOTHING_YET))
+                if self.last:
+                    p.reply.done(text=self.last)
+                else:
+                    p.reply.error(NOTHING_YET)
             return
         if action == "release_model":
             self._put_job(Job("release_model", epoch=self.speaker.epoch, reply=p.reply, speak=p.speak), stops)
