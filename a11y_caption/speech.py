@@ -13,9 +13,12 @@ import queue
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
@@ -84,23 +87,34 @@ class _ProcessVoice:
 
 
 class EspeakVoice(_ProcessVoice):
-    """eSpeak NG run directly: starts fast and stops instantly. Linux and anywhere espeak-ng is on PATH."""
+    """eSpeak NG run directly: starts fast and stops instantly. Linux and anywhere espeak-ng is on PATH.
+
+    The text goes in on standard input, never on the command line, where any local user could
+    read it with ``ps``. With no text argument espeak-ng speaks stdin line by line as it reads it;
+    stdin is closed right after the text, so speech starts at once.
+    """
 
     def __init__(self, voice: str = "", rate: int = 200, volume: float = 1.0):
         super().__init__()
         exe = shutil.which("espeak-ng") or shutil.which("espeak")
         if exe is None:
             raise SpeechError("espeak-ng is not installed.")
-        self._args = [exe, "-s", str(rate), "-a", str(int(volume * 200))] + (["-v", voice] if voice else [])
+        self._args = [exe, "-b", "1", "-s", str(rate), "-a", str(int(volume * 200))] + (["-v", voice] if voice else [])
 
     def say(self, text: str) -> None:
         with self._lock:
-            self._proc = proc = self._popen([*self._args, "--", text], stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            self._proc = proc = self._popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            stdin=subprocess.PIPE)
+        try:
+            proc.stdin.write(text.encode("utf-8") + b"\n")
+            proc.stdin.close()
+        except OSError:  # interrupted (killed) before it read everything
+            pass
         proc.wait()
 
     def save(self, text: str, path: Path) -> None:
-        subprocess.run([*self._args, "-w", str(path), "--", text], check=True, stdin=subprocess.DEVNULL)
+        subprocess.run([*self._args, "-w", str(path)], input=text.encode("utf-8") + b"\n", check=True,
+                       stdout=subprocess.DEVNULL)
 
 
 class Pyttsx3Voice(_ProcessVoice):
@@ -109,6 +123,11 @@ class Pyttsx3Voice(_ProcessVoice):
     pyttsx3 runs in a child process (a11y_caption._tts_worker): its espeak driver plays through a
     blocking ``aplay`` that cannot otherwise be interrupted, and its runAndWait can return early
     (upstream #219), which the worker waits out. A fresh worker is started after each interrupt.
+
+    That driver writes each sentence to a WAV file in the temp folder, and a killed player never
+    removes it. So the worker gets a private temp folder (0700, made here, passed as TMPDIR),
+    emptied after every utterance, on interrupt and close, and removed when this process exits;
+    the worker removes it too if this process dies first.
     """
 
     def __init__(self, voice: str = "", rate: int = 200, volume: float = 1.0, start_timeout: float = 15.0):
@@ -116,12 +135,35 @@ class Pyttsx3Voice(_ProcessVoice):
         self._settings = json.dumps({"voice": voice, "rate": rate, "volume": volume})
         self._start_timeout = start_timeout
         self._spare: subprocess.Popen | None = None
-        self._worker()  # fail now, not at the first sentence, if the engine cannot start
+        self._tmp = tempfile.mkdtemp(prefix="a11y-caption-tts-")  # mode 0700
+        self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, ignore_errors=True)  # also at exit
+        try:
+            self._worker()  # fail now, not at the first sentence, if the engine cannot start
+        except BaseException:
+            self.close()
+            raise
 
     def _spawn(self) -> subprocess.Popen:
+        env = {**os.environ, "TMPDIR": self._tmp, "TMP": self._tmp, "TEMP": self._tmp,
+               "A11Y_CAPTION_TTS_TMP": self._tmp}
         return self._popen([sys.executable, "-m", "a11y_caption._tts_worker", self._settings],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           text=True, encoding="utf-8", bufsize=1)
+                           text=True, encoding="utf-8", bufsize=1, env=env)
+
+    def _empty_tmp(self) -> None:
+        """Remove whatever the worker left in its temp folder (audio of screen text)."""
+        try:
+            entries = list(os.scandir(self._tmp))
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
     def _worker(self) -> subprocess.Popen:
         with self._lock:
@@ -163,16 +205,23 @@ class Pyttsx3Voice(_ProcessVoice):
         return self._read(proc)
 
     def say(self, text: str) -> None:
-        self._request(text=text)  # returns early with an error when interrupted
+        try:
+            self._request(text=text)  # returns early with an error when interrupted or crashed
+        finally:
+            self._empty_tmp()
 
     def save(self, text: str, path: Path) -> None:
         """Write ``text`` as speech to the WAV/AIFF file ``path`` (used by tests and for checks)."""
-        reply = self._request(text=text, file=str(path))
+        try:
+            reply = self._request(text=text, file=str(path))
+        finally:
+            self._empty_tmp()
         if "error" in reply:
             raise SpeechError(f"pyttsx3 could not write {path} ({reply['error']}).")
 
     def interrupt(self) -> None:
         super().interrupt()
+        self._empty_tmp()  # the killed player left its file behind
         with self._lock:  # warm a replacement now so the next sentence starts quickly
             if self._spare is None:
                 self._spare = self._spawn()
@@ -184,6 +233,7 @@ class Pyttsx3Voice(_ProcessVoice):
         if spare is not None:
             spare.kill()
             spare.wait()
+        self._remove_tmp()
 
 
 def make_voice(engine: str, voice: str = "", rate: int = 200, volume: float = 1.0) -> Voice:
@@ -262,6 +312,7 @@ class Speaker:
         self.first_words = first_words  # see SentenceSplitter
         self._echo = echo  # also hand each utterance to this callable (stdout when there is no voice)
         self._transcript = Path(transcript) if transcript else None
+        self._transcript_private = False  # checked (and tightened) at the first write
         self._queue: queue.Queue = queue.Queue(maxsize=256)
         self._epoch = 0
         self._busy = False  # an utterance has been taken off the queue and is not finished
@@ -346,10 +397,26 @@ class Speaker:
                     self._idle.set()
 
     def _write_transcript(self, text: str) -> None:
+        """Append ``text``. The file holds what was on screen: it is created 0600, and an existing
+        file of ours that others can read (made by an older version) is made private once."""
         if self._transcript is None:
             return
         try:
-            with self._transcript.open("a", encoding="utf-8") as f:
+            fd = os.open(self._transcript, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as f:
+                if not self._transcript_private:
+                    self._transcript_private = True
+                    _make_private(fd, self._transcript)
                 f.write(text + "\n")
         except OSError as e:
             log.warning("cannot write the transcript %s: %s", self._transcript, e)
+
+
+def _make_private(fd: int, path) -> None:
+    """Drop group/other access from the regular file ``fd`` if we own it (not a FIFO or /dev/stdout)."""
+    if os.name != "posix":
+        return
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077:
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o700)
+        log.warning("the transcript %s was readable by other users; it is now private (0600)", path)
