@@ -22,7 +22,7 @@ ACTIONS = (
 )
 # Actions that need the captioning model (the others answer at once).
 MODEL_ACTIONS = ("describe_screen", "describe_window", "describe_clipboard", "alt_text_to_clipboard")
-SPEECH_ENGINES = ("pyttsx3", "espeak-ng", "none")
+SPEECH_ENGINES = ("auto", "orca", "speech-dispatcher", "nvda", "jaws", "voiceover", "pyttsx3", "espeak-ng", "none")
 
 # pynput's special key names (pynput.keyboard.Key), the same on every platform it supports.
 _KEY_NAMES = {
@@ -56,11 +56,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SpeechConfig:
-    engine: str = "pyttsx3"
+    engine: str = "auto"
     voice: str = ""
     rate: int = 200
     volume: float = 1.0
     transcript: str = ""
+    braille: bool = True
 
 
 @dataclass(frozen=True)

@@ -246,3 +246,86 @@ def test_real_espeak_speaks_text_from_stdin(tmp_path):
     voice.save("The screen shows a settings dialog with three buttons.", out)
     seconds, rms = _rms(out)
     assert 1.5 < seconds < 10 and rms > 300
+
+
+class ReaderVoice:
+    """A screen-reader style voice: ``speak`` returns at once, the end is reported when the test says."""
+
+    engine = "reader"
+    can_braille = True
+
+    def __init__(self):
+        self.spoken, self.brailled, self.cancels, self._ends = [], [], 0, []
+
+    def speak(self, text, on_end):
+        self.spoken.append(text)
+        self._ends.append(on_end)
+
+    def finish(self):
+        self._ends.pop(0)("done")
+
+    def cancel(self):
+        self.cancels += 1
+        while self._ends:
+            self._ends.pop(0)("cancelled")
+
+    def braille(self, text):
+        self.brailled.append(text)
+
+    def close(self):
+        pass
+
+
+def test_each_sentence_waits_for_the_end_of_the_one_before_then_braille_gets_the_whole():
+    voice = ReaderVoice()
+    speaker = Speaker(voice)
+    try:
+        assert speaker.engine == "reader"
+        speaker.say_stream(iter(["One is here. Two", " is here.\nThree."]))
+        time.sleep(0.2)
+        assert voice.spoken == ["One is here."], "the next is not sent over the one being said"
+        voice.finish()
+        _wait_for(lambda: voice.spoken == ["One is here.", "Two is here."])
+        voice.finish()
+        _wait_for(lambda: len(voice.spoken) == 3)
+        assert voice.brailled == [] and not speaker.wait(0.1)
+        voice.finish()
+        assert speaker.wait(2)
+        assert voice.brailled == ["One is here. Two is here. Three."], "once complete, on one line"
+    finally:
+        speaker.close()
+
+
+def test_stop_with_a_reader_voice_cancels_and_drops_the_braille_too():
+    voice = ReaderVoice()
+    speaker = Speaker(voice)
+    try:
+        speaker.say_stream(iter(["One. Two. Three."]))
+        _wait_for(lambda: voice.spoken == ["One."])
+        start = time.perf_counter()
+        speaker.stop()
+        assert speaker.wait(1) and time.perf_counter() - start < 0.5
+        time.sleep(0.2)
+        assert voice.spoken == ["One."] and voice.cancels == 1 and voice.brailled == []
+        speaker.say("Again.")  # repeat_last and the next description work after a Stop
+        _wait_for(lambda: voice.spoken[-1] == "Again.")
+    finally:
+        speaker.close()
+
+
+def test_braille_off_sends_nothing_to_the_display():
+    voice = ReaderVoice()
+    speaker = Speaker(voice, braille=False)
+    speaker.say_stream(iter(["One."]))
+    _wait_for(lambda: voice.spoken == ["One."])
+    voice.finish()
+    assert speaker.wait(2)
+    speaker.close()
+    assert voice.brailled == []
+
+
+def _wait_for(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
