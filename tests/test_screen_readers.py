@@ -186,7 +186,7 @@ def test_auto_probe_is_quick_when_nothing_is_there(tmp_path, monkeypatch):
         monkeypatch.setenv("SPEECHD_ADDRESS", address)
         start = time.perf_counter()
         assert choose.preview("auto") == "pyttsx3"
-        assert time.perf_counter() - start < 0.3
+        assert time.perf_counter() - start < 0.5
 
 
 def test_config_check_names_the_engine_auto_picks(speechd):
@@ -256,7 +256,7 @@ def test_no_session_bus_or_no_orca_is_quick_and_quiet(bus, monkeypatch, system_v
     monkeypatch.setattr(choose, "PLATFORM", "linux")
     start = time.perf_counter()
     assert choose.preview("auto") == "pyttsx3"  # a bus, but no Orca on it and no speech-dispatcher
-    assert time.perf_counter() - start < 0.3
+    assert time.perf_counter() - start < 0.5
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
     assert choose.preview("auto") == "pyttsx3"
 

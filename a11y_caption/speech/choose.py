@@ -167,7 +167,7 @@ class FallbackVoice:
                 name = self._current
                 voice = self._voices[name]
             try:
-                voice.speak(text, lambda outcome: self._ended(name, text, outcome, on_end, cancels))
+                voice.speak(text, lambda outcome, name=name: self._ended(name, text, outcome, on_end, cancels))
                 return
             except VoiceLost as e:
                 if not self._lose(name, str(e)):

@@ -137,13 +137,13 @@ class OrcaVoice:
 
     def speak(self, text: str, on_end: EndCallback) -> None:
         d = self.dialect
+        cut = threading.Event()
+        with self._lock:
+            self._cut = cut  # before sending: a Stop meanwhile must cut this one
         try:
             self._bus.call(d.bus_name, d.path, d.interface, "PresentMessage", "s", (text,))
         except _Gone as e:
             raise VoiceLost(f"Orca went away ({e})") from e
-        cut = threading.Event()
-        with self._lock:
-            self._cut = cut
         # Orca quitting mid-sentence ends it as LOST: the next engine says the sentence again.
         pace(speaking_time(text, self.words_per_minute), cut, on_end,
              still_there=lambda: self._bus.has_owner(d.bus_name))

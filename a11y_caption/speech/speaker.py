@@ -196,7 +196,8 @@ class Speaker:
                         self._write_transcript(text)
                         if self._echo is not None:
                             self._echo(text)
-                        self.voice.speak(text, lambda outcome: ended.set())
+                        # Bound now: a late report about an earlier utterance must not end this one.
+                        self.voice.speak(text, lambda outcome, ended=ended: ended.set())
                         # A voice that never reports back (a hung engine) holds us up for a while, not forever.
                         if not ended.wait(30 + 0.2 * len(text)):
                             log.warning("the %s voice did not report the end of an utterance", self.engine)

@@ -63,8 +63,8 @@ class VoiceOverVoice:
     def speak(self, text: str, on_end: EndCallback) -> None:
         if not self._ak.voiceover_running():
             raise VoiceLost("VoiceOver is off")
+        self._cut = cut = threading.Event()  # before announcing: a Stop meanwhile must cut this one
         self._ak.announce(text)
-        self._cut = cut = threading.Event()
         pace(speaking_time(text, self._rate), cut, on_end, still_there=self._ak.voiceover_running)
 
     def cancel(self) -> None:
