@@ -398,3 +398,79 @@ def test_every_engine_is_known_to_the_config():
     from a11y_caption.config import SPEECH_ENGINES
 
     assert set(SPEECH_ENGINES) == {"auto", *choose.ENGINES}
+
+
+def test_speechd_address_follows_speechd_address(monkeypatch):
+    from a11y_caption.speech.ssip import SSIPError, default_address
+
+    monkeypatch.setenv("SPEECHD_ADDRESS", "unix_socket:/run/x/speechd.sock")
+    assert default_address() == ("unix", "/run/x/speechd.sock")
+    monkeypatch.setenv("SPEECHD_ADDRESS", "inet_socket:127.0.0.1:6561")
+    assert default_address() == ("inet", ("127.0.0.1", 6561))
+    monkeypatch.setenv("SPEECHD_ADDRESS", "carrier_pigeon:roof")
+    with pytest.raises(SSIPError):
+        default_address()
+    monkeypatch.delenv("SPEECHD_ADDRESS")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    assert default_address() == ("unix", "/run/user/1000/speech-dispatcher/speechd.sock")
+
+
+def test_an_end_event_that_beats_the_message_id_is_not_lost():
+    from a11y_caption.speech.ssip import EndTracker
+
+    ends, got = EndTracker(), []
+    ends.event(7, "end")  # the daemon can report the end before SPEAK's reply is read
+    ends.expect(7, got.append)
+    ends.expect(8, got.append)
+    ends.event(8, "cancel")
+    ends.expect(9, got.append)
+    ends.fail_all("lost")
+    assert got == ["end", "cancel", "lost"]
+
+
+class QuietDescriber:
+    """Loads at once; enough for the agent's start-up lines."""
+
+    loaded, missing = False, None
+
+    def load(self):
+        self.loaded = True
+
+    def release(self):
+        self.loaded = False
+
+
+def test_agent_with_auto_speaks_through_speech_dispatcher_else_the_system_voice(monkeypatch, system_voice):
+    from dataclasses import replace
+
+    from a11y_caption.agent import Agent
+    from a11y_caption.config import load_config
+    from conftest import REPO
+
+    monkeypatch.setattr(choose, "PLATFORM", "linux")
+    config = load_config(REPO / "hotkeys.toml")
+    assert config.speech.engine == "auto"
+
+    def run_agent_start() -> Speaker:
+        speaker = open_speaker(config.speech)
+        agent = Agent(replace(config, hotkeys=()), speaker, describer=QuietDescriber())
+        agent.start()
+        try:
+            wait_for(lambda: agent.state == "ready", timeout=10)
+            assert speaker.wait(10)
+        finally:
+            agent.close()
+            speaker.close()
+        return speaker
+
+    d = SpeechDispatcher()
+    try:
+        monkeypatch.setenv("SPEECHD_ADDRESS", d.address)
+        assert run_agent_start().engine == "speech-dispatcher"
+        said = [t for t, _ in d.queued()]
+        assert said[0].startswith("a11y-caption is on") and said[-1] == "Ready."
+        assert system_voice.said == []
+    finally:
+        d.close()
+    assert run_agent_start().engine == "pyttsx3"  # the daemon is gone: the system voice speaks
+    assert system_voice.said[0].startswith("a11y-caption is on") and system_voice.said[-1] == "Ready."
