@@ -1,31 +1,34 @@
 """The background agent: global hotkeys -> capture -> describe -> speak. Wiring only.
 
-Threads and the rule for presses:
-- pynput's listener thread runs the hotkey callbacks. They only enqueue (``press``), except
-  ``stop``, which just sets flags and silences speech, so it works even while everything is busy.
-- The dispatcher thread answers every press at once: a spoken cue, repeat/copy of the last result,
-  and the capture (so the image is what was on screen at the press).
-- One worker thread owns the model: it loads it at start, then runs one job at a time.
-- At most one job waits. A new describing press cancels the running one and replaces the waiting
-  one: the latest press wins, so hammering a key never piles up work.
+Threads and the rules for presses:
+- pynput's listener thread runs the hotkey callbacks. They only note the press (``press``), except
+  Stop, which voids everything pressed before it, cancels generation and silences speech at once.
+- The dispatcher thread answers every press at once, with a spoken cue or the answer itself
+  (repeat, copy), then captures, so the image is what was on screen at the press.
+- One worker thread owns the model and runs one job at a time. The model loads at start on a
+  loader thread, so reading text (no model needed) is never kept waiting behind it.
+- Nothing piles up: at most one press waits for the dispatcher and one job for the worker, each
+  replaced by a newer one (the latest press wins), and a describing press cancels the running job.
+- Nothing pressed before Stop is said after "Stopped.": presses and jobs carry the Stop count of
+  their moment, and a job's speech is tied to the speech epoch of its own cue.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from .config import MODEL_ACTIONS, Binding, Config
-from .errors import A11yCaptionError, AlreadyRunning, HotkeysUnavailable
+from .errors import A11yCaptionError, AlreadyRunning, ConfigError, HotkeysUnavailable, describe_unexpected
 
 __all__ = ["Agent", "Job", "check_hotkeys_possible", "run_agent", "single_instance"]
 
@@ -40,17 +43,16 @@ CUES = {
 }
 TASKS = {"describe_screen": "screen", "describe_window": "window", "describe_clipboard": "photo",
          "alt_text_to_clipboard": "alt_text"}
+SOMETHING_WRONG = "Something went wrong. Details are in the log."
 
 
 @dataclass
 class Job:
     action: str
-    image: Image.Image | None = None
+    image: Image.Image | None = field(default=None, repr=False)
     prompt: str = ""
-    stop: threading.Event = None  # type: ignore[assignment]
-
-    def __post_init__(self):
-        self.stop = self.stop or threading.Event()
+    epoch: int | None = None  # the speech epoch of the job's cue: a later cue or Stop silences the job
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class Agent:
@@ -67,202 +69,242 @@ class Agent:
         self.capture = capture or capture_module
         self.clipboard = clipboard or clipboard_module
         self.last: str | None = None
-        self.state = "starting"  # starting -> loading -> ready (-> released -> loading ...)
-        self.unexpected: list[BaseException] = []  # bugs, kept for tests and the log
+        self.state = "starting"  # starting -> loading -> ready | failed (-> released -> loading ...)
+        # Bugs, as "TypeError at agent.py:12": bounded, and no traceback (it would keep screenshots alive).
+        self.unexpected: deque[str] = deque(maxlen=20)
         self.jobs_run = 0
-        self._intake: queue.Queue = queue.Queue(maxsize=32)
-        self._slot: queue.Queue = queue.Queue(maxsize=1)
-        self._slot_lock = threading.Lock()
+        self._lock = threading.Lock()
+        # Held while an answer is checked against the Stop count and spoken, and while Stop speaks:
+        # so an answer to a press from before Stop can never cut off "Stopped." or follow it.
+        self._answering = threading.Lock()
+        self._press_waiting = threading.Condition(self._lock)
+        self._job_waiting = threading.Condition(self._lock)
+        self._press: tuple[Binding, int] | None = None  # the newest press the dispatcher has not taken
+        self._job: Job | None = None  # the newest job the worker has not taken
         self._current: Job | None = None
-        self._last_cue = ("", 0.0)
+        self._stops = 0  # Stop presses so far; a press or job from before the latest Stop is void
+        self._closing = False
+        self._model_ready = threading.Event()  # the first load has ended, well or not
         self._threads = [
             threading.Thread(target=self._dispatch_loop, name="a11y-dispatch", daemon=True),
             threading.Thread(target=self._work_loop, name="a11y-worker", daemon=True),
         ]
+        self._loader = threading.Thread(target=self._first_load, name="a11y-load", daemon=True)
 
     # -- called from the hotkey thread: never block here -------------------------------------
     def press(self, binding: Binding) -> None:
         if binding.action == "stop":
             self.stop()
             return
-        try:
-            self._intake.put_nowait(binding)
-        except queue.Full:
-            log.debug("intake full; press dropped")
+        with self._lock:
+            self._press = (binding, self._stops)  # replaces a press not yet answered: the latest wins
+            self._press_waiting.notify()
 
     def stop(self) -> None:
-        """Silence speech and cancel generation, at once."""
-        with self._slot_lock:
-            self._drain(self._slot)
-        self._cancel_current()
-        self.speaker.stop()
-        self.speaker.say("Stopped.")
-        self._last_cue = ("Stopped.", time.monotonic())
+        """Silence speech and cancel generation, at once; drop whatever was pressed before."""
+        with self._answering:
+            with self._lock:
+                self._stops += 1
+                self._press = self._job = None
+                if self._current is not None:
+                    self._current.stop.set()
+            self.speaker.stop()
+            self.speaker.say("Stopped.")
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self.state = "loading"
         self.speaker.say("a11y-caption is on. Loading the model.")
+        self._loader.start()
         for t in self._threads:
             t.start()
 
-    def close(self) -> None:
-        self._cancel_current()
-        self._intake.put(None)
-        self._put_job(None)
-        for t in self._threads:
-            t.join(timeout=10)
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop the threads. Returns False if the model was still loading after ``timeout`` seconds
+        (a load cannot be interrupted; it then releases the model and says nothing)."""
+        with self._lock:
+            self._closing = True
+            self._press = self._job = None
+            if self._current is not None:
+                self._current.stop.set()
+            self._press_waiting.notify_all()
+            self._job_waiting.notify_all()
+        deadline = time.monotonic() + timeout
+        for t in [*self._threads, self._loader]:
+            if t.ident is not None:  # started
+                t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in [*self._threads, self._loader])
 
     # -- dispatcher: instant answers and captures ---------------------------------------------
     def _dispatch_loop(self) -> None:
         while True:
-            binding = self._intake.get()
-            if binding is None:
-                return
-            # Coalesce a burst: only the newest waiting press counts.
-            while True:
-                try:
-                    newer = self._intake.get_nowait()
-                except queue.Empty:
-                    break
-                if newer is None:
+            with self._lock:
+                while self._press is None and not self._closing:
+                    self._press_waiting.wait()
+                if self._closing:
                     return
-                binding = newer
+                (binding, stops), self._press = self._press, None
             try:
-                self._dispatch(binding)
+                self._dispatch(binding, stops)
             except A11yCaptionError as e:
-                self._say_now(str(e))
-            except Exception as e:  # a bug: keep running, keep the evidence
-                self.unexpected.append(e)
-                log.exception("press failed")
-                self._say_now("Something went wrong. Details are in the log.")
+                self._say_now(str(e), stops)
+            except Exception as e:  # a bug: keep running, keep a trace of it (never what was on screen)
+                self._unexpected(e, "press")
+                self._say_now(SOMETHING_WRONG, stops)
 
-    def _dispatch(self, b: Binding) -> None:
+    def _dispatch(self, b: Binding, stops: int) -> None:
         action = b.action
-        if action == "repeat_last":
-            self._say_now(self.last or "Nothing has been described yet.")
+        if action == "repeat_last":  # a second press starts it again from the beginning
+            self._say_now(self.last or "Nothing has been described yet.", stops)
             return
         if action == "copy_last":
             if self.last:
                 self.clipboard.copy_text(self.last)
-                self._say_now("Copied.")
+                self._say_now("Copied.", stops)
             else:
-                self._say_now("Nothing has been described yet.")
+                self._say_now("Nothing has been described yet.", stops)
             return
         if action == "release_model":
-            self._cancel_current()
-            self._put_job(Job("release_model"))
+            self._put_job(Job("release_model", epoch=self.speaker.epoch), stops)
             return
         # Describing actions: answer at once, capture now, let the worker do the rest.
         self._cancel_current()
         cue = CUES[action]
         if action in MODEL_ACTIONS and self.state in ("starting", "loading"):
             cue += " Still loading the model; it will follow."
-        self._say_now(cue)
+        epoch = self._say_now(cue, stops)
+        if epoch is None:
+            return  # Stop came first
         if action == "describe_screen":
             image = self.capture.grab_screen(self.config.capture.screen)
         elif action in ("describe_window", "read_text"):
             image = self.capture.grab_window()
         else:
             image = self.capture.grab_clipboard_image()
-        self._put_job(Job(action, image, b.prompt))
+        self._put_job(Job(action, image, b.prompt, epoch), stops)
 
-    def _say_now(self, text: str) -> None:
-        """Interrupt whatever is being said and say ``text`` (repeated cues within 0.5 s are skipped)."""
-        now = time.monotonic()
-        if self._last_cue[0] == text and now - self._last_cue[1] < 0.5:
-            return
-        self._last_cue = (text, now)
-        self.speaker.stop()
-        self.speaker.say(text)
+    def _say_now(self, text: str, stops: int) -> int | None:
+        """Interrupt whatever is being said and say ``text``, the answer to a press made when Stop
+        had been pressed ``stops`` times. Never skipped for being said before: silence after a
+        press is the one answer that is always wrong. Returns the speech epoch of the answer, or
+        None when Stop has been pressed since (Stop's own answer stands).
+        """
+        with self._answering:
+            if stops != self._stops:
+                return None
+            self.speaker.stop()
+            self.speaker.say(text)
+            return self.speaker.epoch
 
     def _cancel_current(self) -> None:
-        with self._slot_lock:
+        with self._lock:
             if self._current is not None:
                 self._current.stop.set()
 
-    def _put_job(self, job: Job | None) -> None:
-        with self._slot_lock:
-            self._drain(self._slot)
-            self._slot.put_nowait(job)
-
-    @staticmethod
-    def _drain(q: queue.Queue) -> None:
-        while True:
-            try:
-                q.get_nowait()
-            except queue.Empty:
+    def _put_job(self, job: Job, stops: int) -> None:
+        """Hand ``job`` to the worker, replacing one still waiting; dropped if Stop came since the press."""
+        with self._lock:
+            if stops != self._stops or self._closing:
                 return
+            if self._current is not None:
+                self._current.stop.set()
+            self._job = job
+            self._job_waiting.notify()
 
-    # -- worker: the only thread that touches the model ----------------------------------------
+    # -- worker: the only thread that runs the model --------------------------------------------
+    def _first_load(self) -> None:
+        try:
+            self._load(announce="Ready.")
+        finally:
+            self._model_ready.set()
+        if self._closing:  # closed while loading: give the memory back, say nothing
+            self.describer.release()
+
     def _work_loop(self) -> None:
-        self._load(announce="Ready.")
         idle_limit = self.config.model.idle_unload_minutes * 60 or None
+        idle_since = time.monotonic()
         while True:
-            try:
-                job = self._slot.get(timeout=idle_limit)
-            except queue.Empty:
-                if self.describer.loaded:
-                    log.info("idle for %s minutes; releasing the model", self.config.model.idle_unload_minutes)
-                    self.describer.release()
-                    self.state = "released"
-                continue
+            with self._lock:
+                if self._job is None and not self._closing:
+                    self._job_waiting.wait(idle_limit)
+                if self._closing:
+                    return
+                job, self._job = self._job, None
+                self._current = job  # taken and made current in one step: a press can always cancel it
             if job is None:
-                return
-            with self._slot_lock:
-                if job.stop.is_set():
-                    continue
-                self._current = job
+                if idle_limit and time.monotonic() - idle_since >= idle_limit and self._model_ready.is_set() \
+                        and self.describer.loaded:
+                    log.info("idle for %s minutes; releasing the model", self.config.model.idle_unload_minutes)
+                    self._release()
+                continue
             try:
                 self._run(job)
             except A11yCaptionError as e:
-                if not job.stop.is_set():
-                    self.speaker.say(str(e))
+                self.speaker.say(str(e), epoch=job.epoch)
             except Exception as e:
-                self.unexpected.append(e)
-                log.exception("job failed")
-                self.speaker.say("Something went wrong. Details are in the log.")
+                self._unexpected(e, "job")
+                self.speaker.say(SOMETHING_WRONG, epoch=job.epoch)
             finally:
-                with self._slot_lock:
+                with self._lock:
                     self._current = None
                 self.jobs_run += 1
+                idle_since = time.monotonic()
 
-    def _load(self, announce: str | None) -> bool:
+    def _unexpected(self, e: Exception, what: str) -> None:
+        summary = describe_unexpected(e)
+        self.unexpected.append(summary)
+        log.error("%s failed: %s", what, summary)
+        log.debug("the traceback, shown because of --debug (it may quote screen text):", exc_info=e)
+
+    def _load(self, announce: str | None, epoch: int | None = None) -> bool:
         self.state = "loading"
         try:
             self.describer.load()
         except A11yCaptionError as e:
             self.state = "failed"
-            self.speaker.say(f"{e} Reading text still works.")
+            if not self._closing:
+                self.speaker.say(f"{e} Reading text still works.", epoch=epoch)
             return False
         except Exception as e:
             self.state = "failed"
-            self.unexpected.append(e)
-            log.exception("model load failed")
-            self.speaker.say("The model could not be loaded. Details are in the log.")
+            self._unexpected(e, "model load")
+            if not self._closing:
+                self.speaker.say("The model could not be loaded. Details are in the log.", epoch=epoch)
             return False
         self.state = "ready"
-        if announce:
+        if announce and not self._closing:
             missing = self.describer.missing
             self.speaker.say(f"{announce} {missing} Until then I read text only." if missing else announce)
         return True
 
+    def _release(self) -> None:
+        self.describer.release()
+        self.state = "released"
+
+    def _wait_for_first_load(self, job: Job) -> bool:
+        while not self._model_ready.wait(0.1):
+            if job.stop.is_set() or self._closing:
+                return False
+        return True
+
     def _run(self, job: Job) -> None:
-        if job.action == "release_model":
-            self.describer.release()
-            self.state = "released"
-            self.speaker.say("Model released.")
-            return
-        if job.action == "read_text":
+        say = lambda text: self.speaker.say(text, epoch=job.epoch)  # noqa: E731
+        if job.action == "read_text":  # OCR only: never waits for the model
             text, _ = self.describer.read(job.image, "screen")
             if not job.stop.is_set():
                 for line in text.splitlines():
-                    self.speaker.say(line)
+                    say(line)
                 self.last = text
             return
+        if not self._wait_for_first_load(job):
+            return
+        if job.action == "release_model":
+            self._release()
+            say("Model released.")
+            return
         if not self.describer.loaded:
-            self.speaker.say("Loading the model.")
-            if not self._load(announce=None):
+            say("Loading the model.")
+            if not self._load(announce=None, epoch=job.epoch) or job.stop.is_set():
                 return
         task = "question" if job.prompt and job.action != "alt_text_to_clipboard" else TASKS[job.action]
         start = time.perf_counter()
@@ -274,10 +316,10 @@ class Agent:
                 return
             self.clipboard.copy_text(text)
             self.last = text
-            self.speaker.say("Alt text copied.")
-            self.speaker.say(text)
+            say("Alt text copied.")
+            say(text)
             return
-        text = self.speaker.say_stream(generation).strip()
+        text = self.speaker.say_stream(generation, epoch=job.epoch).strip()
         self._log_generation(job, generation, start)
         if not job.stop.is_set() and text:
             self.last = text
@@ -291,13 +333,16 @@ class Agent:
 
 def check_hotkeys_possible() -> None:
     """Raise HotkeysUnavailable, with what to do instead, where global hotkeys cannot work."""
-    if not sys.platform.startswith("linux"):
+    from .session import display_server
+
+    server = display_server()
+    if server in ("windows", "macos"):
         return
     advice = ("Bind commands such as 'a11y-caption describe --screen' to your desktop's own keyboard "
               "shortcuts instead.")
-    if not os.environ.get("DISPLAY"):
-        if os.environ.get("WAYLAND_DISPLAY") or os.environ.get("XDG_SESSION_TYPE") == "wayland":
-            raise HotkeysUnavailable(f"Global hotkeys cannot work under Wayland. {advice}")
+    if server == "wayland":
+        raise HotkeysUnavailable(f"Global hotkeys cannot work under Wayland. {advice}")
+    if server == "none":
         raise HotkeysUnavailable(f"There is no X display (DISPLAY is not set), so hotkeys cannot work. {advice}")
     try:
         from Xlib import display
@@ -349,21 +394,22 @@ class single_instance:
 
 def run_agent(config: Config) -> int:
     """Run until Ctrl+C or SIGTERM. Returns the exit status."""
-    from pynput import keyboard
-
+    from .hotkeys import start_listener
     from .speech import open_speaker
 
+    if not config.hotkeys:
+        raise ConfigError(config.path, None, "binds no hotkeys ([[hotkey]] tables), so the agent would answer "
+                                             "no key; copy them from the packaged hotkeys.toml")
     check_hotkeys_possible()
     with single_instance():
         speaker = open_speaker(config.speech, echo_when_silent=True)
         agent = Agent(config, speaker)
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
-        mapping = {b.keys: (lambda b=b: agent.press(b)) for b in config.hotkeys}
-        listener = keyboard.GlobalHotKeys(mapping)
-        listener.start()
+        listener = start_listener((b.keys, lambda b=b: agent.press(b)) for b in config.hotkeys)
         agent.start()
-        print(f"a11y-caption: listening for {len(mapping)} hotkeys from {config.path}; Ctrl+C quits.", file=sys.stderr)
+        print(f"a11y-caption: listening for {len(config.hotkeys)} hotkeys from {config.path}; Ctrl+C quits.",
+              file=sys.stderr)
         try:
             while not done.wait(0.5):
                 if not listener.is_alive():
@@ -372,7 +418,10 @@ def run_agent(config: Config) -> int:
             pass
         finally:
             listener.stop()
-            agent.close()
+            finished = agent.close()
             speaker.close()
         print("a11y-caption: stopped.", file=sys.stderr)
+    if not finished:  # a model load cannot be interrupted; nothing is lost by not waiting for it
+        sys.stderr.flush()
+        os._exit(0)
     return 0

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ConfigError
+from .hotkeys import parse_chord
 
 __all__ = [
     "ACTIONS", "MODEL_ACTIONS", "Binding", "CaptureConfig", "Config", "ModelConfig", "SpeechConfig",
@@ -23,18 +24,6 @@ ACTIONS = (
 # Actions that need the captioning model (the others answer at once).
 MODEL_ACTIONS = ("describe_screen", "describe_window", "describe_clipboard", "alt_text_to_clipboard")
 SPEECH_ENGINES = ("auto", "orca", "speech-dispatcher", "nvda", "jaws", "voiceover", "pyttsx3", "espeak-ng", "none")
-
-# pynput's special key names (pynput.keyboard.Key), the same on every platform it supports.
-_KEY_NAMES = {
-    "alt", "alt_l", "alt_r", "alt_gr", "backspace", "caps_lock", "cmd", "cmd_l", "cmd_r", "ctrl", "ctrl_l",
-    "ctrl_r", "delete", "down", "end", "enter", "esc", "home", "left", "page_down", "page_up", "right",
-    "shift", "shift_l", "shift_r", "space", "tab", "up", "insert", "menu", "num_lock", "pause",
-    "print_screen", "scroll_lock", "media_play_pause", "media_volume_mute", "media_volume_down",
-    "media_volume_up", "media_previous", "media_next",
-} | {f"f{i}" for i in range(1, 21)}
-_MODIFIERS = {"alt", "alt_l", "alt_r", "alt_gr", "cmd", "cmd_l", "cmd_r", "ctrl", "ctrl_l", "ctrl_r",
-              "shift", "shift_l", "shift_r"}
-
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -97,31 +86,6 @@ def user_config_path() -> Path:
     from platformdirs import user_config_path as ucp
 
     return ucp("a11y-caption", appauthor=False) / "hotkeys.toml"
-
-
-def parse_chord(keys: str) -> frozenset[str]:
-    """``"<ctrl>+<alt>+d"`` -> ``{"ctrl", "alt", "d"}``; raises ValueError saying what is wrong."""
-    parts = keys.split("+") if keys else []
-    if keys.endswith("++"):  # "<ctrl>++" means ctrl and the plus key
-        parts = parts[:-2] + ["+"]
-    if not parts or any(p == "" for p in parts):
-        raise ValueError(f"cannot parse chord {keys!r}; write it like \"<ctrl>+<alt>+d\"")
-    names = []
-    for part in parts:
-        if part.startswith("<") and part.endswith(">") and len(part) > 2:
-            name = part[1:-1].lower()
-            if name not in _KEY_NAMES and not name.isdigit():
-                raise ValueError(f"unknown key <{name}> in chord {keys!r}")
-        elif len(part) == 1:
-            name = part.lower()
-        else:
-            raise ValueError(f"cannot parse {part!r} in chord {keys!r}; name special keys like <f5>")
-        if name in names:
-            raise ValueError(f"key {part} appears twice in chord {keys!r}")
-        names.append(name)
-    if not any(n in _MODIFIERS for n in names) and all(len(n) == 1 for n in names):
-        raise ValueError(f"chord {keys!r} has no modifier key and would take over normal typing")
-    return frozenset(names)
 
 
 def _line_of(lines: list[str], header: str, occurrence: int = 0, key: str | None = None) -> int | None:

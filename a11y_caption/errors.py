@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "A11yCaptionError",
+    "describe_unexpected",
     "AlreadyRunning",
     "CaptureError",
     "ConfigError",
@@ -74,3 +75,17 @@ class ConfigError(A11yCaptionError):
         self.path, self.line = path, line
         where = f"{path}:{line}" if line else f"{path}"
         super().__init__(f"{where}: {message}")
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """``"OSError at capture.py:123"``: an unexpected error's type and the innermost place in
+    a11y-caption it passed through. Never its message, which may quote screen or clipboard text."""
+    import os
+    import traceback
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    where = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.abspath(frame.filename).startswith(package + os.sep):
+            where = f" at {os.path.relpath(frame.filename, package)}:{frame.lineno}"
+    return type(exc).__name__ + where

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -10,7 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-__all__ = ["MAX_PIXELS", "MAX_SIDE", "normalize", "open_image"]
+__all__ = ["MAX_PIXELS", "MAX_SIDE", "normalize", "open_image", "open_image_bytes"]
 
 # Larger than any real screen (an 8K monitor is 33 MP) but far below what exhausts memory.
 MAX_PIXELS = 80_000_000
@@ -31,22 +32,34 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{p} is not a file.")
     if p.stat().st_size == 0:
         raise ImageError(f"{p.name} is empty.")
+    return _decode(p, p.name)
+
+
+def open_image_bytes(data: bytes, name: str) -> Image.Image:
+    """``open_image`` for an image file's bytes (sent to the agent by a command); ``name`` is
+    what error sentences call it."""
+    if not data:
+        raise ImageError(f"{name} is empty.")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, name: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                _check_size(im, p.name)
+            with Image.open(source) as im:
+                _check_size(im, name)
                 im.seek(0)
                 im.load()
                 return normalize(im)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{p.name} is too large to open safely.") from e
+        raise ImageError(f"{name} is too large to open safely.") from e
     except UnidentifiedImageError as e:
-        raise ImageError(f"{p.name} is not an image this program can read.") from e
+        raise ImageError(f"{name} is not an image this program can read.") from e
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
-        raise ImageError(f"{p.name} is damaged and could not be read.") from e
+        raise ImageError(f"{name} is damaged and could not be read.") from e
 
 
 def _check_size(im: Image.Image, name: str) -> None:

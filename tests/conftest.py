@@ -15,9 +15,25 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # no test may touch the network
 # huggingface_hub reads HF_HOME once, at import: isolate this whole process from the user's cache.
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="a11y-caption-hf-home-")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Nothing of a screen may outlive the utterance or description that needed it. Every temporary
+# file of the suite and of the programs it starts goes to one folder, which must be empty at the
+# end (pytest_sessionfinish); pytest's own tmp_path folders stay where they were.
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="a11y-caption-torch-cache-"))  # code, not screens
+SUITE_TMP = Path(tempfile.mkdtemp(prefix="a11y-caption-suite-tmp-"))
+os.environ["TMPDIR"] = tempfile.tempdir = str(SUITE_TMP)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "a11y_caption" / "samples" / "sample-screen.png"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    left = sorted(str(p.relative_to(SUITE_TMP)) for p in SUITE_TMP.rglob("*"))
+    if left:
+        print(f"\nFAILED: the suite left {len(left)} file(s) in its temp folder {SUITE_TMP}: {left[:20]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        SUITE_TMP.rmdir()
 
 
 @pytest.fixture(autouse=True)

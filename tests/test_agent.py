@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from a11y_caption.agent import Agent, check_hotkeys_possible
+from a11y_caption.agent import SOMETHING_WRONG, Agent, check_hotkeys_possible
 from a11y_caption.config import Binding, load_config
 from a11y_caption.describer import Describer
 from a11y_caption.errors import HotkeysUnavailable
@@ -45,12 +45,13 @@ def wordy_qwen(tiny_models, tmp_path_factory) -> Path:
     return folder
 
 
-def write_config(path: Path, model: Path, transcript: Path, max_new_tokens: int = 24, extra: str = "") -> Path:
-    """The packaged hotkeys (default chords) with a tiny model and a silent, transcribed voice."""
+def write_config(path: Path, model: Path, transcript: Path, max_new_tokens: int = 24, extra: str = "",
+                 engine: str = "none") -> Path:
+    """The packaged hotkeys (default chords) with a tiny model and a transcribed voice (silent by default)."""
     default_hotkeys = (REPO / "hotkeys.toml").read_text().split("[[hotkey]]", 1)[1]
     path.write_text(
         f'[model]\nname = "{model}"\nmax_new_tokens = {max_new_tokens}\n{extra}\n'
-        f'[speech]\nengine = "none"\ntranscript = "{transcript}"\n\n[[hotkey]]{default_hotkeys}'
+        f'[speech]\nengine = "{engine}"\ntranscript = "{transcript}"\n\n[[hotkey]]{default_hotkeys}'
     )
     return path
 
@@ -58,12 +59,12 @@ def write_config(path: Path, model: Path, transcript: Path, max_new_tokens: int 
 class AgentProcess:
     """`a11y-caption -v run` as a user starts it, on the test's X display."""
 
-    def __init__(self, desktop: Desktop, tmp_path: Path, config: Path, transcript: Path):
+    def __init__(self, desktop: Desktop, tmp_path: Path, config: Path, transcript: Path, env: dict | None = None):
         self.transcript = transcript
         self.stderr_path = tmp_path / "agent.err"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "a11y_caption", "-v", "run", "--config", str(config)],
-            env={**os.environ, **desktop.env, "A11Y_CAPTION_RUNTIME_DIR": str(tmp_path / "run")},
+            env={**os.environ, **desktop.env, "A11Y_CAPTION_RUNTIME_DIR": str(tmp_path / "run"), **(env or {})},
             stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "w"), stdin=subprocess.DEVNULL)
 
     def lines(self) -> list[str]:
@@ -94,10 +95,12 @@ class AgentProcess:
 def agent_factory(desktop, tmp_path):
     started = []
 
-    def start(model: Path, max_new_tokens: int = 24, extra: str = "") -> AgentProcess:
+    def start(model: Path, max_new_tokens: int = 24, extra: str = "", engine: str = "none",
+              env: dict | None = None) -> AgentProcess:
         transcript = tmp_path / f"transcript{len(started)}.txt"
-        config = write_config(tmp_path / f"hotkeys{len(started)}.toml", model, transcript, max_new_tokens, extra)
-        agent = AgentProcess(desktop, tmp_path, config, transcript)
+        config = write_config(tmp_path / f"hotkeys{len(started)}.toml", model, transcript, max_new_tokens, extra,
+                              engine)
+        agent = AgentProcess(desktop, tmp_path, config, transcript, env)
         started.append(agent)
         agent.wait_line(lambda line: line == "Ready.")
         return agent
@@ -158,12 +161,24 @@ def test_hotkeys_describe_read_alt_text_repeat(desktop, agent_factory, wordy_qwe
     assert "Traceback" not in agent.log()
 
 
-def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, capsys):
+def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, tmp_path, capsys):
+    """Stop with the real default voice (pyttsx3 through eSpeak NG): a stand-in `aplay` on PATH "plays"
+    each sentence for 30 s, as a long sentence on a sound card would; Stop must end it at once."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (make test installs it)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    players = tmp_path / "players"
+    (bin_dir / "aplay").write_text(f'#!/bin/sh\necho $$ >> {players}\nexec sleep 30\n')
+    (bin_dir / "aplay").chmod(0o755)
     desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])  # not a blank screen
-    agent = agent_factory(wordy_qwen, max_new_tokens=4000)
+    agent = agent_factory(wordy_qwen, max_new_tokens=4000, engine="pyttsx3",
+                          env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
     desktop.key("ctrl+alt+shift+d")
     cue = agent.wait_line(lambda line: line == "Describing the screen.")
     agent.wait_line(lambda line: True, after=cue + 1)  # the description is being spoken
+    playing = Desktop.wait_for(lambda: [int(p) for p in players.read_text().split()] if players.exists() else [], 10)
+    assert all(os.path.exists(f"/proc/{pid}") for pid in playing[-1:]), "a sentence is playing"
     pressed = time.monotonic()
     desktop.key("ctrl+alt+shift+s")
     stopped = agent.wait_line(lambda line: line == "Stopped.", after=cue + 1, timeout=10)
@@ -173,6 +188,9 @@ def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, cap
     except AssertionError:
         raise AssertionError(agent.log() + "\n" + "\n".join(agent.lines()[-5:]))
     generation_ended = time.monotonic() - pressed
+    desktop.wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") and "sleep" in _cmdline(pid)
+                                     for pid in playing), timeout=2)
+    player_ended = time.monotonic() - pressed
     tokens = int(re.search(r"describe_screen by .*: (\d+) new tokens .*\(stopped\)", agent.log()).group(1))
     assert tokens < 4000, "generation itself ended early"
     time.sleep(1.0)
@@ -180,7 +198,15 @@ def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, cap
     assert heard_stop < 2.0 and generation_ended < 3.0
     with capsys.disabled():
         print(f"\n[stop latency] key press -> 'Stopped.' in transcript {heard_stop * 1000:.0f} ms; "
-              f"-> generation ended {generation_ended * 1000:.0f} ms ({tokens} of 4000 tokens generated)")
+              f"-> generation ended {generation_ended * 1000:.0f} ms ({tokens} of 4000 tokens generated); "
+              f"the playing sentence cut off within {player_ended * 1000:.0f} ms")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 class CountingDescriber(Describer):
@@ -215,7 +241,7 @@ class Transcript:
 
 
 @contextlib.contextmanager
-def in_process_agent(model: Path, *, loaded: bool = True, **model_overrides):
+def in_process_agent(model: Path, *, loaded: bool = True, capture=None, **model_overrides):
     """A started Agent on the test's display, with a transcript voice; ``loaded`` waits for Ready.
 
     Yields (agent, describer, voice); on exit the agent is closed and must have hit no bug.
@@ -227,7 +253,7 @@ def in_process_agent(model: Path, *, loaded: bool = True, **model_overrides):
     voice = Transcript()
     speaker = Speaker(voice)
     describer = CountingDescriber(config.model)
-    agent = Agent(config, speaker, describer=describer)
+    agent = Agent(config, speaker, describer=describer, capture=capture)
     if loaded:
         describer.gate.set()
     agent.start()
@@ -239,7 +265,7 @@ def in_process_agent(model: Path, *, loaded: bool = True, **model_overrides):
         describer.gate.set()
         agent.close()
         speaker.close()
-    assert agent.unexpected == []
+    assert list(agent.unexpected) == []
 
 
 def test_press_while_loading_is_answered_then_done(desktop, tiny_qwen):
@@ -260,13 +286,21 @@ def test_press_while_loading_is_answered_then_done(desktop, tiny_qwen):
 
 
 def test_release_model_then_next_press_reloads(desktop, tiny_qwen):
+    import gc
+    import weakref
+
     with in_process_agent(tiny_qwen) as (agent, describer, voice):
+        agent.press(Binding("x", "describe_window"))
+        Desktop.wait_for(lambda: agent.jobs_run == 1, 60)
+        model = weakref.ref(describer.captioner.model)
         agent.press(Binding("x", "release_model"))
         Desktop.wait_for(lambda: "Model released." in voice.said, 10)
+        gc.collect()
         assert describer.captioner is None
+        assert model() is None, "the model's memory is free: nothing holds it any more"
         agent.press(Binding("x", "describe_window"))
-        Desktop.wait_for(lambda: "Loading the model." in voice.said and agent.jobs_run == 2, 60)
-        assert describer.captioner is not None and describer.describe_calls == 1
+        Desktop.wait_for(lambda: "Loading the model." in voice.said and agent.jobs_run == 3, 60)
+        assert describer.captioner is not None and describer.describe_calls == 2
 
 
 def test_idle_unload(desktop, tiny_qwen):
@@ -286,13 +320,140 @@ def test_empty_clipboard_is_one_sentence_and_agent_keeps_running(desktop, tiny_q
 
 def test_hotkeys_impossible_is_explained(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("XDG_SESSION_TYPE", raising=False)
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     with pytest.raises(HotkeysUnavailable, match="cannot work under Wayland. Bind commands such as"):
+        check_hotkeys_possible()
+    monkeypatch.delenv("WAYLAND_DISPLAY")
+    with pytest.raises(HotkeysUnavailable, match="There is no X display"):
         check_hotkeys_possible()
     norecord = Desktop(extra_args=("-extension", "RECORD"), window_manager=False)
     try:
         monkeypatch.setenv("DISPLAY", norecord.display)
         with pytest.raises(HotkeysUnavailable, match="lacks the RECORD extension"):
             check_hotkeys_possible()
+        # XWayland: DISPLAY is set and works, but the session is Wayland, where an X client hears
+        # no key pressed in other programs' windows. The session type decides.
+        for wayland in ({"WAYLAND_DISPLAY": "wayland-0"}, {"XDG_SESSION_TYPE": "wayland"}):
+            with monkeypatch.context() as m:
+                for k, v in wayland.items():
+                    m.setenv(k, v)
+                with pytest.raises(HotkeysUnavailable, match="cannot work under Wayland"):
+                    check_hotkeys_possible()
+        monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+        monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")  # an X11 session that can also reach a compositor
+        with pytest.raises(HotkeysUnavailable, match="lacks the RECORD extension"):
+            check_hotkeys_possible()
     finally:
         norecord.close()
+
+
+def test_agent_without_hotkeys_refuses_to_start(tmp_path):
+    """A settings file with no [[hotkey]] would give an agent that answers no key at all."""
+    from conftest import run_cli
+
+    config = tmp_path / "mine.toml"
+    config.write_text('[model]\nname = "ocr"\n')
+    r = run_cli("run", "--config", str(config), "--speech", "none", env={"DISPLAY": ""})
+    assert r.returncode == 1
+    assert r.stderr.strip() == (f"a11y-caption: {config}: binds no hotkeys ([[hotkey]] tables), so the agent "
+                                "would answer no key; copy them from the packaged hotkeys.toml")
+
+
+def test_repeat_pressed_twice_is_said_twice(desktop, tiny_qwen):
+    """Screen readers restart the text on a second press; silence would be the worst answer."""
+    with in_process_agent(tiny_qwen) as (agent, describer, voice):
+        agent.last = "The last description."
+        for expected in (1, 2, 3):
+            agent.press(Binding("x", "repeat_last"))
+            Desktop.wait_for(lambda: voice.said.count("The last description.") == expected, 5)
+        agent.press(Binding("x", "describe_window"))
+        agent.press(Binding("x", "describe_window"))  # the same cue twice in a row is said again too
+        Desktop.wait_for(lambda: voice.said.count("Describing the window.") >= 1, 5)
+
+
+class GatedCapture:
+    """The real capture module, except that grab_screen waits for ``gate`` (a slow capture)."""
+
+    def __init__(self):
+        from a11y_caption import capture
+
+        self.real, self.gate, self.started = capture, threading.Event(), threading.Event()
+
+    def grab_screen(self, which="pointer"):
+        self.started.set()
+        self.gate.wait(30)
+        return self.real.grab_screen(which)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_stop_voids_a_capture_in_progress_and_a_press_waiting(desktop, tiny_qwen):
+    capture = GatedCapture()
+    with in_process_agent(tiny_qwen, capture=capture) as (agent, describer, voice):
+        agent.press(Binding("x", "describe_screen"))
+        assert capture.started.wait(10)  # the dispatcher is inside the capture
+        agent.press(Binding("x", "describe_window"))  # waits behind it
+        agent.press(Binding("x", "stop"))
+        capture.gate.set()
+        time.sleep(1.0)
+        assert describer.describe_calls == 0 and agent.jobs_run == 0, "nothing pressed before Stop runs after it"
+        assert voice.said[-2:] == ["Describing the screen.", "Stopped."], voice.said
+        # The next press works as usual.
+        agent.press(Binding("x", "describe_window"))
+        Desktop.wait_for(lambda: agent.jobs_run == 1 and describer.describe_calls == 1, 30)
+
+
+def test_read_text_is_not_kept_waiting_by_the_first_model_load(desktop, tiny_qwen):
+    desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])
+    desktop.wait_for(lambda: "xmessage" in desktop.run("xdotool", "getactivewindow", "getwindowname").stdout)
+    with in_process_agent(tiny_qwen, loaded=False) as (agent, describer, voice):
+        agent.press(Binding("x", "read_text"))
+        Desktop.wait_for(lambda: MESSAGE in voice.said, 30)
+        assert agent.state == "loading" and "Ready." not in voice.said
+
+
+def test_close_while_the_model_loads_returns_and_leaves_nothing_behind(tiny_qwen):
+    config = load_config(REPO / "hotkeys.toml")
+    from dataclasses import replace
+
+    config = replace(config, model=replace(config.model, name=str(tiny_qwen)))
+    voice = Transcript()
+    speaker = Speaker(voice)
+    describer = CountingDescriber(config.model)
+    agent = Agent(config, speaker, describer=describer)
+    agent.start()
+    start = time.monotonic()
+    assert agent.close(timeout=1.0) is False, "the load is still going on"
+    assert time.monotonic() - start < 2.0
+    describer.gate.set()  # the load ends after close: the model is let go, nothing is said
+    Desktop.wait_for(lambda: not agent._loader.is_alive(), 30)
+    speaker.wait(5)
+    assert describer.captioner is None and "Ready." not in voice.said
+    speaker.close()
+
+
+def test_unexpected_errors_are_bounded_and_carry_no_screen_text(caplog):
+    class BrokenCapture:
+        def grab_window(self):
+            raise TypeError("the window title was 'My bank PIN is 4711'")
+
+    config = load_config(REPO / "hotkeys.toml")
+    from dataclasses import replace
+
+    config = replace(config, model=replace(config.model, name="ocr"))
+    voice = Transcript()
+    speaker = Speaker(voice)
+    agent = Agent(config, speaker, capture=BrokenCapture())
+    agent.start()
+    try:
+        for i in range(30):
+            agent.press(Binding("x", "describe_window"))
+            Desktop.wait_for(lambda: voice.said.count(SOMETHING_WRONG) == i + 1, 10)
+    finally:
+        agent.close()
+        speaker.close()
+    assert len(agent.unexpected) == 20, "bounded"
+    assert all(re.fullmatch(r"TypeError at agent\.py:\d+", u) for u in agent.unexpected), agent.unexpected
+    assert "4711" not in caplog.text and "press failed: TypeError at agent.py:" in caplog.text

@@ -35,11 +35,14 @@ def pick_dtype(dtype: str, device: str):
 
 
 def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, stop: threading.Event,
-                    model_name: str, *, strip_prompt: bool = True, lead: str = "", **extra) -> Generation:
+                    model_name: str, *, strip_prompt: bool = True, lead: str = "", on_finish=None,
+                    **extra) -> Generation:
     """Run ``model.generate`` on a background thread and return a Generation streaming its text.
 
     Setting ``stop`` makes generate itself end at the next token (a StoppingCriteria), so the model
     stops working, not only the reader. Beam search cannot stream; it yields the whole text at the end.
+    ``on_finish(sequence, cache)``, if given, receives the prompt and answer token ids and the model's
+    key-value cache of a generation that was not stopped (for follow-up questions).
     """
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -70,10 +73,18 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
         kwargs["streamer"] = streamer
     result: dict = {}
 
+    if on_finish is not None:
+        kwargs["return_dict_in_generate"] = True
+
     def work() -> None:
         try:
             with torch.inference_mode():
-                result["output"] = model.generate(**kwargs)
+                output = model.generate(**kwargs)
+            if on_finish is not None:
+                if not stop.is_set():
+                    on_finish(output.sequences, output.cache)
+                output = output.sequences
+            result["output"] = output
         except BaseException as e:  # handed to the reading thread
             result["error"] = e
             if streamer is not None:

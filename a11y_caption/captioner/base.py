@@ -28,6 +28,9 @@ class Request:
     task: Task = "photo"
     question: str | None = None  # the custom prompt for task "question"
     language: str | None = None  # answer language for chat models, e.g. "German"
+    # Earlier turns about the same image, oldest first: (what was asked, what the model answered).
+    # The image goes with the first of them; this request's prompt is the newest turn.
+    history: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -54,11 +54,18 @@ class ChatVLMCaptioner:
             from .quantize import quantize_int8
 
             quantize_int8(self.model)
+        self._kept: _Kept | None = None  # the last answer's cache, for a follow-up question
+        self.reused_tokens = 0  # how many prompt tokens the last generate took from that cache
 
     def prepare(self, request: Request) -> dict:
         """The model inputs for ``request``: chat template applied, image fitted to its budget."""
         budget = self.screen_pixels if request.task in ("screen", "window", "read") else self.photo_pixels
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt_for(request)}]}]
+        messages = []
+        for asked, answered in request.history:
+            messages += [{"role": "user", "content": [{"type": "text", "text": asked}]},
+                         {"role": "assistant", "content": [{"type": "text", "text": answered}]}]
+        messages.append({"role": "user", "content": [{"type": "text", "text": prompt_for(request)}]})
+        messages[0]["content"].insert(0, {"type": "image"})  # the image goes with the first turn
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
         kwargs = {}
         ip = self.processor.image_processor
@@ -72,7 +79,76 @@ class ChatVLMCaptioner:
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         inputs = self.prepare(request)
-        return stream_generate(self.model, inputs, self.processor.tokenizer, options, stop or threading.Event(), self.name)
+        extra = {}
+        kept, self._kept = self._kept, None  # a cache belongs to one generation at a time
+        reused = self._reusable(kept, inputs) if kept is not None and options.num_beams == 1 else 0
+        pixels = inputs.get("pixel_values")
+        if reused:
+            # A follow-up: the image and the conversation so far are in the kept cache already; the
+            # model reads only the new turn. Image inputs are left out, so the vision encoder does not run.
+            kept.cache.crop(reused - kept.cache.get_seq_length())
+            if kept.rope_deltas is not None:
+                self._rope_owner().rope_deltas = kept.rope_deltas
+            inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+            extra["cache"] = kept.cache
+        self.reused_tokens = reused
+        return stream_generate(self.model, inputs, self.processor.tokenizer, options, stop or threading.Event(),
+                               self.name, on_finish=lambda seq, cache: self._keep(seq, cache, pixels), **extra)
+
+    def _rope_owner(self):
+        """The module that holds multimodal rotary offsets between calls (Qwen2-VL, Qwen2.5-VL), or None."""
+        inner = getattr(self.model, "model", None)
+        return inner if inner is not None and hasattr(inner, "rope_deltas") else None
+
+    def _keep(self, sequence, cache, pixels) -> None:
+        """Keep the key-value cache of a finished answer (bounded) for a follow-up question."""
+        if cache is None or pixels is None or sequence.shape[-1] > MAX_KEPT_TOKENS:
+            return
+        owner = self._rope_owner()
+        self._kept = _Kept(sequence[:, :cache.get_seq_length()], cache,
+                           owner.rope_deltas if owner is not None else None, pixels)
+
+    def _reusable(self, kept: "_Kept", inputs) -> int:
+        """How many leading tokens of ``inputs`` the kept cache already holds (0: none usable).
+
+        Only a cache that covers the whole image is worth reusing, and at least one token must be
+        left for the model to read.
+        """
+        import torch
+
+        # Two images of the same size give the same token ids: only the pixels tell them apart.
+        pixels = inputs.get("pixel_values")
+        if pixels is None or pixels.shape != kept.pixels.shape or not torch.equal(pixels, kept.pixels):
+            return 0
+        new, old = inputs["input_ids"][0], kept.ids[0]
+        n = min(len(new) - 1, len(old))
+        same = (new[:n] == old[:n]).int()
+        prefix = n if bool(same.all()) else int(same.argmin())
+        return prefix if prefix > self._last_image_position(inputs) else 0
+
+    def _last_image_position(self, inputs) -> int:
+        """Index of the last image token in ``inputs``; the whole length where it cannot be told."""
+        ids = inputs["input_ids"][0]
+        types = inputs.get("mm_token_type_ids")  # Qwen-VL processors mark image tokens here
+        if types is not None:
+            where = types[0].nonzero()
+        else:
+            token = getattr(self.processor, "image_token_id", None)
+            if token is None:
+                return len(ids)
+            where = (ids == token).nonzero()
+        return int(where[-1]) if len(where) else -1
 
     def close(self) -> None:
         self.model = self.processor = None
+        self._kept = None
+
+
+MAX_KEPT_TOKENS = 8192  # a kept conversation cache holds at most this many tokens (Qwen2-VL-2B: ~30 MB in bf16)
+
+
+class _Kept:
+    """The last answer's token ids, key-value cache and rotary offsets, and the image's pixels."""
+
+    def __init__(self, ids, cache, rope_deltas, pixels):
+        self.ids, self.cache, self.rope_deltas, self.pixels = ids, cache, rope_deltas, pixels

@@ -118,14 +118,20 @@ class Speaker:
         if self.braille_enabled:
             self._put("braille", text, epoch)
 
-    def say_stream(self, chunks: Iterable[str]) -> str:
+    @property
+    def epoch(self) -> int:
+        """Counts ``stop`` calls: text said with ``epoch=`` an older value is dropped."""
+        return self._epoch
+
+    def say_stream(self, chunks: Iterable[str], *, epoch: int | None = None) -> str:
         """Speak streamed text sentence by sentence as it arrives; returns the whole text.
 
         Once the stream ends, the whole text goes to braille (see ``braille``). After a ``stop``
-        nothing more of this stream is spoken or brailled, though it is still read to the end.
+        (since ``epoch``, default: since the call) nothing more of this stream is spoken or
+        brailled, though it is still read to the end.
         """
         splitter, whole = SentenceSplitter(first_words=self.first_words), []
-        epoch = self._epoch
+        epoch = self._epoch if epoch is None else epoch
         for chunk in chunks:
             whole.append(chunk)
             for sentence in splitter.feed(chunk):
