@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
 
 
 def main() -> int:
+    parent = os.getppid()
     reply = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     sys.stdout = sys.stderr = open(os.devnull, "w")  # pyttsx3 prints "Audio saved to ..." to stdout
     settings = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
@@ -27,6 +29,16 @@ def main() -> int:
     except Exception as e:  # no driver, no espeak library, bad voice ...
         reply.write(json.dumps({"error": f"{type(e).__name__}: {e}"}) + "\n")
         return 1
+    try:
+        return _serve(engine, reply)
+    finally:
+        # Our parent empties and removes this private temp folder; if it died first, we do.
+        tmp = os.environ.get("A11Y_CAPTION_TTS_TMP")
+        if tmp and os.getppid() != parent:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _serve(engine, reply) -> int:
     finished = threading.Event()
     engine.connect("finished-utterance", lambda name, completed: finished.set())
     reply.write(json.dumps({"ready": True}) + "\n")

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
+from .config import SPEECH_ENGINES
 from .errors import A11yCaptionError
 
 __all__ = ["main"]
@@ -32,8 +33,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", metavar="FILE", help="settings file (default: your hotkeys.toml, else the packaged one)")
         if model:
             sp.add_argument("--model", metavar="ID_OR_DIR", help="hub id, alias (blip-base, ...), local folder, or 'ocr'")
-        sp.add_argument("--speech", metavar="ENGINE", choices=("pyttsx3", "espeak-ng", "none"),
-                        help="pyttsx3, espeak-ng or none")
+        sp.add_argument("--speech", metavar="ENGINE", choices=SPEECH_ENGINES,
+                        help=", ".join(SPEECH_ENGINES) + " (auto: your screen reader if one runs, else the system voice)")
         sp.add_argument("--no-speak", action="store_true", help="print only (same as --speech none)")
         sp.add_argument("--voice", help="voice id or name")
         sp.add_argument("--rate", type=int, help="words per minute")
@@ -462,7 +463,9 @@ def _config(args) -> int:
                   file=sys.stderr)
         return 0
     config = load_config(args.file)
-    print(f"{config.path}: OK, model {config.model.name}, speech {config.speech.engine}")
+    from .speech import describe_engine
+
+    print(f"{config.path}: OK, model {config.model.name}, speech {describe_engine(config.speech.engine)}")
     for b in config.hotkeys:
         print(f"{b.keys}\t{b.action}" + (f"\t{b.prompt}" if b.prompt else ""))
     return 0

@@ -23,7 +23,7 @@ ACTIONS = (
 )
 # Actions that need the captioning model (the others answer at once).
 MODEL_ACTIONS = ("describe_screen", "describe_window", "describe_clipboard", "alt_text_to_clipboard")
-SPEECH_ENGINES = ("pyttsx3", "espeak-ng", "none")
+SPEECH_ENGINES = ("auto", "orca", "speech-dispatcher", "nvda", "jaws", "voiceover", "pyttsx3", "espeak-ng", "none")
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -45,11 +45,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SpeechConfig:
-    engine: str = "pyttsx3"
+    engine: str = "auto"
     voice: str = ""
     rate: int = 200
     volume: float = 1.0
     transcript: str = ""
+    braille: bool = True
 
 
 @dataclass(frozen=True)

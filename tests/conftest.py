@@ -42,6 +42,9 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("A11Y_CAPTION_CONFIG", str(tmp_path / "no-user-config.toml"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # for child processes
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # speech = "auto" finds no screen reader unless a test starts one (tests/screen_readers.py).
+    monkeypatch.setenv("SPEECHD_ADDRESS", f"unix_socket:{tmp_path / 'no-speech-dispatcher.sock'}")
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ def test_packaged_default_is_the_repo_file_and_valid():
     assert default_config_path().read_text() == (REPO / "hotkeys.toml").read_text()
     config = load_config(default_config_path())
     assert {b.action for b in config.hotkeys} == set(ACTIONS), "every action has a default chord"
-    assert config.speech.engine == "pyttsx3"
+    assert config.speech.engine == "auto" and config.speech.braille is True
     assert config.model.name == "Qwen/Qwen2-VL-2B-Instruct"
 
 
@@ -35,7 +35,7 @@ def test_every_documented_key_exists():
 
 @pytest.mark.parametrize("content, line, message", [
     ('[model]\nname = "x"\nnmae = "y"\n', 3, "unknown key 'nmae' in [model]"),
-    ('[speech]\nengine = "festival"\n', 2, "engine must be one of pyttsx3, espeak-ng, none"),
+    ('[speech]\nengine = "festival"\n', 2, "engine must be one of auto, orca, speech-dispatcher, nvda, jaws, voiceover, pyttsx3, espeak-ng, none"),
     ('[speech]\nrate = "fast"\n', 2, "rate must be a int"),
     ('[sound]\nx = 1\n', 1, "unknown table [sound]"),
     ('[[hotkey]]\nkeys = "<ctrl>+<alt>+d"\naction = "describe_everything"\n', 3, "unknown action 'describe_everything'"),

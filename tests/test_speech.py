@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
+import subprocess
+import tempfile
 import threading
 import time
 import wave
 
 import pytest
 
-from a11y_caption.speech import Pyttsx3Voice, SentenceSplitter, Speaker
+from a11y_caption.speech import EspeakVoice, Pyttsx3Voice, SentenceSplitter, Speaker
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (make test installs it)")
 
@@ -158,3 +162,170 @@ def test_pyttsx3_interrupt_cuts_speech_and_recovers(tmp_path, monkeypatch):
         assert _rms(tmp_path / "after.wav")[1] > 300
     finally:
         voice.close()
+
+
+def _files_under(folder) -> list:
+    return [p for p in folder.rglob("*") if not p.is_dir()]
+
+
+@needs_espeak
+def test_pyttsx3_leaves_no_audio_of_the_screen_on_disk(tmp_path, monkeypatch):
+    """pyttsx3's eSpeak driver writes each sentence to a tmp*.wav and plays it; a Stop kills the
+    player before the driver can remove it. Nothing of the screen may outlive the utterance."""
+    bin_dir, temp = tmp_path / "bin", tmp_path / "temp"
+    bin_dir.mkdir()
+    temp.mkdir()
+    (bin_dir / "aplay").write_text("#!/bin/sh\nexec sleep 30\n")
+    (bin_dir / "aplay").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("TMPDIR", str(temp))  # the temp folder this process (and its children) are given
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    voice = Pyttsx3Voice()
+    try:
+        threading.Thread(target=voice.say, args=("Account number 4711 is overdrawn.",), daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not [p for p in _files_under(temp) if p.suffix == ".wav"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        playing = [p for p in _files_under(temp) if p.suffix == ".wav"]
+        assert playing, "the driver writes its audio under the temp folder it was given"
+        if playing[0].parent != temp:
+            assert stat.S_IMODE(playing[0].parent.stat().st_mode) == 0o700, "a private folder"
+        voice.interrupt()
+        assert _files_under(temp) == [], "nothing left after Stop"
+    finally:
+        voice.close()
+    assert list(temp.iterdir()) == [], "nothing left after close"
+
+
+def test_transcript_is_private(tmp_path):
+    transcript = tmp_path / "t.txt"
+    speaker = Speaker(SlowVoice(0.0), transcript)
+    speaker.say("Your PIN is 1234.")
+    assert speaker.wait(5)
+    speaker.close()
+    assert stat.S_IMODE(transcript.stat().st_mode) == 0o600
+    # A transcript an older version left readable by everyone is made private at the first write.
+    old = tmp_path / "old.txt"
+    old.write_text("before\n")
+    old.chmod(0o644)
+    speaker = Speaker(SlowVoice(0.0), old)
+    speaker.say("After.")
+    assert speaker.wait(5)
+    speaker.close()
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600 and old.read_text() == "before\nAfter.\n"
+
+
+def test_espeak_gets_the_text_on_stdin_not_on_its_command_line(tmp_path, monkeypatch):
+    """Any local user can read another's command lines (ps); screen text must not be there."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "espeak-ng").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\ncat > {tmp_path}/stdin\nexec sleep 30\n')
+    (bin_dir / "espeak-ng").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    voice = EspeakVoice()
+    done = threading.Event()
+    threading.Thread(target=lambda: (voice.say("Your PIN is 1234."), done.set()), daemon=True).start()
+    deadline = time.monotonic() + 5
+    while not (tmp_path / "stdin").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    assert (tmp_path / "stdin").read_text() == "Your PIN is 1234.\n"
+    assert "1234" not in (tmp_path / "argv").read_text()
+    assert not done.is_set(), "still speaking"
+    start = time.perf_counter()
+    voice.interrupt()
+    assert done.wait(2) and time.perf_counter() - start < 0.5
+    voice.close()
+
+
+@needs_espeak
+def test_real_espeak_speaks_text_from_stdin(tmp_path):
+    voice = EspeakVoice(rate=180)
+    out = tmp_path / "espeak.wav"
+    voice.save("The screen shows a settings dialog with three buttons.", out)
+    seconds, rms = _rms(out)
+    assert 1.5 < seconds < 10 and rms > 300
+
+
+class ReaderVoice:
+    """A screen-reader style voice: ``speak`` returns at once, the end is reported when the test says."""
+
+    engine = "reader"
+    can_braille = True
+
+    def __init__(self):
+        self.spoken, self.brailled, self.cancels, self._ends = [], [], 0, []
+
+    def speak(self, text, on_end):
+        self.spoken.append(text)
+        self._ends.append(on_end)
+
+    def finish(self):
+        self._ends.pop(0)("done")
+
+    def cancel(self):
+        self.cancels += 1
+        while self._ends:
+            self._ends.pop(0)("cancelled")
+
+    def braille(self, text):
+        self.brailled.append(text)
+
+    def close(self):
+        pass
+
+
+def test_each_sentence_waits_for_the_end_of_the_one_before_then_braille_gets_the_whole():
+    voice = ReaderVoice()
+    speaker = Speaker(voice)
+    try:
+        assert speaker.engine == "reader"
+        speaker.say_stream(iter(["One is here. Two", " is here.\nThree."]))
+        time.sleep(0.2)
+        assert voice.spoken == ["One is here."], "the next is not sent over the one being said"
+        voice.finish()
+        _wait_for(lambda: voice.spoken == ["One is here.", "Two is here."])
+        voice.finish()
+        _wait_for(lambda: len(voice.spoken) == 3)
+        assert voice.brailled == [] and not speaker.wait(0.1)
+        voice.finish()
+        assert speaker.wait(2)
+        assert voice.brailled == ["One is here. Two is here. Three."], "once complete, on one line"
+    finally:
+        speaker.close()
+
+
+def test_stop_with_a_reader_voice_cancels_and_drops_the_braille_too():
+    voice = ReaderVoice()
+    speaker = Speaker(voice)
+    try:
+        speaker.say_stream(iter(["One. Two. Three."]))
+        _wait_for(lambda: voice.spoken == ["One."])
+        start = time.perf_counter()
+        speaker.stop()
+        assert speaker.wait(1) and time.perf_counter() - start < 0.5
+        time.sleep(0.2)
+        assert voice.spoken == ["One."] and voice.cancels == 1 and voice.brailled == []
+        speaker.say("Again.")  # repeat_last and the next description work after a Stop
+        _wait_for(lambda: voice.spoken[-1] == "Again.")
+    finally:
+        speaker.close()
+
+
+def test_braille_off_sends_nothing_to_the_display():
+    voice = ReaderVoice()
+    speaker = Speaker(voice, braille=False)
+    speaker.say_stream(iter(["One."]))
+    _wait_for(lambda: voice.spoken == ["One."])
+    voice.finish()
+    assert speaker.wait(2)
+    speaker.close()
+    assert voice.brailled == []
+
+
+def _wait_for(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

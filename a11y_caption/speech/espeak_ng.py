@@ -1,0 +1,45 @@
+"""eSpeak NG, run directly (engine "espeak-ng")."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..errors import SpeechError
+from .process import ProcessVoice
+
+__all__ = ["EspeakVoice"]
+
+
+class EspeakVoice(ProcessVoice):
+    """eSpeak NG run directly: starts fast and stops instantly. Linux and anywhere espeak-ng is on PATH.
+
+    The text goes in on standard input, never on the command line, where any local user could
+    read it with ``ps``. With no text argument espeak-ng speaks stdin line by line as it reads it;
+    stdin is closed right after the text, so speech starts at once.
+    """
+
+    engine = "espeak-ng"
+
+    def __init__(self, voice: str = "", rate: int = 200, volume: float = 1.0):
+        super().__init__()
+        exe = shutil.which("espeak-ng") or shutil.which("espeak")
+        if exe is None:
+            raise SpeechError("espeak-ng is not installed.")
+        self._args = [exe, "-b", "1", "-s", str(rate), "-a", str(int(volume * 200))] + (["-v", voice] if voice else [])
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            self._proc = proc = self._popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            stdin=subprocess.PIPE)
+        try:
+            proc.stdin.write(text.encode("utf-8") + b"\n")
+            proc.stdin.close()
+        except OSError:  # interrupted (killed) before it read everything
+            pass
+        proc.wait()
+
+    def save(self, text: str, path: Path) -> None:
+        subprocess.run([*self._args, "-w", str(path)], input=text.encode("utf-8") + b"\n", check=True,
+                       stdout=subprocess.DEVNULL)

@@ -1,0 +1,80 @@
+"""speech-dispatcher (engine "speech-dispatcher", Linux): what Orca itself speaks through, so the
+user's synthesizer, default voice and rate are used; our rate/voice settings are not applied.
+
+Messages are sent with priority TEXT, one at a time: the next only after the daemon reports the
+END (or CANCEL) of the one before, so none is cut off by the next. Stop cancels our own messages
+only (CANCEL SELF). The daemon going away ends the current utterance as LOST.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .base import CANCELLED, DONE, LOST, EndCallback, VoiceLost
+from .ssip import EndTracker, SSIPConnection, SSIPError, default_address
+
+__all__ = ["SpeechDispatcherVoice", "available"]
+
+log = logging.getLogger(__name__)
+
+
+def available(timeout: float = 0.2) -> bool:
+    """Is a daemon listening where SPEECHD_ADDRESS (or the usual socket) says? Quick: one connect."""
+    import os
+    import socket
+
+    try:
+        kind, where = default_address()
+    except SSIPError:
+        return False
+    if kind == "unix" and not os.path.exists(where):
+        return False
+    family = socket.AF_UNIX if kind == "unix" else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(where)
+        except OSError:
+            return False
+    return True
+
+
+class SpeechDispatcherVoice:
+    engine = "speech-dispatcher"
+    can_braille = False
+
+    def __init__(self, timeout: float = 2.0):
+        self._ends = EndTracker()
+        try:
+            self._conn = SSIPConnection("a11y-caption", on_event=self._event, on_lost=self._lost, timeout=timeout)
+            self._conn.command("SET SELF PRIORITY TEXT")
+        except SSIPError as e:
+            from ..errors import SpeechError
+
+            raise SpeechError(f"{e}.") from e
+
+    def speak(self, text: str, on_end: EndCallback) -> None:
+        try:
+            msg_id = self._conn.speak(text)
+        except SSIPError as e:
+            raise VoiceLost(str(e)) from e
+        self._ends.expect(msg_id, lambda event: on_end({"end": DONE, "cancel": CANCELLED}.get(event, LOST)))
+
+    def cancel(self) -> None:
+        try:
+            self._conn.command("CANCEL SELF")
+        except SSIPError as e:
+            log.info("cancel: %s", e)
+
+    def braille(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _event(self, msg_id: int, event: str) -> None:
+        self._ends.event(msg_id, event)
+
+    def _lost(self) -> None:
+        log.info("speech-dispatcher went away")
+        self._ends.fail_all(LOST)
