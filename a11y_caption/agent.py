@@ -175,7 +175,7 @@ class Agent:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self.state = "loading"
-        self.speaker.say("a11y-caption is on. Loading the model.")
+        self.speaker.say(f"a11y-caption is on, speaking through {self.speaker.engine_label}. Loading the model.")
         self._loader.start()
         for t in self._threads:
             t.start()
@@ -218,7 +218,10 @@ class Agent:
         action = p.action
         if action == "repeat_last":  # a second press starts it again from the beginning
             text = self.last or NOTHING_YET
-            if self._say_now(text, stops, p.speak) is not None and p.reply is not None:
+            epoch = self._say_now(text, stops, p.speak)
+            if epoch is not None and self.last and p.speak:
+                self.speaker.braille(self.last, epoch=epoch)
+            if epoch is not None and p.reply is not None:
                 p.reply.chunk(text)
                 p.reply.done(text=text)
             return
@@ -411,6 +414,8 @@ class Agent:
             self.clipboard.copy_text(text)
             say("Alt text copied.")
             say(text)
+            if job.speak:
+                self.speaker.braille(text, epoch=job.epoch)
         else:
             chunks = _tee(generation, reply.chunk) if reply is not None else generation
             if job.speak:

@@ -115,7 +115,7 @@ def test_hotkeys_describe_read_alt_text_repeat(desktop, agent_factory, wordy_qwe
     desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])
     desktop.wait_for(lambda: "xmessage" in desktop.run("xdotool", "getactivewindow", "getwindowname").stdout)
     agent = agent_factory(wordy_qwen)
-    assert agent.lines()[:2] == ["a11y-caption is on. Loading the model.", "Ready."]
+    assert agent.lines()[:2] == ["a11y-caption is on, speaking through no voice. Loading the model.", "Ready."]
 
     # describe_screen: an immediate cue, then the model's (nonsense) description.
     desktop.key("ctrl+alt+shift+d")

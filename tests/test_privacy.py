@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,36 @@ def test_agent_makes_no_connection_and_writes_no_screenshot(desktop, tiny_qwen, 
     # -v logs counts and timings, never the words that were on screen.
     assert "Invoice" not in agent.log() and "Friday" not in agent.log()
     assert "describe_screen by acme/tiny-qwen:" in agent.log()
+
+
+def test_no_telemetry_files_and_no_network_at_the_system_call_level(tiny_qwen, tmp_path):
+    """ONNX Runtime (under the OCR) writes a device id and an event cache for its telemetry unless
+    told not to; and native code can open sockets that Python's audit hooks never see. So: a real
+    read and describe, with HOME and TMPDIR empty folders, under strace watching every connect."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        if os.environ.get("CI"):
+            pytest.fail("strace is missing (make test installs it)")
+        pytest.skip("strace is not installed (make test installs it)")
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    env = {**os.environ, "HOME": str(home), "TMPDIR": str(tmp), "XDG_CACHE_HOME": str(home / ".cache"),
+           "HF_HUB_OFFLINE": "1"}
+    env.pop("ORT_DISABLE_TELEMETRY", None)  # the program must switch it off itself
+    trace = tmp_path / "trace"
+    for args in (["read", str(SAMPLE)], ["describe", str(SAMPLE), "--model", str(tiny_qwen), "--max-new-tokens", "4"]):
+        r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve,socket,connect,sendto,sendmsg", "-o", str(trace),
+                            sys.executable, "-m", "a11y_caption", *args, "--no-speak"],
+                           env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        calls = trace.read_text()
+        assert "execve(" in calls, "strace traced the program"
+        # Creating an IPv6 socket to probe for support (urllib3 does at import) is no traffic;
+        # connecting or sending to an internet address is.
+        network = [line for line in calls.splitlines()
+                   if "AF_INET" in line and any(f" {c}(" in line for c in ("connect", "sendto", "sendmsg"))]
+        assert network == [], network
+    left = sorted(str(p.relative_to(tmp_path)) for p in [*home.rglob("*"), *tmp.rglob("*")])
+    assert left == [], f"files written to HOME or TMPDIR: {left}"
