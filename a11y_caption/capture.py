@@ -143,9 +143,19 @@ def grab_clipboard_image() -> Image.Image:
     paths = list(content) if isinstance(content, list) else _copied_paths()
     for p in paths:
         path = Path(p)
-        if path.is_file():
+        if _is_file(path):
             return open_image(path)
     raise NoImageOnClipboard()
+
+
+def _is_file(path: Path) -> bool:
+    """Whether copied text names a file. Any text can be on the clipboard: a line too long for a
+    file name (OSError) or one with a NUL (ValueError) is simply not a file, and must not turn into
+    an error whose message quotes it."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _copied_paths() -> list[str]:

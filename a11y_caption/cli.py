@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 
 from . import __version__
-from .errors import A11yCaptionError
+from .errors import A11yCaptionError, describe_unexpected
 
 __all__ = ["main"]
 
@@ -116,6 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("a11y-caption: stopped.", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug. Its message may quote the screen or clipboard: say only where it was.
+        where = describe_unexpected(e)
+        if args.debug:
+            log.exception("unexpected error")
+            print(f"a11y-caption: unexpected error ({where}); the traceback above may contain text from "
+                  "your screen or clipboard.", file=sys.stderr)
+        else:
+            print(f"a11y-caption: unexpected error ({where}); run with --debug for details.", file=sys.stderr)
+        return 1
 
 
 def _settings(args):
