@@ -72,3 +72,33 @@ def test_cli_still_stops_quietly_on_ctrl_c(monkeypatch, capsys):
     monkeypatch.setattr(capture, "grab_clipboard_image", interrupted)
     assert cli.main(["describe", "--clipboard", "--no-speak"]) == 130
     assert capsys.readouterr().err == "a11y-caption: stopped.\n"
+
+
+# -- 5. a fallback answer is never cached ---------------------------------------------------------
+
+def _text_image():
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (320, 120), "white")
+    ImageDraw.Draw(image).text((10, 40), "Invoice 42 due Friday", fill="black")
+    return image
+
+
+def test_answer_without_the_model_is_not_cached_for_after_the_pull(tiny_qwen, tmp_path):
+    import shutil
+
+    from a11y_caption.config import ModelConfig
+    from a11y_caption.describer import Describer
+
+    folder = tmp_path / "model-pulled-later"
+    describer = Describer(ModelConfig(name=str(folder), max_new_tokens=3))
+    image = _text_image()
+    first = describer.describe(image, "photo").collect()
+    assert first.model == "ocr" and "is not on this computer" in first.text
+    shutil.copytree(tiny_qwen, folder)
+    again = describer.describe(image, "photo").collect()
+    assert again.model == str(folder), "the same image is described by the model now on disk"
+    assert "is not on this computer" not in again.text
+    # The model's complete answer is what gets cached.
+    cached = describer.describe(image, "photo").collect()
+    assert (cached.model, cached.text) == ("cache", again.text)
