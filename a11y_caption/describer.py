@@ -68,6 +68,9 @@ class Describer:
         if self.captioner is not None:
             self.captioner.close()
         self.captioner = None
+        # With model "ocr" the OCR reader IS the captioner, just closed: drop it too (and free its
+        # memory in any case); the next read makes a new one.
+        self._ocr = None
         self.missing = None
         self._cache.clear()
         import gc

@@ -102,3 +102,18 @@ def test_answer_without_the_model_is_not_cached_for_after_the_pull(tiny_qwen, tm
     # The model's complete answer is what gets cached.
     cached = describer.describe(image, "photo").collect()
     assert (cached.model, cached.text) == ("cache", again.text)
+
+
+# -- 6. releasing the "ocr" model does not break reading ------------------------------------------
+
+def test_release_with_the_ocr_model_leaves_reading_working():
+    from a11y_caption.config import ModelConfig
+    from a11y_caption.describer import Describer
+
+    describer = Describer(ModelConfig(name="ocr"))
+    image = _text_image()
+    assert describer.describe(image, "photo").collect().text == "Invoice 42 due Friday"
+    assert describer.read(image) == ("Invoice 42 due Friday", ["Invoice 42 due Friday"])
+    describer.release()
+    assert describer.read(image) == ("Invoice 42 due Friday", ["Invoice 42 due Friday"])
+    assert describer.describe(image, "photo").collect().text == "Invoice 42 due Friday"
