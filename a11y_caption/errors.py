@@ -15,6 +15,7 @@ __all__ = [
     "AlreadyRunning",
     "CaptureError",
     "ConfigError",
+    "DeviceError",
     "HotkeysUnavailable",
     "ImageError",
     "ModelLoadError",
@@ -44,6 +45,10 @@ class UnsupportedModel(A11yCaptionError):
 
 class ModelLoadError(A11yCaptionError):
     pass
+
+
+class DeviceError(ModelLoadError):
+    """The device asked for (``device = "cuda"``, ...) cannot run a model on this computer."""
 
 
 class ImageError(A11yCaptionError):

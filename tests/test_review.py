@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_cli
+from conftest import SAMPLE, run_cli
 
 # More than 255 bytes on one line, so it cannot be a file name, and a secret inside it.
 SECRET = "4711"
@@ -117,3 +117,96 @@ def test_release_with_the_ocr_model_leaves_reading_working():
     describer.release()
     assert describer.read(image) == ("Invoice 42 due Friday", ["Invoice 42 due Friday"])
     assert describer.describe(image, "photo").collect().text == "Invoice 42 due Friday"
+
+
+# -- 7. the device is checked, and a missing GPU is said as such ----------------------------------
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:3", "mps"])
+def test_devices_the_settings_accept(tmp_path, device):
+    from a11y_caption.config import load_config
+
+    path = tmp_path / "hotkeys.toml"
+    path.write_text(f'[model]\ndevice = "{device}"\n')
+    assert load_config(path).model.device == device
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """This computer as one without a usable GPU, also where the tests run on a machine with one."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda", 'CUDA was asked for (device = "cuda"), but this computer has no usable GPU; '
+             'use device = "auto" or "cpu".'),
+    ("cuda:1", 'CUDA was asked for (device = "cuda:1"), but this computer has no usable GPU; '
+               'use device = "auto" or "cpu".'),
+    ("mps", 'Apple\'s Metal GPU was asked for (device = "mps"), but it is not usable on this computer; '
+            'use device = "auto" or "cpu".'),
+    ("gpu", 'There is no device "gpu"; device must be one of auto, cpu, cuda, cuda:N or mps.'),
+])
+def test_a_device_that_is_not_here_is_one_sentence_not_damaged_files(tiny_qwen, no_gpu, device, message):
+    from a11y_caption.config import ModelConfig
+    from a11y_caption.describer import Describer
+    from a11y_caption.errors import DeviceError, ModelLoadError
+
+    describer = Describer(ModelConfig(name=str(tiny_qwen), device=device))
+    with pytest.raises(DeviceError) as caught:
+        describer.load()
+    assert str(caught.value) == message
+    assert isinstance(caught.value, ModelLoadError), "the agent and CLI treat it as a load failure"
+
+
+def test_a_gpu_number_beyond_the_gpus_here(tiny_qwen, monkeypatch):
+    import torch
+
+    from a11y_caption.captioner.factory import load_captioner
+    from a11y_caption.errors import DeviceError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(DeviceError, match=r'^GPU 2 was asked for \(device = "cuda:2"\), but this computer has '
+                                          r'only 1 usable GPU, numbered from 0; use device = "cuda"\.$'):
+        load_captioner(str(tiny_qwen), device="cuda:2")
+
+
+def test_cli_with_cuda_and_no_gpu_says_so(tiny_qwen):
+    r = run_cli("describe", str(SAMPLE), "--model", str(tiny_qwen), "--device", "cuda", "--no-speak",
+                env={"CUDA_VISIBLE_DEVICES": ""})  # no GPU, also on a machine that has one
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ['a11y-caption: CUDA was asked for (device = "cuda"), but this computer has no '
+                                     'usable GPU; use device = "auto" or "cpu".']
+
+
+# -- 9. non-finite numbers and an unbounded idle time are refused in hotkeys.toml -----------------
+
+@pytest.mark.parametrize("content, line, message", [
+    ("[model]\nname = \"x\"\nidle_unload_minutes = inf\n", 3, "idle_unload_minutes must be a finite number, not inf"),
+    ("[model]\nidle_unload_minutes = nan\n", 2, "idle_unload_minutes must be a finite number, not nan"),
+    ("[model]\nidle_unload_minutes = 20000\n", 2, "idle_unload_minutes must be between 0 and 10080"),
+    ("[model]\ntemperature = -inf\n", 2, "temperature must be a finite number, not -inf"),
+    ("[speech]\nvolume = nan\n", 2, "volume must be a finite number, not nan"),
+    ('[model]\ndevice = "gpu"\n', 2, "device must be one of auto, cpu, cuda, cuda:N or mps, not 'gpu'"),
+    ('[model]\ndevice = "cuda:x"\n', 2, "device must be one of auto, cpu, cuda, cuda:N or mps, not 'cuda:x'"),
+])
+def test_settings_out_of_range_are_refused_with_file_and_line(tmp_path, content, line, message):
+    from a11y_caption.config import load_config
+    from a11y_caption.errors import ConfigError
+
+    path = tmp_path / "hotkeys.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:{line}: {message}"), str(caught.value)
+
+
+def test_a_week_of_idle_minutes_is_accepted(tmp_path):
+    from a11y_caption.config import load_config
+
+    path = tmp_path / "hotkeys.toml"
+    path.write_text("[model]\nidle_unload_minutes = 10080\n")
+    assert load_config(path).model.idle_unload_minutes == 10080.0
