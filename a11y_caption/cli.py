@@ -17,8 +17,37 @@ __all__ = ["main"]
 log = logging.getLogger("a11y_caption")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line and exit status 2, like every other error: a listener should not
+    have to hear the whole usage text to learn which flag was wrong."""
+
+    def error(self, message: str):
+        self.exit(2, f"a11y-caption: {message}\n")
+
+
+# Flags that set a hotkeys.toml setting accept exactly what the setting accepts (config.RULES).
+_FLAG_SETTINGS = {
+    "max_new_tokens": ("model", "max_new_tokens"), "temperature": ("model", "temperature"),
+    "beams": ("model", "num_beams"), "device": ("model", "device"),
+    "rate": ("speech", "rate"), "volume": ("speech", "volume"),
+    "new_tokens": ("model", "max_new_tokens"),  # bench
+}
+
+
+def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .config import setting_problem
+
+    for dest, (section, key) in _FLAG_SETTINGS.items():
+        value = getattr(args, dest, None)
+        problem = None if value is None else setting_problem(section, key, value)
+        if problem:
+            parser.error(f"--{dest.replace('_', '-')} {problem}, not {value!r}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from .config import DTYPES, QUANTIZE_MODES, SPEECH_ENGINES
+
+    p = _Parser(
         prog="a11y-caption",
         description="Describe screens and images aloud with a local vision model. Nothing leaves this computer.",
     )
@@ -31,11 +60,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", metavar="FILE", help="settings file (default: your hotkeys.toml, else the packaged one)")
         if model:
             sp.add_argument("--model", metavar="ID_OR_DIR", help="hub id, alias (blip-base, ...), local folder, or 'ocr'")
-        sp.add_argument("--speech", metavar="ENGINE", choices=("pyttsx3", "espeak-ng", "none"),
-                        help="pyttsx3, espeak-ng or none")
+        sp.add_argument("--speech", metavar="ENGINE", choices=SPEECH_ENGINES, help="pyttsx3, espeak-ng or none")
         sp.add_argument("--no-speak", action="store_true", help="print only (same as --speech none)")
         sp.add_argument("--voice", help="voice id or name")
-        sp.add_argument("--rate", type=int, help="words per minute")
+        sp.add_argument("--rate", type=int, help="words per minute, 50 to 600")
         sp.add_argument("--volume", type=float, help="0.0 to 1.0")
         sp.add_argument("--transcript", metavar="FILE", help="append every spoken sentence to FILE")
 
@@ -54,12 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--language", help="answer language for chat models, e.g. German")
     d.add_argument("--copy", action="store_true", help="copy the (last) result to the clipboard")
     d.add_argument("--json", action="store_true", help="one JSON object per image: path, text, model, seconds")
-    d.add_argument("--max-new-tokens", type=int, metavar="N")
-    d.add_argument("--temperature", type=float, metavar="T", help="0 for greedy decoding")
-    d.add_argument("--beams", type=int, metavar="N", help="beam search width (1 streams speech)")
-    d.add_argument("--device", help="auto, cpu or cuda")
-    d.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"))
-    d.add_argument("--quantize", choices=("auto", "none", "int8"), help="auto: int8 on the CPU, none on a GPU")
+    d.add_argument("--max-new-tokens", type=int, metavar="N", help="longest description in tokens, 1 to 4096")
+    d.add_argument("--temperature", type=float, metavar="T", help="0 for greedy decoding, up to 2")
+    d.add_argument("--beams", type=int, metavar="N", help="beam search width, 1 to 8 (1 streams speech)")
+    d.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    d.add_argument("--dtype", choices=DTYPES)
+    d.add_argument("--quantize", choices=QUANTIZE_MODES, help="auto: int8 on the CPU, none on a GPU")
     d.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the model (only if you trust it)")
 
     r = sub.add_parser("read", help="read the text of images (or the screen) exactly, with OCR")
@@ -99,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_flags(parser, args)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
         format="a11y-caption: %(message)s", stream=sys.stderr,
@@ -132,14 +162,18 @@ def _settings(args):
 
     config = load_config(getattr(args, "config", None))
     speech = config.speech
-    engine = "none" if getattr(args, "no_speak", False) else (args.speech or speech.engine)
-    speech = replace(speech, engine=engine, voice=args.voice if args.voice is not None else speech.voice,
-                     rate=args.rate or speech.rate, volume=args.volume if args.volume is not None else speech.volume,
-                     transcript=args.transcript or speech.transcript)
+    engine = "none" if getattr(args, "no_speak", False) else _given(args.speech, speech.engine)
+    speech = replace(speech, engine=engine, voice=_given(args.voice, speech.voice), rate=_given(args.rate, speech.rate),
+                     volume=_given(args.volume, speech.volume), transcript=_given(args.transcript, speech.transcript))
     model = config.model
     if getattr(args, "model", None):
         model = replace(model, name=args.model)
     return replace(config, speech=speech, model=model)
+
+
+def _given(flag, setting):
+    """The flag's value when it was given, else the setting: 0 and "" are values, not "not given"."""
+    return setting if flag is None else flag
 
 
 def _inputs(args):
@@ -198,11 +232,10 @@ def _describe(args) -> int:
     config = _settings(args)
     m = config.model
     m = replace(
-        m, language=args.language if args.language is not None else m.language,
-        max_new_tokens=args.max_new_tokens or m.max_new_tokens,
-        temperature=args.temperature if args.temperature is not None else m.temperature,
-        num_beams=args.beams or m.num_beams, device=args.device or m.device, dtype=args.dtype or m.dtype,
-        quantize=args.quantize or m.quantize, trust_remote_code=args.trust_remote_code or m.trust_remote_code,
+        m, language=_given(args.language, m.language), max_new_tokens=_given(args.max_new_tokens, m.max_new_tokens),
+        temperature=_given(args.temperature, m.temperature), num_beams=_given(args.beams, m.num_beams),
+        device=_given(args.device, m.device), dtype=_given(args.dtype, m.dtype),
+        quantize=_given(args.quantize, m.quantize), trust_remote_code=args.trust_remote_code or m.trust_remote_code,
     )
     inputs = _inputs(args)
     speaker = open_speaker(config.speech)

@@ -182,6 +182,46 @@ def test_cli_with_cuda_and_no_gpu_says_so(tiny_qwen):
                                      'usable GPU; use device = "auto" or "cpu".']
 
 
+# -- 8. every numeric flag is checked with the settings' own ranges, in one line ------------------
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--max-new-tokens", "-5", "--max-new-tokens must be between 1 and 4096, not -5"),
+    ("--max-new-tokens", "0", "--max-new-tokens must be between 1 and 4096, not 0"),
+    ("--beams", "-2", "--beams must be between 1 and 8, not -2"),
+    ("--temperature", "-1", "--temperature must be between 0.0 and 2.0, not -1.0"),
+    ("--temperature", "nan", "--temperature must be a finite number, not nan"),
+    ("--rate", "0", "--rate must be between 50 and 600 words a minute, not 0"),
+    ("--volume", "1.5", "--volume must be between 0.0 and 1.0, not 1.5"),
+    ("--device", "gpu", "--device must be one of auto, cpu, cuda, cuda:N or mps, not 'gpu'"),
+    ("--beams", "two", "argument --beams: invalid int value: 'two'"),
+])
+def test_bad_flag_values_are_one_line_and_status_2(flag, value, message):
+    r = run_cli("describe", str(SAMPLE), "--no-speak", flag, value)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.splitlines() == [f"a11y-caption: {message}"]
+
+
+def test_flag_ranges_are_the_settings_ranges():
+    """The flags share config.RULES with hotkeys.toml: each range is written once."""
+    from a11y_caption import cli
+    from a11y_caption.config import RULES, ModelConfig, SpeechConfig
+
+    assert set(cli._FLAG_SETTINGS.values()) <= set(RULES)
+    for (section, key) in cli._FLAG_SETTINGS.values():
+        assert hasattr({"model": ModelConfig, "speech": SpeechConfig}[section], key)
+
+
+def test_an_empty_flag_is_a_value_not_a_missing_flag(tmp_path):
+    """`flag or setting` dropped 0 and "" given on the command line; now only an absent flag does."""
+    said = tmp_path / "said.txt"
+    config = tmp_path / "hotkeys.toml"
+    config.write_text(f'[speech]\nengine = "none"\ntranscript = "{said}"\n')
+    r = run_cli("read", str(SAMPLE), "--config", str(config), "--transcript", "")
+    assert r.returncode == 0, r.stderr
+    assert "Night light turns on at 9:30 PM" in r.stdout
+    assert not said.exists(), "--transcript '' turns the file's transcript off"
+
+
 # -- 9. non-finite numbers and an unbounded idle time are refused in hotkeys.toml -----------------
 
 @pytest.mark.parametrize("content, line, message", [
