@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import replace
@@ -333,7 +334,10 @@ def _config(args) -> int:
     if args.config_command == "path":
         path = user_config_path()
         print(path)
-        if not path.exists():
+        if not path.exists() and os.environ.get("A11Y_CAPTION_CONFIG"):
+            print(f"a11y-caption: {path} does not exist, and A11Y_CAPTION_CONFIG names it, so the other commands "
+                  f"stop until it does; copy {default_config_path()} there.", file=sys.stderr)
+        elif not path.exists():
             print(f"a11y-caption: {path} does not exist; using the packaged default {default_config_path()}",
                   file=sys.stderr)
         return 0

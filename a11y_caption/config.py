@@ -185,11 +185,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     """Read ``path`` (default: the user's file if it exists, else the packaged default).
 
     Raises:
-        ConfigError: unreadable or malformed TOML, unknown tables/keys/actions, bad or duplicate chords.
+        ConfigError: unreadable or malformed TOML, unknown tables/keys/actions, bad or duplicate chords,
+            or a file named by ``$A11Y_CAPTION_CONFIG`` that does not exist.
     """
     if path is None:
         path = user_config_path()
         if not path.exists():
+            if os.environ.get("A11Y_CAPTION_CONFIG"):  # asked for by name: the default would be a surprise
+                raise ConfigError(path, None, "A11Y_CAPTION_CONFIG names this file, which does not exist.")
             path = default_config_path()
     path = Path(path)
     try:

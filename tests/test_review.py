@@ -250,3 +250,32 @@ def test_a_week_of_idle_minutes_is_accepted(tmp_path):
     path = tmp_path / "hotkeys.toml"
     path.write_text("[model]\nidle_unload_minutes = 10080\n")
     assert load_config(path).model.idle_unload_minutes == 10080.0
+
+
+# -- 10. A11Y_CAPTION_CONFIG naming a missing file is an error, not the default ------------------
+
+def test_config_variable_naming_a_missing_file_stops(tmp_path, monkeypatch):
+    from a11y_caption.config import load_config
+    from a11y_caption.errors import ConfigError
+
+    missing = tmp_path / "typo.toml"
+    monkeypatch.setenv("A11Y_CAPTION_CONFIG", str(missing))
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert str(caught.value) == f"{missing}: A11Y_CAPTION_CONFIG names this file, which does not exist."
+    r = run_cli("describe", str(SAMPLE), "--no-speak")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr.splitlines() == [f"a11y-caption: {missing}: A11Y_CAPTION_CONFIG names this file, which does not exist."]
+    r = run_cli("config", "path")
+    assert r.returncode == 0 and r.stdout == f"{missing}\n"
+    assert r.stderr.startswith(f"a11y-caption: {missing} does not exist, and A11Y_CAPTION_CONFIG names it")
+
+
+def test_without_the_variable_a_missing_user_file_means_the_packaged_default(tmp_path):
+    from a11y_caption.config import default_config_path, load_config, user_config_path
+
+    assert user_config_path() == tmp_path / "user-config" / "a11y-caption" / "hotkeys.toml"
+    assert load_config().path == default_config_path()
+    r = run_cli("config", "path")
+    assert r.returncode == 0 and r.stdout == f"{user_config_path()}\n"
+    assert "using the packaged default" in r.stderr
