@@ -178,19 +178,24 @@ def _given(flag, setting):
 
 
 def _inputs(args):
-    """(label, loader) pairs: files given, or the one capture asked for."""
-    from .capture import grab_clipboard_image, grab_screen, grab_window
+    """(label, loader) pairs: files given, or the one capture asked for. A loader returns the
+    image, its task, and a sentence for the user when the image is not what was asked for."""
+    from .capture import capture_window, grab_clipboard_image, grab_screen
     from .images import open_image
 
     if args.screen:
-        return [("screen", lambda: grab_screen("pointer"), "screen")]
+        return [("screen", lambda: (grab_screen("pointer"), "screen", ""))]
     if args.window:
-        return [("window", grab_window, "window")]
+        def window():
+            shot = capture_window()  # the whole screen where the window cannot be isolated: say so
+            return shot.image, shot.task, shot.note
+
+        return [("window", window)]
     if args.clipboard:
-        return [("clipboard", grab_clipboard_image, "photo")]
+        return [("clipboard", lambda: (grab_clipboard_image(), "photo", ""))]
     if not args.images:
         raise A11yCaptionError("Give at least one image file, or --screen, --window or --clipboard.")
-    return [(path, lambda p=path: open_image(p), "photo") for path in args.images]
+    return [(path, lambda p=path: (open_image(p), "photo", "")) for path in args.images]
 
 
 def _emit(text: str) -> None:
@@ -206,9 +211,13 @@ def _each_image(args, inputs, speaker, handle) -> int:
     """
     failures, last = 0, None
     try:
-        for label, load, task in inputs:
+        for label, load in inputs:
             try:
-                last = handle(label, load(), task)
+                image, task, note = load()
+                if note:
+                    print(f"a11y-caption: {note}", file=sys.stderr)
+                    speaker.say(note)
+                last = handle(label, image, task)
             except A11yCaptionError as e:
                 failures += 1
                 if args.debug:
