@@ -33,6 +33,8 @@ _FLAG_SETTINGS = {
     "rate": ("speech", "rate"), "volume": ("speech", "volume"),
     "new_tokens": ("model", "max_new_tokens"),  # bench
 }
+# Comma-separated lists of such values.
+_LIST_FLAG_SETTINGS = {"image_tokens": ("model", "screen_image_tokens")}  # bench
 
 
 def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -43,6 +45,16 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         problem = None if value is None else setting_problem(section, key, value)
         if problem:
             parser.error(f"--{dest.replace('_', '-')} {problem}, not {value!r}")
+    for dest, (section, key) in _LIST_FLAG_SETTINGS.items():
+        text = getattr(args, dest, None)
+        for piece in [] if text is None else text.split(","):
+            try:
+                value = int(piece)
+            except ValueError:
+                parser.error(f"--{dest.replace('_', '-')} must be whole numbers separated by commas, not {piece!r}")
+            problem = setting_problem(section, key, value)
+            if problem:
+                parser.error(f"--{dest.replace('_', '-')} {problem}, not {value!r}")
 
 
 def _parser() -> argparse.ArgumentParser:

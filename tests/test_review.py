@@ -201,13 +201,25 @@ def test_bad_flag_values_are_one_line_and_status_2(flag, value, message):
     assert r.stderr.splitlines() == [f"a11y-caption: {message}"]
 
 
+@pytest.mark.parametrize("flag, value, message", [
+    ("--new-tokens", "0", "--new-tokens must be between 1 and 4096, not 0"),
+    ("--image-tokens", "64,8", "--image-tokens must be between 16 and 16384, not 8"),
+    ("--image-tokens", "64,,128", "--image-tokens must be whole numbers separated by commas, not ''"),
+])
+def test_bad_bench_flags_are_one_line_before_any_work(flag, value, message):
+    r = run_cli("bench", "--no-baseline", flag, value)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.splitlines() == [f"a11y-caption: {message}"]
+
+
 def test_flag_ranges_are_the_settings_ranges():
     """The flags share config.RULES with hotkeys.toml: each range is written once."""
     from a11y_caption import cli
     from a11y_caption.config import RULES, ModelConfig, SpeechConfig
 
-    assert set(cli._FLAG_SETTINGS.values()) <= set(RULES)
-    for (section, key) in cli._FLAG_SETTINGS.values():
+    settings = {*cli._FLAG_SETTINGS.values(), *cli._LIST_FLAG_SETTINGS.values()}
+    assert settings <= set(RULES)
+    for (section, key) in settings:
         assert hasattr({"model": ModelConfig, "speech": SpeechConfig}[section], key)
 
 
