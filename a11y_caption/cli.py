@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
-            log.exception("failed")
+            log.exception("failed; the traceback may quote your screen or clipboard")
         print(f"a11y-caption: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -233,7 +233,7 @@ def _each_image(args, inputs, speaker, handle) -> int:
             except A11yCaptionError as e:
                 failures += 1
                 if args.debug:
-                    log.exception("failed")
+                    log.exception("failed; the traceback may quote your screen or clipboard")
                 print(f"a11y-caption: {e}", file=sys.stderr)
                 speaker.say(str(e))
         if args.copy and last:

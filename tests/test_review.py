@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import pytest
 
 from conftest import SAMPLE, run_cli
@@ -327,7 +329,8 @@ class _FakeWindows:
 
         if has_v2:
             def set_context(self, context):
-                outer.calls.append(f"SetProcessDpiAwarenessContext({context.value - 2**64 if context.value > 2**63 else context.value})")
+                signed = ctypes.c_ssize_t(context.value).value  # a handle whose value is -4
+                outer.calls.append(f"SetProcessDpiAwarenessContext({signed})")
                 outer.aware = True
                 return 1
 
@@ -361,7 +364,6 @@ class _FakeWindows:
     (True, False, "SetProcessDpiAwarenessContext(-4)", (93, 50, 814, 607)),  # no DWM: GetWindowRect
 ])
 def test_windows_window_rectangle_is_read_in_physical_pixels(monkeypatch, has_v2, has_dwm, first_call, box):
-    import ctypes
     from types import SimpleNamespace
 
     from a11y_caption import capture
