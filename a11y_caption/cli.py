@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
     have to hear the whole usage text to learn which flag was wrong."""
 
     def error(self, message: str):
-        self.exit(2, f"a11y-caption: {message}\n")
+        self.exit(2, f"a11y-caption: {message} (see {self.prog} --help)\n")
 
 
 # Flags that set a hotkeys.toml setting accept exactly what the setting accepts (config.RULES).
@@ -38,23 +38,24 @@ _LIST_FLAG_SETTINGS = {"image_tokens": ("model", "screen_image_tokens")}  # benc
 
 
 def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with one line (status 2) naming the first flag whose value its setting would refuse."""
     from .config import setting_problem
 
-    for dest, (section, key) in _FLAG_SETTINGS.items():
-        value = getattr(args, dest, None)
-        problem = None if value is None else setting_problem(section, key, value)
-        if problem:
-            parser.error(f"--{dest.replace('_', '-')} {problem}, not {value!r}")
-    for dest, (section, key) in _LIST_FLAG_SETTINGS.items():
-        text = getattr(args, dest, None)
-        for piece in [] if text is None else text.split(","):
+    def refuse(dest: str, what: str) -> None:
+        parser.exit(2, f"a11y-caption: --{dest.replace('_', '-')} {what}\n")
+
+    given = [(dest, setting, getattr(args, dest)) for dest, setting in _FLAG_SETTINGS.items()
+             if getattr(args, dest, None) is not None]
+    for dest, setting in _LIST_FLAG_SETTINGS.items():
+        for piece in [] if getattr(args, dest, None) is None else getattr(args, dest).split(","):
             try:
-                value = int(piece)
+                given.append((dest, setting, int(piece)))
             except ValueError:
-                parser.error(f"--{dest.replace('_', '-')} must be whole numbers separated by commas, not {piece!r}")
-            problem = setting_problem(section, key, value)
-            if problem:
-                parser.error(f"--{dest.replace('_', '-')} {problem}, not {value!r}")
+                refuse(dest, f"must be whole numbers separated by commas, not {piece!r}")
+    for dest, (section, key), value in given:
+        problem = setting_problem(section, key, value)
+        if problem:
+            refuse(dest, f"{problem}, not {value!r}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -195,7 +195,7 @@ def test_cli_with_cuda_and_no_gpu_says_so(tiny_qwen):
     ("--rate", "0", "--rate must be between 50 and 600 words a minute, not 0"),
     ("--volume", "1.5", "--volume must be between 0.0 and 1.0, not 1.5"),
     ("--device", "gpu", "--device must be one of auto, cpu, cuda, cuda:N or mps, not 'gpu'"),
-    ("--beams", "two", "argument --beams: invalid int value: 'two'"),
+    ("--beams", "two", "argument --beams: invalid int value: 'two' (see a11y-caption describe --help)"),
 ])
 def test_bad_flag_values_are_one_line_and_status_2(flag, value, message):
     r = run_cli("describe", str(SAMPLE), "--no-speak", flag, value)
