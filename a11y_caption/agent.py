@@ -247,16 +247,29 @@ class Agent:
         if epoch is None:
             _end_stopped(p.reply)
             return  # Stop came first
-        image = None if action == "ask" else p.image if p.image is not None else self._capture(p)
-        self._put_job(Job(action, image, p.prompt, epoch, task=p.task, reply=p.reply, speak=p.speak), stops)
+        task = p.task
+        if action == "ask":
+            image = None
+        elif p.image is not None:
+            image = p.image
+        else:
+            image, captured_as = self._capture(p)
+            if task is None and not p.prompt:
+                task = captured_as
+        self._put_job(Job(action, image, p.prompt, epoch, task=task, reply=p.reply, speak=p.speak), stops)
 
-    def _capture(self, p: Press) -> Image.Image:
+    def _capture(self, p: Press) -> tuple[Image.Image, str | None]:
+        """(image, the task it calls for where not the press's own): a window that cannot be isolated
+        is the whole screen, said once and described as a screen."""
         source = p.source or SOURCES[p.action]
         if source == "screen":
-            return self.capture.grab_screen(self.config.capture.screen)
+            return self.capture.grab_screen(self.config.capture.screen), None
         if source == "window":
-            return self.capture.grab_window()
-        return self.capture.grab_clipboard_image()
+            shot = self.capture.capture_window()
+            if shot.note and p.speak:
+                self.speaker.say(shot.note)
+            return shot.image, None if shot.isolated else "screen"
+        return self.capture.grab_clipboard_image(), None
 
     def _say_now(self, text: str, stops: int, speak: bool = True) -> int | None:
         """Interrupt whatever is being said and say ``text``, the answer to a press made when Stop

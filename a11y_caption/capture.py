@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -12,19 +13,55 @@ from PIL import Image
 from .errors import CaptureError, ImageError, NoImageOnClipboard
 from .images import normalize, open_image
 
-__all__ = ["grab_clipboard_image", "grab_screen", "grab_window"]
+__all__ = ["WINDOW_NOT_ISOLATED", "WindowShot", "capture_window", "grab_clipboard_image", "grab_screen",
+           "grab_window"]
 
 log = logging.getLogger(__name__)
+
+WINDOW_NOT_ISOLATED = "The window could not be isolated; using the whole screen."
+
+
+@dataclass(frozen=True)
+class WindowShot:
+    """What a window capture got: the active window, or the screen when the window could not be
+    isolated (macOS and Wayland give no window geometry here; a window may be off-screen)."""
+
+    image: Image.Image = field(repr=False)
+    isolated: bool
+
+    @property
+    def task(self) -> str:
+        """The describing task that matches the picture: a screen prompt for a whole screen."""
+        return "window" if self.isolated else "screen"
+
+    @property
+    def note(self) -> str:
+        """One sentence for the user when the picture is not the window, else ""."""
+        return "" if self.isolated else WINDOW_NOT_ISOLATED
 
 
 def _rgb(shot) -> Image.Image:
     return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
 
 
+WAYLAND_UNSUPPORTED = ("This is a Wayland session, where screen capture is not supported yet; describe image "
+                       "files or the clipboard instead.")
+
+
+def _refuse_wayland() -> None:
+    """Under Wayland, DISPLAY may still name XWayland, whose capture shows only black for Wayland
+    windows: that must never be described as a black or locked screen."""
+    from .session import display_server
+
+    if display_server() == "wayland":
+        raise CaptureError(WAYLAND_UNSUPPORTED)
+
+
 def grab_screen(which: str = "pointer") -> Image.Image:
     """The monitor under the mouse pointer (``"pointer"``) or all monitors together (``"all"``)."""
     import mss
 
+    _refuse_wayland()
     try:
         with mss.MSS() as sct:
             monitors = sct.monitors
@@ -49,11 +86,17 @@ def _pointer() -> tuple[int, int]:
 
 
 def grab_window() -> Image.Image:
-    """The active window. Falls back to the screen where the platform gives no window geometry."""
+    """The active window, or the screen where it cannot be isolated (``capture_window`` says which)."""
+    return capture_window().image
+
+
+def capture_window() -> WindowShot:
+    """The active window; the monitor under the pointer where the window cannot be isolated."""
+    _refuse_wayland()
     box = _active_window_box()
     if box is None:
         log.info("no active-window geometry here; capturing the screen instead")
-        return grab_screen("pointer")
+        return WindowShot(grab_screen("pointer"), isolated=False)
     import mss
 
     left, top, width, height = box
@@ -65,29 +108,71 @@ def grab_window() -> Image.Image:
             r = min(left + width, whole["left"] + whole["width"])
             b = min(top + height, whole["top"] + whole["height"])
             if r - l < 2 or b - t < 2:
-                return grab_screen("pointer")
-            return normalize(_rgb(sct.grab({"left": l, "top": t, "width": r - l, "height": b - t})))
+                return WindowShot(grab_screen("pointer"), isolated=False)
+            return WindowShot(normalize(_rgb(sct.grab({"left": l, "top": t, "width": r - l, "height": b - t}))),
+                              isolated=True)
     except Exception as e:
         raise CaptureError("The active window could not be captured.") from e
 
 
 def _active_window_box() -> tuple[int, int, int, int] | None:
-    """(left, top, width, height) of the focused top-level window, or None."""
+    """(left, top, width, height) of the focused top-level window in the pixels mss uses, or None.
+
+    None on macOS: its window list needs pyobjc (Quartz), which is not a dependency.
+    """
     try:
         if sys.platform == "win32":
-            import ctypes
-            from ctypes import wintypes
-
-            hwnd = ctypes.windll.user32.GetForegroundWindow()
-            rect = wintypes.RECT()
-            if not hwnd or not ctypes.windll.user32.GetWindowRect(hwnd, ctypes.byref(rect)):
-                return None
-            return rect.left, rect.top, rect.right - rect.left, rect.bottom - rect.top
+            return _windows_active_window_box()
         if sys.platform.startswith("linux"):
             return _x11_active_window_box()
     except Exception:
         log.debug("active window lookup failed", exc_info=True)
     return None
+
+
+def _windows_active_window_box() -> tuple[int, int, int, int] | None:
+    import ctypes
+    from ctypes import wintypes
+
+    _make_dpi_aware()
+    user32 = ctypes.windll.user32
+    hwnd = user32.GetForegroundWindow()
+    if not hwnd:
+        return None
+    rect = wintypes.RECT()
+    # The visible frame, in physical pixels: GetWindowRect adds the invisible resize borders
+    # (about 7 px a side on Windows 10 and later), which would show what lies behind the window.
+    dwmwa_extended_frame_bounds = 9
+    try:
+        framed = ctypes.windll.dwmapi.DwmGetWindowAttribute(
+            wintypes.HWND(hwnd), dwmwa_extended_frame_bounds, ctypes.byref(rect), ctypes.sizeof(rect)) == 0
+    except (AttributeError, OSError):  # no desktop window manager library
+        framed = False
+    if not framed and not user32.GetWindowRect(hwnd, ctypes.byref(rect)):
+        return None
+    return rect.left, rect.top, rect.right - rect.left, rect.bottom - rect.top
+
+
+def _make_dpi_aware() -> None:
+    """Make this process per-monitor DPI aware, as mss does for its screenshots, so that window
+    rectangles come in the same physical pixels as mss's monitors. mss does so only when it is
+    first used, which is after the window's rectangle is read; before that Windows reports a
+    scaled display (125 %, 150 %) in scaled-down pixels, and the wrong area would be captured.
+    Asking again once it is set fails harmlessly."""
+    import ctypes
+
+    user32 = ctypes.windll.user32
+    try:  # Windows 10 1703 and later: DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2
+        if user32.SetProcessDpiAwarenessContext(ctypes.c_void_p(-4)):
+            return
+    except AttributeError:
+        pass
+    try:  # Windows 8.1 and later: PROCESS_PER_MONITOR_DPI_AWARE, what mss sets
+        ctypes.windll.shcore.SetProcessDpiAwareness(2)
+        return
+    except (AttributeError, OSError):
+        pass
+    user32.SetProcessDPIAware()  # Vista to 8: system DPI aware, as mss does there
 
 
 def _x11_active_window_box() -> tuple[int, int, int, int] | None:
@@ -143,9 +228,19 @@ def grab_clipboard_image() -> Image.Image:
     paths = list(content) if isinstance(content, list) else _copied_paths()
     for p in paths:
         path = Path(p)
-        if path.is_file():
+        if _is_file(path):
             return open_image(path)
     raise NoImageOnClipboard()
+
+
+def _is_file(path: Path) -> bool:
+    """Whether copied text names a file. Any text can be on the clipboard: a line too long for a
+    file name (OSError) or one with a NUL (ValueError) is simply not a file, and must not turn into
+    an error whose message quotes it."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _copied_paths() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import replace
@@ -12,15 +13,57 @@ from pathlib import Path
 
 from . import __version__
 from .config import SPEECH_ENGINES
-from .errors import A11yCaptionError
+from .errors import A11yCaptionError, describe_unexpected
 
 __all__ = ["main"]
 
 log = logging.getLogger("a11y_caption")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line and exit status 2, like every other error: a listener should not
+    have to hear the whole usage text to learn which flag was wrong."""
+
+    def error(self, message: str):
+        self.exit(2, f"a11y-caption: {message} (see {self.prog} --help)\n")
+
+
+# Flags that set a hotkeys.toml setting accept exactly what the setting accepts (config.RULES).
+_FLAG_SETTINGS = {
+    "max_new_tokens": ("model", "max_new_tokens"), "temperature": ("model", "temperature"),
+    "beams": ("model", "num_beams"), "device": ("model", "device"),
+    "rate": ("speech", "rate"), "volume": ("speech", "volume"),
+    "new_tokens": ("model", "max_new_tokens"),  # bench
+}
+# Comma-separated lists of such values.
+_LIST_FLAG_SETTINGS = {"image_tokens": ("model", "screen_image_tokens")}  # bench
+
+
+def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with one line (status 2) naming the first flag whose value its setting would refuse."""
+    from .config import setting_problem
+
+    def refuse(dest: str, what: str) -> None:
+        parser.exit(2, f"a11y-caption: --{dest.replace('_', '-')} {what}\n")
+
+    given = [(dest, setting, getattr(args, dest)) for dest, setting in _FLAG_SETTINGS.items()
+             if getattr(args, dest, None) is not None]
+    for dest, setting in _LIST_FLAG_SETTINGS.items():
+        for piece in [] if getattr(args, dest, None) is None else getattr(args, dest).split(","):
+            try:
+                given.append((dest, setting, int(piece)))
+            except ValueError:
+                refuse(dest, f"must be whole numbers separated by commas, not {piece!r}")
+    for dest, (section, key), value in given:
+        problem = setting_problem(section, key, value)
+        if problem:
+            refuse(dest, f"{problem}, not {value!r}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from .config import DTYPES, QUANTIZE_MODES, SPEECH_ENGINES
+
+    p = _Parser(
         prog="a11y-caption",
         description="Describe screens and images aloud with a local vision model. Nothing leaves this computer.",
     )
@@ -37,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=", ".join(SPEECH_ENGINES) + " (auto: your screen reader if one runs, else the system voice)")
         sp.add_argument("--no-speak", action="store_true", help="print only (same as --speech none)")
         sp.add_argument("--voice", help="voice id or name")
-        sp.add_argument("--rate", type=int, help="words per minute")
+        sp.add_argument("--rate", type=int, help="words per minute, 50 to 600")
         sp.add_argument("--volume", type=float, help="0.0 to 1.0")
         sp.add_argument("--transcript", metavar="FILE", help="append every spoken sentence to FILE")
 
@@ -58,12 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--language", help="answer language for chat models, e.g. German")
     d.add_argument("--copy", action="store_true", help="copy the (last) result to the clipboard")
     d.add_argument("--json", action="store_true", help="one JSON object per image: path, text, model, seconds")
-    d.add_argument("--max-new-tokens", type=int, metavar="N")
-    d.add_argument("--temperature", type=float, metavar="T", help="0 for greedy decoding")
-    d.add_argument("--beams", type=int, metavar="N", help="beam search width (1 streams speech)")
-    d.add_argument("--device", help="auto, cpu or cuda")
-    d.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"))
-    d.add_argument("--quantize", choices=("auto", "none", "int8"), help="auto: int8 on the CPU, none on a GPU")
+    d.add_argument("--max-new-tokens", type=int, metavar="N", help="longest description in tokens, 1 to 4096")
+    d.add_argument("--temperature", type=float, metavar="T", help="0 for greedy decoding, up to 2")
+    d.add_argument("--beams", type=int, metavar="N", help="beam search width, 1 to 8 (1 streams speech)")
+    d.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    d.add_argument("--dtype", choices=DTYPES)
+    d.add_argument("--quantize", choices=QUANTIZE_MODES, help="auto: int8 on the CPU, none on a GPU")
     d.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the model (only if you trust it)")
 
     r = sub.add_parser("read", help="read the text of images (or the screen) exactly, with OCR")
@@ -113,7 +156,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_flags(parser, args)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
         format="a11y-caption: %(message)s", stream=sys.stderr,
@@ -125,12 +170,21 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
-            log.exception("failed")
+            log.exception("failed; the traceback may quote your screen or clipboard")
         print(f"a11y-caption: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("a11y-caption: stopped.", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug. Its message may quote the screen or clipboard: say only where it was.
+        where = describe_unexpected(e)
+        if args.debug:
+            log.exception("unexpected error")
+            print(f"a11y-caption: unexpected error ({where}); the traceback above may contain text from "
+                  "your screen or clipboard.", file=sys.stderr)
+        else:
+            print(f"a11y-caption: unexpected error ({where}); run with --debug for details.", file=sys.stderr)
+        return 1
 
 
 def _settings(args):
@@ -138,30 +192,39 @@ def _settings(args):
 
     config = load_config(getattr(args, "config", None))
     speech = config.speech
-    engine = "none" if getattr(args, "no_speak", False) else (args.speech or speech.engine)
-    speech = replace(speech, engine=engine, voice=args.voice if args.voice is not None else speech.voice,
-                     rate=args.rate or speech.rate, volume=args.volume if args.volume is not None else speech.volume,
-                     transcript=args.transcript or speech.transcript)
+    engine = "none" if getattr(args, "no_speak", False) else _given(args.speech, speech.engine)
+    speech = replace(speech, engine=engine, voice=_given(args.voice, speech.voice), rate=_given(args.rate, speech.rate),
+                     volume=_given(args.volume, speech.volume), transcript=_given(args.transcript, speech.transcript))
     model = config.model
     if getattr(args, "model", None):
         model = replace(model, name=args.model)
     return replace(config, speech=speech, model=model)
 
 
+def _given(flag, setting):
+    """The flag's value when it was given, else the setting: 0 and "" are values, not "not given"."""
+    return setting if flag is None else flag
+
+
 def _inputs(args):
-    """(label, loader) pairs: files given, or the one capture asked for."""
-    from .capture import grab_clipboard_image, grab_screen, grab_window
+    """(label, loader) pairs: files given, or the one capture asked for. A loader returns the
+    image, its task, and a sentence for the user when the image is not what was asked for."""
+    from .capture import capture_window, grab_clipboard_image, grab_screen
     from .images import open_image
 
     if args.screen:
-        return [("screen", lambda: grab_screen("pointer"), "screen")]
+        return [("screen", lambda: (grab_screen("pointer"), "screen", ""))]
     if args.window:
-        return [("window", grab_window, "window")]
+        def window():
+            shot = capture_window()  # the whole screen where the window cannot be isolated: say so
+            return shot.image, shot.task, shot.note
+
+        return [("window", window)]
     if args.clipboard:
-        return [("clipboard", grab_clipboard_image, "photo")]
+        return [("clipboard", lambda: (grab_clipboard_image(), "photo", ""))]
     if not args.images:
         raise A11yCaptionError("Give at least one image file, or --screen, --window or --clipboard.")
-    return [(path, lambda p=path: open_image(p), "photo") for path in args.images]
+    return [(path, lambda p=path: (open_image(p), "photo", "")) for path in args.images]
 
 
 def _emit(text: str) -> None:
@@ -177,13 +240,17 @@ def _each_image(args, inputs, speaker, handle) -> int:
     """
     failures, last = 0, None
     try:
-        for label, load, task in inputs:
+        for label, load in inputs:
             try:
-                last = handle(label, load(), task)
+                image, task, note = load()
+                if note:
+                    print(f"a11y-caption: {note}", file=sys.stderr)
+                    speaker.say(note)
+                last = handle(label, image, task)
             except A11yCaptionError as e:
                 failures += 1
                 if args.debug:
-                    log.exception("failed")
+                    log.exception("failed; the traceback may quote your screen or clipboard")
                 print(f"a11y-caption: {e}", file=sys.stderr)
                 speaker.say(str(e))
         if args.copy and last:
@@ -208,11 +275,10 @@ def _describe(args) -> int:
     config = _settings(args)
     m = config.model
     m = replace(
-        m, language=args.language if args.language is not None else m.language,
-        max_new_tokens=args.max_new_tokens or m.max_new_tokens,
-        temperature=args.temperature if args.temperature is not None else m.temperature,
-        num_beams=args.beams or m.num_beams, device=args.device or m.device, dtype=args.dtype or m.dtype,
-        quantize=args.quantize or m.quantize, trust_remote_code=args.trust_remote_code or m.trust_remote_code,
+        m, language=_given(args.language, m.language), max_new_tokens=_given(args.max_new_tokens, m.max_new_tokens),
+        temperature=_given(args.temperature, m.temperature), num_beams=_given(args.beams, m.num_beams),
+        device=_given(args.device, m.device), dtype=_given(args.dtype, m.dtype),
+        quantize=_given(args.quantize, m.quantize), trust_remote_code=args.trust_remote_code or m.trust_remote_code,
     )
     inputs = _inputs(args)
     speaker = open_speaker(config.speech)
@@ -458,7 +524,10 @@ def _config(args) -> int:
     if args.config_command == "path":
         path = user_config_path()
         print(path)
-        if not path.exists():
+        if not path.exists() and os.environ.get("A11Y_CAPTION_CONFIG"):
+            print(f"a11y-caption: {path} does not exist, and A11Y_CAPTION_CONFIG names it, so the other commands "
+                  f"stop until it does; copy {default_config_path()} there.", file=sys.stderr)
+        elif not path.exists():
             print(f"a11y-caption: {path} does not exist; using the packaged default {default_config_path()}",
                   file=sys.stderr)
         return 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -13,8 +15,9 @@ from .errors import ConfigError
 from .hotkeys import parse_chord
 
 __all__ = [
-    "ACTIONS", "MODEL_ACTIONS", "Binding", "CaptureConfig", "Config", "ModelConfig", "SpeechConfig",
-    "default_config_path", "load_config", "parse_chord", "user_config_path",
+    "ACTIONS", "DTYPES", "MODEL_ACTIONS", "QUANTIZE_MODES", "RULES", "SPEECH_ENGINES", "Binding", "CaptureConfig",
+    "Config", "ModelConfig", "Rule", "SpeechConfig", "default_config_path", "load_config", "parse_chord",
+    "setting_problem", "user_config_path",
 ]
 
 ACTIONS = (
@@ -24,6 +27,8 @@ ACTIONS = (
 # Actions that need the captioning model (the others answer at once).
 MODEL_ACTIONS = ("describe_screen", "describe_window", "describe_clipboard", "alt_text_to_clipboard")
 SPEECH_ENGINES = ("auto", "orca", "speech-dispatcher", "nvda", "jaws", "voiceover", "pyttsx3", "espeak-ng", "none")
+DTYPES = ("auto", "fp32", "bf16", "fp16")
+QUANTIZE_MODES = ("auto", "none", "int8")
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -72,6 +77,56 @@ class Config:
     speech: SpeechConfig = SpeechConfig()
     capture: CaptureConfig = CaptureConfig()
     hotkeys: tuple[Binding, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values a setting accepts; ``text`` completes the sentence "KEY must be ..."."""
+
+    allows: Callable[[object], bool]
+    text: str
+
+
+def _between(low, high, unit: str = "") -> Rule:
+    return Rule(lambda v: low <= v <= high, f"between {low} and {high}{unit}")
+
+
+def _one_of(*choices: str, text: str = "") -> Rule:
+    return Rule(lambda v: v in choices, text or "one of " + ", ".join(choices))
+
+
+# "cuda:N" picks one GPU of several; "mps" is Apple's Metal GPU, used only when asked for.
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+# What each setting accepts, for hotkeys.toml and for the command-line flags alike, so that the
+# two can never drift apart. Settings not named here accept any value of their type.
+RULES: dict[tuple[str, str], Rule] = {
+    ("speech", "engine"): _one_of(*SPEECH_ENGINES),
+    ("speech", "rate"): _between(50, 600, " words a minute"),
+    ("speech", "volume"): _between(0.0, 1.0),
+    ("capture", "screen"): _one_of("pointer", "all", text="\"pointer\" or \"all\""),
+    ("model", "device"): Rule(lambda v: _DEVICE.fullmatch(v) is not None, "one of auto, cpu, cuda, cuda:N or mps"),
+    ("model", "quantize"): _one_of(*QUANTIZE_MODES),
+    ("model", "dtype"): _one_of(*DTYPES),
+    ("model", "add_ocr_text"): _one_of("auto", "always", "never"),
+    ("model", "max_new_tokens"): _between(1, 4096),
+    ("model", "num_beams"): _between(1, 8),
+    ("model", "temperature"): _between(0.0, 2.0),
+    ("model", "screen_image_tokens"): _between(16, 16384),
+    ("model", "photo_image_tokens"): _between(16, 16384),
+    # Longer than a week is "never" in practice, and is written 0; the agent's wait needs a finite bound.
+    ("model", "idle_unload_minutes"): _between(0, 10080, " (0 never unloads; 10080 is a week)"),
+}
+
+
+def setting_problem(section: str, key: str, value) -> str | None:
+    """What is wrong with ``value`` for setting ``[section] key``, as "must be ...", or None if it is fine."""
+    if isinstance(value, float) and not math.isfinite(value):  # TOML and float() both accept inf and nan
+        return "must be a finite number"
+    rule = RULES.get((section, key))
+    if rule is None or rule.allows(value):
+        return None
+    return f"must be {rule.text}"
 
 
 def default_config_path() -> Path:
@@ -131,11 +186,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     """Read ``path`` (default: the user's file if it exists, else the packaged default).
 
     Raises:
-        ConfigError: unreadable or malformed TOML, unknown tables/keys/actions, bad or duplicate chords.
+        ConfigError: unreadable or malformed TOML, unknown tables/keys/actions, bad or duplicate chords,
+            or a file named by ``$A11Y_CAPTION_CONFIG`` that does not exist.
     """
     if path is None:
         path = user_config_path()
         if not path.exists():
+            if os.environ.get("A11Y_CAPTION_CONFIG"):  # asked for by name: the default would be a surprise
+                raise ConfigError(path, None, "A11Y_CAPTION_CONFIG names this file, which does not exist.")
             path = default_config_path()
     path = Path(path)
     try:
@@ -185,22 +243,9 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 
 def _check_values(parts: dict, path: Path, lines: list[str]) -> None:
-    checks = [
-        ("speech", "engine", lambda v: v in SPEECH_ENGINES, f"must be one of {', '.join(SPEECH_ENGINES)}"),
-        ("speech", "rate", lambda v: 50 <= v <= 600, "must be between 50 and 600 words a minute"),
-        ("speech", "volume", lambda v: 0.0 <= v <= 1.0, "must be between 0.0 and 1.0"),
-        ("capture", "screen", lambda v: v in ("pointer", "all"), "must be \"pointer\" or \"all\""),
-        ("model", "quantize", lambda v: v in ("auto", "none", "int8"), "must be auto, none or int8"),
-        ("model", "dtype", lambda v: v in ("auto", "fp32", "bf16", "fp16"), "must be auto, fp32, bf16 or fp16"),
-        ("model", "add_ocr_text", lambda v: v in ("auto", "always", "never"), "must be auto, always or never"),
-        ("model", "max_new_tokens", lambda v: 1 <= v <= 4096, "must be between 1 and 4096"),
-        ("model", "num_beams", lambda v: 1 <= v <= 8, "must be between 1 and 8"),
-        ("model", "temperature", lambda v: 0.0 <= v <= 2.0, "must be between 0.0 and 2.0"),
-        ("model", "screen_image_tokens", lambda v: 16 <= v <= 16384, "must be between 16 and 16384"),
-        ("model", "photo_image_tokens", lambda v: 16 <= v <= 16384, "must be between 16 and 16384"),
-        ("model", "idle_unload_minutes", lambda v: v >= 0, "must be 0 (never) or more"),
-    ]
-    for section, key, ok, message in checks:
-        value = getattr(parts[section], key)
-        if not ok(value):
-            raise ConfigError(path, _line_of(lines, f"[{section}]", 0, key), f"{key} {message}, not {value!r}")
+    for section, part in parts.items():
+        for f in fields(part):
+            value = getattr(part, f.name)
+            problem = setting_problem(section, f.name, value)
+            if problem:
+                raise ConfigError(path, _line_of(lines, f"[{section}]", 0, f.name), f"{f.name} {problem}, not {value!r}")

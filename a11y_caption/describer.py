@@ -68,6 +68,9 @@ class Describer:
         if self.captioner is not None:
             self.captioner.close()
         self.captioner = None
+        # With model "ocr" the OCR reader IS the captioner, just closed: drop it too (and free its
+        # memory in any case); the next read makes a new one.
+        self._ocr = None
         self.missing = None
         self._cache.clear()
         import gc
@@ -123,18 +126,19 @@ class Describer:
 
         def chunks() -> Iterator[str]:
             if self.captioner is None:
+                # Never cached: once the model is pulled, the same image must get the model's answer.
                 lines = self.read_text(image)
                 yield ("\n".join(lines) + "\n") if lines else "No text found.\n"
                 yield str(self.missing)
-            else:
-                inner = self.captioner.generate(request, self.options, stop)
-                yield from inner
-                outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
-                if self._add_ocr(task) and not stop.is_set():
-                    lines = self.read_text(image)
-                    if lines:
-                        yield "\nText found:\n" + "\n".join(lines)
-            if not stop.is_set():
+                return
+            inner = self.captioner.generate(request, self.options, stop)
+            yield from inner
+            outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
+            if self._add_ocr(task) and not stop.is_set():
+                lines = self.read_text(image)
+                if lines:
+                    yield "\nText found:\n" + "\n".join(lines)
+            if not stop.is_set():  # only a real model's complete answer
                 self._remember(key, outer.text)
 
         outer = Generation(chunks(), stop, name)

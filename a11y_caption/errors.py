@@ -6,12 +6,16 @@ turn them into speech or a printed line. Anything that is not an A11yCaptionErro
 
 from __future__ import annotations
 
+import os
+import traceback
+
 __all__ = [
     "A11yCaptionError",
     "describe_unexpected",
     "AlreadyRunning",
     "CaptureError",
     "ConfigError",
+    "DeviceError",
     "HotkeysUnavailable",
     "ImageError",
     "ModelLoadError",
@@ -41,6 +45,10 @@ class UnsupportedModel(A11yCaptionError):
 
 class ModelLoadError(A11yCaptionError):
     pass
+
+
+class DeviceError(ModelLoadError):
+    """The device asked for (``device = "cuda"``, ...) cannot run a model on this computer."""
 
 
 class ImageError(A11yCaptionError):
@@ -77,15 +85,19 @@ class ConfigError(A11yCaptionError):
         super().__init__(f"{where}: {message}")
 
 
-def describe_unexpected(exc: BaseException) -> str:
-    """``"OSError at capture.py:123"``: an unexpected error's type and the innermost place in
-    a11y-caption it passed through. Never its message, which may quote screen or clipboard text."""
-    import os
-    import traceback
+_PACKAGE = os.path.normcase(os.path.dirname(os.path.realpath(__file__)))
 
-    package = os.path.dirname(os.path.abspath(__file__))
-    where = ""
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if os.path.abspath(frame.filename).startswith(package + os.sep):
-            where = f" at {os.path.relpath(frame.filename, package)}:{frame.lineno}"
-    return type(exc).__name__ + where
+
+def describe_unexpected(exc: BaseException) -> str:
+    """``"OSError at capture.py:123"``: an unexpected error's type and the innermost line of this
+    package that it passed through (``"OSError"`` alone when none did).
+
+    Never the error's message or arguments: those may quote the screen, the clipboard or a
+    description (an OSError names the path it was given, and that path can be clipboard text).
+    """
+    where = None
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        path = os.path.normcase(os.path.realpath(frame.f_code.co_filename))
+        if path.startswith(_PACKAGE + os.sep):
+            where = f"{os.path.relpath(path, _PACKAGE).replace(os.sep, '/')}:{line}"
+    return f"{type(exc).__name__} at {where}" if where else type(exc).__name__

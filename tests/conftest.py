@@ -38,8 +38,17 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
-    """No test reads the developer's own settings or model cache."""
-    monkeypatch.setenv("A11Y_CAPTION_CONFIG", str(tmp_path / "no-user-config.toml"))
+    """No test reads the developer's own settings or model cache.
+
+    The user config folder is an empty one under tmp_path (platformdirs reads XDG_CONFIG_HOME on
+    Linux), so the packaged default applies; A11Y_CAPTION_CONFIG is unset, because naming a file
+    that does not exist is an error.
+    """
+    from a11y_caption.config import user_config_path
+
+    monkeypatch.delenv("A11Y_CAPTION_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
+    assert user_config_path().is_relative_to(tmp_path), "this platform's config folder is not isolated"
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # for child processes
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # speech = "auto" finds no screen reader unless a test starts one (tests/screen_readers.py).

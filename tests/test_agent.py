@@ -436,7 +436,7 @@ def test_close_while_the_model_loads_returns_and_leaves_nothing_behind(tiny_qwen
 
 def test_unexpected_errors_are_bounded_and_carry_no_screen_text(caplog):
     class BrokenCapture:
-        def grab_window(self):
+        def capture_window(self):
             raise TypeError("the window title was 'My bank PIN is 4711'")
 
     config = load_config(REPO / "hotkeys.toml")
@@ -457,3 +457,17 @@ def test_unexpected_errors_are_bounded_and_carry_no_screen_text(caplog):
     assert len(agent.unexpected) == 20, "bounded"
     assert all(re.fullmatch(r"TypeError at agent\.py:\d+", u) for u in agent.unexpected), agent.unexpected
     assert "4711" not in caplog.text and "press failed: TypeError at agent.py:" in caplog.text
+
+
+@pytest.mark.desktop
+def test_a_wayland_session_is_never_described_as_a_black_screen(desktop):
+    """Under Wayland with XWayland, DISPLAY works but an X11 capture shows only black."""
+    from conftest import run_cli
+
+    for env in ({"XDG_SESSION_TYPE": "wayland"}, {"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": ""}):
+        for args in (["read", "--screen"], ["describe", "--window", "--model", "ocr"]):
+            r = run_cli(*args, "--no-speak", "--local", env={**desktop.env, **env})
+            assert r.returncode == 1, r.stdout
+            assert r.stderr.strip() == ("a11y-caption: This is a Wayland session, where screen capture is not "
+                                        "supported yet; describe image files or the clipboard instead.")
+            assert "black" not in r.stdout

@@ -10,11 +10,24 @@ from conftest import REPO
 
 
 def test_packaged_default_is_the_repo_file_and_valid():
-    assert default_config_path().read_text() == (REPO / "hotkeys.toml").read_text()
+    # Two real files (a symlink breaks Windows checkouts): the packaged copy must match byte for byte.
+    assert default_config_path().read_bytes() == (REPO / "hotkeys.toml").read_bytes(), (
+        "a11y_caption/hotkeys.toml and hotkeys.toml differ; copy one over the other")
     config = load_config(default_config_path())
     assert {b.action for b in config.hotkeys} == set(ACTIONS), "every action has a default chord"
     assert config.speech.engine == "auto" and config.speech.braille is True
     assert config.model.name == "Qwen/Qwen2-VL-2B-Instruct"
+
+
+def test_packaged_file_is_a_real_file_that_the_wheel_ships():
+    """A git symlink becomes a text file reading "../hotkeys.toml" on Windows without symlink support."""
+    import tomllib
+
+    packaged = REPO / "a11y_caption" / "hotkeys.toml"
+    assert not packaged.is_symlink() and packaged.is_file()
+    assert packaged.stat().st_size > 1000
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "hotkeys.toml" in package_data["a11y_caption"]
 
 
 def test_user_file_wins_over_default(tmp_path, monkeypatch):

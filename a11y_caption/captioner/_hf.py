@@ -6,16 +6,39 @@ import threading
 import time
 from collections.abc import Iterator
 
+from ..errors import DeviceError
 from .base import Generation, GenerationOptions
 
 __all__ = ["pick_device", "pick_dtype", "stream_generate"]
 
 
 def pick_device(device: str = "auto") -> str:
+    """The torch device for the setting ``device`` (auto, cpu, cuda, cuda:N or mps).
+
+    Raises:
+        DeviceError: the device is unknown or not usable here. Said before loading, because torch
+            would otherwise fail halfway with a RuntimeError that reads like damaged files.
+    """
     import torch
 
+    from ..config import setting_problem
+
+    problem = setting_problem("model", "device", device)
+    if problem:
+        raise DeviceError(f"There is no device \"{device}\"; device {problem}.")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"CUDA was asked for (device = \"{device}\"), but this computer has no usable GPU; "
+                              "use device = \"auto\" or \"cpu\".")
+        index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
+        if index >= count:
+            raise DeviceError(f"GPU {index} was asked for (device = \"{device}\"), but this computer has only "
+                              f"{count} usable GPU{'s' if count > 1 else ''}, numbered from 0; use device = \"cuda\".")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("Apple's Metal GPU was asked for (device = \"mps\"), but it is not usable on this "
+                          "computer; use device = \"auto\" or \"cpu\".")
     return device
 
 

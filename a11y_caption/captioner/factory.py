@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..errors import ModelLoadError, UnsupportedModel
+from ..errors import DeviceError, ModelLoadError, UnsupportedModel
 from ..models import canonical_id, resolve
 from .base import Captioner
 from .ocr import OCR_NAME
@@ -60,10 +60,11 @@ def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quant
         return OcrReader()
     name = canonical_id(ref)
     folder = resolve(name)
-    if quantize == "auto":  # int8 kernels are for the CPU; a GPU runs the model in fp16
-        from ._hf import pick_device
+    from ._hf import pick_device
 
-        quantize = "int8" if pick_device(device) == "cpu" else "none"
+    device = pick_device(device)  # a DeviceError now, not a "damaged files" error halfway through loading
+    if quantize == "auto":  # int8 kernels are for the CPU; a GPU runs the model in fp16
+        quantize = "int8" if device == "cpu" else "none"
     backend = backend_for(folder, trust_remote_code=trust_remote_code)
     try:
         _quiet_transformers()
@@ -84,6 +85,8 @@ def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quant
     except Exception as e:
         if type(e).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA)
             raise ModelLoadError(f"Not enough GPU memory to load {name}. Try device = \"cpu\".") from e
+        if type(e).__name__ == "AcceleratorError":  # torch.AcceleratorError: the GPU failed, not the files
+            raise DeviceError(f"The GPU could not run {name} (device = \"{device}\"); use device = \"cpu\".") from e
         if isinstance(e, (OSError, ValueError, KeyError, RuntimeError)) or "safetensor" in type(e).__name__.lower():
             raise ModelLoadError(f"The files of {name} are damaged or incomplete; pull it again.") from e
         raise
