@@ -20,6 +20,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # end (pytest_sessionfinish); pytest's own tmp_path folders stay where they were.
 os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="a11y-caption-torch-cache-"))  # code, not screens
+# A desktop session has a private runtime folder; without one, audio clients (libpulse, under
+# eSpeak NG) make theirs in the temp folder instead.
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="a11y-caption-xdg-runtime-"))
 SUITE_TMP = Path(tempfile.mkdtemp(prefix="a11y-caption-suite-tmp-"))
 os.environ["TMPDIR"] = tempfile.tempdir = str(SUITE_TMP)
 
