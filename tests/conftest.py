@@ -104,6 +104,35 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 240, **kwargs)
                           env=full_env, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
 
 
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
+    """``predicate()``'s first truthy value, polling; AssertionError after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+
+
+class TranscriptVoice:
+    """A voice that notes what it is given, in place of a sound card."""
+
+    def __init__(self):
+        self.said: list[str] = []
+
+    def say(self, text):
+        self.said.append(text)
+
+    def interrupt(self):
+        pass
+
+    def close(self):
+        pass
+
+
 DESKTOP_TOOLS = ("Xvfb", "xdotool", "xclip", "openbox", "xmessage")
 
 
@@ -132,12 +161,24 @@ class Desktop:
         with os.fdopen(read_fd) as f:
             self.display = ":" + f.readline().strip()
         self.env = {"DISPLAY": self.display}
+        # -displayfd reports the number when the server is ready; seen twice under load, a first
+        # client still could not connect. Hand out the display only once one can.
+        self.wait_for(self._accepts_clients, timeout=10, interval=0.05)
         if window_manager:
             try:
                 self._start_window_manager()
             except BaseException:
                 self.close()
                 raise
+
+    def _accepts_clients(self) -> bool:
+        from Xlib import display
+
+        try:
+            display.Display(self.display).close()
+            return True
+        except Exception:
+            return False
 
     def _start_window_manager(self) -> None:
         """openbox, restarted if it exits at once (it sometimes does on a brand-new server)."""
@@ -176,17 +217,7 @@ class Desktop:
     def clipboard_text(self) -> str:
         return self.run("xclip", "-selection", "clipboard", "-o").stdout
 
-    @staticmethod
-    def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+    wait_for = staticmethod(wait_for)
 
     def close(self) -> None:
         # SIGTERM, so that Xvfb removes its lock file and socket before the next one starts.

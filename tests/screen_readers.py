@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for  # noqa: F401  (used here, and by the tests importing from here)
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -31,16 +33,6 @@ def require(*tools: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
 
 
 def _stop_group(proc: subprocess.Popen) -> None:

@@ -22,7 +22,7 @@ from a11y_caption.config import Binding, load_config
 from a11y_caption.describer import Describer
 from a11y_caption.errors import HotkeysUnavailable
 from a11y_caption.speech import Speaker
-from conftest import REPO, SAMPLE, Desktop, non_word_start_tokens
+from conftest import REPO, SAMPLE, Desktop, TranscriptVoice, non_word_start_tokens
 
 pytestmark = pytest.mark.desktop
 
@@ -226,18 +226,7 @@ class CountingDescriber(Describer):
         return super().describe(*args, **kwargs)
 
 
-class Transcript:
-    def __init__(self):
-        self.said = []
-
-    def say(self, text):
-        self.said.append(text)
-
-    def interrupt(self):
-        pass
-
-    def close(self):
-        pass
+Transcript = TranscriptVoice
 
 
 @contextlib.contextmanager

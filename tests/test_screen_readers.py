@@ -15,7 +15,7 @@ import pytest
 
 from a11y_caption.config import SpeechConfig
 from a11y_caption.speech import Speaker, choose, make_voice, open_speaker
-from conftest import SAMPLE, run_cli
+from conftest import SAMPLE, TranscriptVoice, run_cli
 from screen_readers import OrcaStandIn, PrivateBus, SpeechDispatcher, wait_for
 
 STREAM = ["The window is a settings dialog. It has three", " buttons: OK, Cancel and Apply.\nBelow them",
@@ -25,22 +25,10 @@ SENTENCES = ["The window is a settings dialog.", "It has three buttons: OK, Canc
 WHOLE = " ".join(SENTENCES)  # what braille shows: the whole description on one line
 
 
-class RecordingVoice:
+class RecordingVoice(TranscriptVoice):
     """Stands in for the system voice (pyttsx3) so a fallback can be seen."""
 
     engine = "pyttsx3"
-
-    def __init__(self):
-        self.said: list[str] = []
-
-    def say(self, text):
-        self.said.append(text)
-
-    def interrupt(self):
-        pass
-
-    def close(self):
-        pass
 
 
 @pytest.fixture
