@@ -66,6 +66,9 @@ class Describer:
         except ModelNotFound as e:
             log.info("%s", e)
             self.missing = e
+            return
+        if c.ground_in_ocr != "never" and self.captioner.answers_questions:
+            self.ocr  # grounded descriptions read first: load the reader now, not at the first press
 
     def release(self) -> None:
         """Free the model's memory; the next description loads it again."""
