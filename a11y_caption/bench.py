@@ -292,6 +292,7 @@ def _grounded(spec: dict, describer, image) -> "Row":
     from dataclasses import replace
 
     from .captioner.base import Request
+    from .prompts import prompt_for
 
     captioner = describer.captioner
     budget = _default_budget()
@@ -309,7 +310,12 @@ def _grounded(spec: dict, describer, image) -> "Row":
     decode_s = generation.finished_at - generation.first_token_at
     extra = {"ungrounded_time_to_first_word_s": ungrounded_word, "grounding_cost_s": word - ungrounded_word,
              "ocr_s": ocr_s, "ocr_lines": len(screen.lines),
-             "prompt_tokens_added_by_ocr": int(inputs["input_ids"].shape[-1] - plain), **_what_the_model_sees(captioner)}
+             # Tokens by this checkpoint's tokenizer (a replica's is finer than Qwen2's: more tokens
+             # for the same text), and the characters, which do not depend on it.
+             "prompt_tokens_added_by_ocr": int(inputs["input_ids"].shape[-1] - plain),
+             "prompt_chars_added_by_ocr": len(prompt_for(Request(image, "screen", screen_text=screen)))
+             - len(prompt_for(Request(image, "screen"))),
+             **_what_the_model_sees(captioner)}
     variant = f"{spec['precision']}, {budget} image tokens (default), grounded"
     return Row(spec["model"], variant, int((inputs["input_ids"] == captioner.model.config.image_token_id).sum()),
                None, token, word, generation.finished_at - t0, generation.new_tokens,

@@ -23,10 +23,10 @@ __all__ = ["MAX_PROMPT_CHARS", "UNCONFIRMED", "QuoteChecker", "ScreenLine", "Scr
 # picture: "an error dialog says ...") is kept; the listener learns that the model claimed some
 # text there and can have it read exactly with the read hotkey.
 UNCONFIRMED = "(unconfirmed text)"
-# The OCR lines given to the model at most (about 750 tokens): a screen full of text must not make
-# the prompt, and so the time to the first word, grow without bound. Quotes are checked against
-# every line found, listed or not.
-MAX_PROMPT_CHARS = 3000
+# The OCR text given to the model at most (about 500 tokens of Qwen2's tokenizer, about 2 s of
+# prefill on 2 CPU cores): a screen full of text must not make the prompt, and so the time to the
+# first word, grow without bound. Quotes are checked against every line found, listed or not.
+MAX_PROMPT_CHARS = 2000
 
 _ROWS = ("top", "middle", "bottom")
 _COLUMNS = ("left", "centre", "right")
@@ -48,7 +48,7 @@ class ScreenText:
         """The lines that go into the prompt: the first ones, up to MAX_PROMPT_CHARS."""
         out, used = [], 0
         for line in self.lines:
-            used += len(line.text) + len(line.position) + 4
+            used += len(line.text) + 1
             if used > MAX_PROMPT_CHARS:
                 break
             out.append(line)

@@ -37,7 +37,7 @@ _GROUNDED_PROMPTS = {
 }
 _GROUND_RULE = (
     "Quote text only from the list below, exactly as it is written there, in double quotes; never "
-    "quote text that is not in it. The text found on the image, in reading order, with where it is:"
+    "quote text that is not in it. The text found on the image, in reading order, under where it is:"
 )
 _NO_TEXT = "No text was found on the image: do not quote any text."
 
@@ -62,9 +62,21 @@ def prompt_for(request: Request) -> str:
         listed = request.screen_text.listed()
         if listed:
             more = len(request.screen_text.lines) - len(listed)
-            text += "\n\n" + _GROUND_RULE + "\n" + "\n".join(f"{line.position}: {line.text}" for line in listed)
+            text += "\n\n" + _GROUND_RULE + "\n" + _listing(listed)
             if more:
                 text += f"\n(and {more} more lines, not listed)"
         else:
             text += "\n\n" + _NO_TEXT
     return text
+
+
+def _listing(lines) -> str:
+    """One line per OCR line; a position heading only where the position changes (fewer prompt
+    tokens, and every one of them is read before the first word)."""
+    out, where = [], None
+    for line in lines:
+        if line.position != where:
+            where = line.position
+            out.append(f"[{where}]")
+        out.append(line.text)
+    return "\n".join(out)

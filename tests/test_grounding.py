@@ -72,7 +72,7 @@ def test_the_processor_is_given_the_ocr_lines_with_their_positions(tiny_qwen):
     generation.collect()
     assert len(texts) == 1
     prompt = texts[0]
-    assert f"top left: {TITLE}" in prompt  # the title bar, at the top left of the window
+    assert f"[top left]\n{TITLE}\n" in prompt  # the title bar, at the top left of the window
     for line in screen.lines:
         assert " ".join(line.split()) in prompt
     assert "read its important text" not in prompt, "the grounded prompt does not ask the model to read"
