@@ -258,3 +258,25 @@ def test_describe_screen_json_reports_the_text_on_screen_and_the_prompt_had_it(d
     assert message in on_screen, on_screen
     assert len(texts) == 1 and message in texts[0]
     assert next(line["position"] for line in row["text_on_screen"] if line["text"] == message) == "top left"
+
+
+from test_agent import agent_factory, wordy_qwen  # noqa: E402,F401  (fixtures of the agent tests)
+from test_control import warm_agent  # noqa: E402,F401
+
+
+@pytest.mark.desktop
+def test_text_on_screen_comes_through_the_warm_agent_and_a_follow_up_stays_grounded(warm_agent):
+    from conftest import run_cli
+    from test_agent import MESSAGE
+
+    agent, env = warm_agent(max_new_tokens=8)
+    r = run_cli("describe", "--screen", "--json", "--no-speak", env=env)
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)
+    assert MESSAGE in [line["text"] for line in row["text_on_screen"]], row
+    assert "text_on_screen" not in row["text"]
+    # A follow-up is checked against the same lines (OCR is not run again).
+    r = run_cli("ask", "What does it say?", "--json", "--no-speak", env=env)
+    assert r.returncode == 0, r.stderr
+    follow_up = json.loads(r.stdout)
+    assert follow_up["text"] and follow_up["text_on_screen"] == row["text_on_screen"]
