@@ -28,7 +28,9 @@ from pathlib import Path
 from PIL import Image
 
 from .config import MODEL_ACTIONS, Binding, Config
-from .errors import A11yCaptionError, AlreadyRunning, ConfigError, HotkeysUnavailable, describe_unexpected
+from .errors import (
+    A11yCaptionError, AlreadyRunning, ConfigError, HotkeysUnavailable, describe_unexpected, log_unexpected,
+)
 
 __all__ = ["Agent", "Conversation", "Job", "Press", "check_hotkeys_possible", "run_agent", "single_instance"]
 
@@ -351,10 +353,8 @@ class Agent:
                 idle_since = time.monotonic()
 
     def _unexpected(self, e: Exception, what: str) -> None:
-        summary = describe_unexpected(e)
-        self.unexpected.append(summary)
-        log.error("%s failed: %s", what, summary)
-        log.debug("the traceback, shown because of --debug (it may quote screen text):", exc_info=e)
+        self.unexpected.append(describe_unexpected(e))
+        log_unexpected(log, f"{what} failed", e)
 
     def _load(self, announce: str | None, epoch: int | None = None) -> bool:
         self.state = "loading"

@@ -356,8 +356,10 @@ def _tunes_model(args) -> bool:
 
 def _through_agent(args, op: str) -> int | None:
     """describe/read by the running agent; None when no agent runs (the caller works in-process)."""
-    from .control import MAX_IMAGE_BYTES, AgentNotRunning, request
+    from .control import MAX_IMAGE_BYTES, AgentNotRunning, agent_running, request
 
+    if not agent_running():
+        return None
     speak = not (args.no_speak or args.speech == "none")
     if args.screen or args.window or args.clipboard:
         jobs = [("screen" if args.screen else "window" if args.window else "clipboard", None)]
@@ -370,18 +372,18 @@ def _through_agent(args, op: str) -> int | None:
         fields["task"] = "alt_text" if args.alt_text else "question" if args.prompt else None
         fields["prompt"] = args.prompt
     failures, last = 0, None
-    for n, (source, path) in enumerate(jobs):
+    for source, path in jobs:
         label = path or source
         try:
             image = _image_bytes(path, MAX_IMAGE_BYTES) if path else None
             messages = request(op, source=source, image=image, name=Path(path).name if path else None, **fields)
             text = _show_reply(args, messages, label, len(jobs) > 1)
-        except AgentNotRunning:
-            if n == 0:
-                return None
-            raise A11yCaptionError("The agent stopped answering.")
+        except AgentNotRunning as e:
+            raise A11yCaptionError("The agent stopped answering.") from e
         except A11yCaptionError as e:
             failures += 1
+            if args.debug:
+                log.exception("failed; the traceback may quote your screen or clipboard")
             print(f"a11y-caption: {e}", file=sys.stderr)
             continue
         if text is None:

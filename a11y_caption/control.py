@@ -35,8 +35,8 @@ from pathlib import Path
 from .errors import A11yCaptionError
 
 __all__ = [
-    "MAX_IMAGE_BYTES", "MAX_REQUEST_BYTES", "PROTOCOL", "AgentNotRunning", "ControlServer", "Reply", "request",
-    "runtime_dir",
+    "MAX_IMAGE_BYTES", "MAX_REQUEST_BYTES", "PROTOCOL", "AgentNotRunning", "ControlServer", "Reply", "agent_running",
+    "request", "runtime_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,13 @@ def runtime_dir(create: bool = False) -> Path:
     """
     base = os.environ.get("A11Y_CAPTION_RUNTIME_DIR")
     if not base:
+        import warnings
+
         from platformdirs import user_runtime_dir
 
-        base = user_runtime_dir("a11y-caption", appauthor=False)
+        with warnings.catch_warnings():  # no XDG_RUNTIME_DIR (a console, CI): the fallback is checked below
+            warnings.simplefilter("ignore")
+            base = user_runtime_dir("a11y-caption", appauthor=False)
     path = Path(base)
     if create:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -231,9 +235,9 @@ class ControlServer:
         except (OSError, EOFError, connection.AuthenticationError, ProtocolError) as e:
             log.debug("control connection dropped: %s", type(e).__name__)
         except Exception as e:  # a bug in a handler: the connection ends, the agent does not
-            from .errors import describe_unexpected
+            from .errors import log_unexpected
 
-            log.error("control request failed: %s", describe_unexpected(e))
+            log_unexpected(log, "control request failed", e)
         finally:
             conn.close()
             self._slots.release()
@@ -274,6 +278,14 @@ def _check(request: dict) -> str | None:
         if key in request and not isinstance(request[key], bool):
             return f"{key} must be true or false."
     return None
+
+
+def agent_running() -> bool:
+    """Whether an agent answers for this user (one round trip)."""
+    try:
+        return list(request("status"))[-1].get("type") == "done"
+    except A11yCaptionError:
+        return False
 
 
 def request(op: str, *, image: bytes | None = None, folder: Path | None = None, timeout: float = 2.0,

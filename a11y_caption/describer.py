@@ -81,8 +81,12 @@ class Describer:
         self.missing = None
         self._cache.clear()
         import gc
+        import sys
 
         gc.collect()
+        torch = sys.modules.get("torch")  # never imported just for this
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # else the freed blocks stay reserved: other programs cannot have them
 
     @property
     def ocr(self):

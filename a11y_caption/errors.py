@@ -12,6 +12,7 @@ import traceback
 __all__ = [
     "A11yCaptionError",
     "describe_unexpected",
+    "log_unexpected",
     "AlreadyRunning",
     "CaptureError",
     "ConfigError",
@@ -101,3 +102,10 @@ def describe_unexpected(exc: BaseException) -> str:
         if path.startswith(_PACKAGE + os.sep):
             where = f"{os.path.relpath(path, _PACKAGE).replace(os.sep, '/')}:{line}"
     return f"{type(exc).__name__} at {where}" if where else type(exc).__name__
+
+
+def log_unexpected(logger, what: str, exc: BaseException) -> None:
+    """Log a bug as "what: TypeError at speech/base.py:84", never with its message or traceback
+    (both may quote what was on screen or said); the traceback only at debug level (--debug)."""
+    logger.error("%s: %s", what, describe_unexpected(exc))
+    logger.debug("the traceback, shown because of --debug (it may quote screen text):", exc_info=exc)

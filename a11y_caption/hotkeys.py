@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .errors import log_unexpected
+
 __all__ = ["Chord", "ChordMatcher", "key_names", "parse_chord", "start_listener"]
 
 log = logging.getLogger(__name__)
@@ -271,8 +273,8 @@ def start_listener(bindings: Iterable[tuple[str, Callable[[], None]]]):
             _queried_families() if names and names[0] not in MODIFIERS else None)
         try:
             matcher.press(names, held)
-        except Exception:  # never let a bug kill the listener thread: every later press would be lost
-            log.exception("hotkey press handling failed")
+        except Exception as e:  # never let a bug kill the listener thread: every later press would be lost
+            log_unexpected(log, "hotkey press handling failed", e)
 
     def on_release(key, injected=False):
         if not injected:

@@ -38,7 +38,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
-    """No test reads the developer's own settings or model cache.
+    """No test reads the developer's own settings or model cache, or talks to their running agent.
 
     The user config folder is an empty one under tmp_path (platformdirs reads XDG_CONFIG_HOME on
     Linux), so the packaged default applies; A11Y_CAPTION_CONFIG is unset, because naming a file
@@ -54,6 +54,7 @@ def isolated_home(tmp_path, monkeypatch):
     # speech = "auto" finds no screen reader unless a test starts one (tests/screen_readers.py).
     monkeypatch.setenv("SPEECHD_ADDRESS", f"unix_socket:{tmp_path / 'no-speech-dispatcher.sock'}")
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("A11Y_CAPTION_RUNTIME_DIR", str(tmp_path / "no-agent-here"))  # never the user's own agent
 
 
 @pytest.fixture(scope="session")

@@ -399,7 +399,8 @@ def test_stop_voids_a_capture_in_progress_and_a_press_waiting(desktop, tiny_qwen
         capture.gate.set()
         time.sleep(1.0)
         assert describer.describe_calls == 0 and agent.jobs_run == 0, "nothing pressed before Stop runs after it"
-        assert voice.said[-2:] == ["Describing the screen.", "Stopped."], voice.said
+        # Stop may drop the screen's cue if it was still queued; the window's press is never answered.
+        assert voice.said[-1] == "Stopped." and "Describing the window." not in voice.said, voice.said
         # The next press works as usual.
         agent.press(Binding("x", "describe_window"))
         Desktop.wait_for(lambda: agent.jobs_run == 1 and describer.describe_calls == 1, 30)

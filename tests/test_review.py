@@ -405,3 +405,17 @@ def test_an_x11_window_is_isolated(desktop):
     shot = desktop.wait_for(lambda: (s := capture.capture_window()).isolated and s)
     assert (shot.task, shot.note) == ("window", "")
     assert shot.image.size[0] < 1280 and shot.image.size[1] < 800
+
+
+def test_release_gives_the_gpus_cached_memory_back(monkeypatch):
+    """Issue 17 item 14. No GPU here: torch.cuda is replaced, so this checks the call, not CUDA."""
+    import torch
+
+    from a11y_caption.config import ModelConfig
+    from a11y_caption.describer import Describer
+
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    Describer(ModelConfig(name="ocr")).release()
+    assert emptied == [True]

@@ -329,3 +329,32 @@ def _wait_for(predicate, timeout: float = 5.0):
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_a_failing_voice_is_logged_without_what_it_was_saying(caplog):
+    """A voice's error may quote the sentence (a command line, a protocol echo): the log names only
+    the error's type and place, and the speaker goes on."""
+    class Failing:
+        def __init__(self):
+            self.said = []
+
+        def say(self, text):
+            if "PIN" in text:
+                raise RuntimeError(f"could not say {text!r}")
+            self.said.append(text)
+
+        def interrupt(self):
+            pass
+
+        def close(self):
+            pass
+
+    voice = Failing()
+    speaker = Speaker(voice)
+    speaker.say("My bank PIN is 4711.")
+    speaker.say("Next sentence.")
+    assert speaker.wait(5)
+    speaker.close()
+    assert voice.said == ["Next sentence."]
+    assert "4711" not in caplog.text
+    assert "speech failed: RuntimeError" in caplog.text

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..errors import log_unexpected
+
 __all__ = ["CANCELLED", "DONE", "LOST", "BlockingVoice", "EndCallback", "Voice", "VoiceLost", "adapt", "pace", "speaking_time"]
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,8 @@ class BlockingVoice:
             text, on_end = job
             try:
                 self.inner.say(text)
-            except Exception:  # a voice failing mid-run must not kill the speech thread
-                log.exception("speech failed")
+            except Exception as e:  # a voice failing mid-run must not kill the speech thread
+                log_unexpected(log, "speech failed", e)
             on_end(DONE)
 
 

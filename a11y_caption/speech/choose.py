@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import SpeechError
+from ..errors import SpeechError, log_unexpected
 from .base import CANCELLED, LOST, EndCallback, Voice, VoiceLost, adapt
 
 __all__ = ["AUTO_ORDER", "ENGINES", "Engine", "FallbackVoice", "chain_for", "make_voice", "preview"]
@@ -186,8 +186,8 @@ class FallbackVoice:
         if voice is not None and voice.can_braille:
             try:
                 voice.braille(text)
-            except Exception:
-                log.exception("braille failed")
+            except Exception as e:
+                log_unexpected(log, "braille failed", e)
 
     def close(self) -> None:
         with self._lock:
@@ -195,8 +195,8 @@ class FallbackVoice:
         for voice in voices:
             try:
                 voice.close()
-            except Exception:
-                log.exception("closing a voice failed")
+            except Exception as e:
+                log_unexpected(log, "closing a voice failed", e)
 
     def _ended(self, name: str, text: str, outcome: str, on_end: EndCallback, cancels: int) -> None:
         if outcome != LOST:
@@ -237,7 +237,7 @@ class FallbackVoice:
             except SpeechError as e:
                 self.skipped.append(str(e))
             except Exception as e:  # an engine's library failing must not take speech down
-                log.exception("speech engine %s failed to start", name)
+                log_unexpected(log, f"speech engine {name} failed to start", e)
                 self.skipped.append(f"{name} failed to start ({type(e).__name__})")
         return None
 

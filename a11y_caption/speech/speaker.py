@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..errors import log_unexpected
 from .base import Voice, adapt
 from .none import NoVoice
 
@@ -158,8 +159,8 @@ class Speaker:
                 self._idle.set()
         try:
             self.voice.cancel()
-        except Exception:
-            log.exception("cancelling speech failed")
+        except Exception as e:
+            log_unexpected(log, "cancelling speech failed", e)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until everything queued has been handed over and said; False on timeout."""
@@ -207,8 +208,8 @@ class Speaker:
                         # A voice that never reports back (a hung engine) holds us up for a while, not forever.
                         if not ended.wait(30 + 0.2 * len(text)):
                             log.warning("the %s voice did not report the end of an utterance", self.engine)
-                except Exception:  # a voice failing mid-run must not kill the speech thread
-                    log.exception("speech failed")
+                except Exception as e:  # a voice failing mid-run must not kill the speech thread
+                    log_unexpected(log, "speech failed", e)
             with self._lock:
                 self._busy = False
                 self._ended = None
