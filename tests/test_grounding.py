@@ -238,7 +238,12 @@ def test_describe_screen_json_reports_the_text_on_screen_and_the_prompt_had_it(d
 
     message = "Invoice 2041 is overdue. Pay by Friday."
     desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", message])
-    desktop.wait_for(lambda: "xmessage" in desktop.run("xdotool", "getactivewindow", "getwindowname").stdout)
+    # On the screen and drawn (being mapped is not enough; it need not have the focus for --screen).
+    from a11y_caption.capture import grab_screen
+    from a11y_caption.captioner.ocr import OcrReader
+
+    reader = OcrReader()
+    desktop.wait_for(lambda: message in reader.read_lines(grab_screen("pointer")), 30, interval=0.2)
     texts: list[str] = []
     prepare = ChatVLMCaptioner.prepare
 
