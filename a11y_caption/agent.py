@@ -28,6 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from .config import MODEL_ACTIONS, Binding, Config
+from .grounding import ScreenText
 from .errors import (
     A11yCaptionError, AlreadyRunning, ConfigError, HotkeysUnavailable, describe_unexpected, log_unexpected,
 )
@@ -85,7 +86,7 @@ class Conversation:
     image: Image.Image = field(repr=False)
     image_kind: str  # "screen" (a screen or window capture) or "photo"
     turns: list[tuple[str, str]] = field(default_factory=list)  # (asked, answered)
-    screen_text: object = field(default=None, repr=False)  # grounding.ScreenText of a grounded first turn
+    screen_text: ScreenText | None = field(default=None, repr=False)  # the OCR text of a grounded first turn
 
     def history(self) -> tuple[tuple[str, str], ...]:
         turns = self.turns if len(self.turns) <= MAX_TURNS else self.turns[:1] + self.turns[-(MAX_TURNS - 1):]

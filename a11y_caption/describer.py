@@ -184,13 +184,12 @@ class Describer:
                 if not screen.lines and task in ("photo", "alt_text"):
                     screen = None  # a photo without text: nothing to ground a photo description in
             checker = None
+            asked = request
             if screen is not None:
                 outer.screen_text = screen
-                request_ = replace(request, screen_text=screen)
+                asked = replace(request, screen_text=screen)
                 checker = QuoteChecker(screen)
-            else:
-                request_ = request
-            inner = self.captioner.generate(request_, self.options, stop)
+            inner = self.captioner.generate(asked, self.options, stop)
             yield from (checker.check(inner) if checker is not None else inner)
             outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
             if checker is not None and checker.unconfirmed:

@@ -103,7 +103,7 @@ def screen_text_from(lines: Sequence, size: tuple[int, int]) -> ScreenText:
 # -- the quote check --------------------------------------------------------------------------------
 
 _CLOSERS = {'"': '"', "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb", "'": "'", "\u2018": "\u2019"}
-_SINGLE = {"'", "\u2018"}  # also apostrophes: a quote only where it opens after a non-letter
+_SINGLE = {"'", "\u2018"}  # also apostrophes ("don't"): they may close a quote only before a non-letter
 _EDGE_PUNCTUATION = ".,;:!?\u2026"
 _GIVE_UP = 300  # characters held for an unclosed quote before it is judged as it stands
 
@@ -177,7 +177,9 @@ class QuoteChecker:
         return "".join(out)
 
     def _pass(self, ch: str, out: list[str]) -> None:
-        if ch in _CLOSERS and (ch not in _SINGLE or not self._previous.isalnum()):
+        # A quote opens only after a non-letter: after a letter or digit the mark is an apostrophe
+        # ("it's") or an inch or minute mark (24" monitor), and holding text there would swallow it.
+        if ch in _CLOSERS and not self._previous.isalnum():
             self._opener, self._held = ch, ch
             return
         out.append(ch)

@@ -142,6 +142,7 @@ def test_quote_checker_units():
         'An unclosed "Format C': (f"An unclosed {UNCONFIRMED}", 1),
         "The '90s look\nnext": ("The '90s look\nnext", 0),
         'Empty "" quotes': ('Empty "" quotes', 0),
+        'A 24" monitor shows "Disk is empty".': (f'A 24" monitor shows {UNCONFIRMED}.', 1),
     }
     for text, expected in cases.items():
         for step in (1, 2, 5, 100):  # however the stream happens to be cut
