@@ -28,6 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from .config import MODEL_ACTIONS, Binding, Config
+from .grounding import ScreenText
 from .errors import (
     A11yCaptionError, AlreadyRunning, ConfigError, HotkeysUnavailable, describe_unexpected, log_unexpected,
 )
@@ -85,6 +86,7 @@ class Conversation:
     image: Image.Image = field(repr=False)
     image_kind: str  # "screen" (a screen or window capture) or "photo"
     turns: list[tuple[str, str]] = field(default_factory=list)  # (asked, answered)
+    screen_text: ScreenText | None = field(default=None, repr=False)  # the OCR text of a grounded first turn
 
     def history(self) -> tuple[tuple[str, str], ...]:
         turns = self.turns if len(self.turns) <= MAX_TURNS else self.turns[:1] + self.turns[-(MAX_TURNS - 1):]
@@ -416,9 +418,9 @@ class Agent:
             say("Loading the model.")
             if not self._load(announce=None, epoch=job.epoch if job.speak else -1) or job.stop.is_set():
                 return
-        image, task, question, history, image_kind = self._what_to_ask(job)
+        image, task, question, history, image_kind, screen_text = self._what_to_ask(job)
         start = time.perf_counter()
-        generation = self.describer.describe(image, task, question, job.stop, history, image_kind)
+        generation = self.describer.describe(image, task, question, job.stop, history, image_kind, screen_text)
         if job.action == "alt_text_to_clipboard":
             text = generation.collect().text
             self._log_generation(job, generation, start)
@@ -445,17 +447,22 @@ class Agent:
             from .captioner.base import Request
             from .prompts import prompt_for
 
-            asked = prompt_for(Request(image, task, question, self.config.model.language or None))
-            self.conversation = Conversation(image, image_kind, [(asked, text)])
+            # The prompt the model was actually given (grounded: with the OCR lines), so that a
+            # follow-up's conversation starts with the same tokens and reuses the kept cache.
+            asked = prompt_for(Request(image, task, question, self.config.model.language or None,
+                                       screen_text=generation.screen_text))
+            self.conversation = Conversation(image, image_kind, [(asked, text)], generation.screen_text)
         if reply is not None:
-            reply.done(text=text, model=generation.model, seconds=round(time.perf_counter() - start, 3))
+            grounded = {} if generation.screen_text is None else {"text_on_screen": generation.screen_text.as_json()}
+            reply.done(text=text, model=generation.model, seconds=round(time.perf_counter() - start, 3), **grounded)
 
     def _what_to_ask(self, job: Job):
-        """(image, task, question, history, image kind) for a job; a follow-up asks about the last image."""
+        """(image, task, question, history, image kind, screen text) for a job; a follow-up asks about
+        the last image, grounded in the text of the first turn."""
         if job.action != "ask":
             task = "question" if job.prompt and job.action != "alt_text_to_clipboard" else TASKS[job.action]
             kind = "screen" if job.action in ("describe_screen", "describe_window") else "photo"
-            return job.image, job.task or task, job.prompt or None, (), kind
+            return job.image, job.task or task, job.prompt or None, (), kind, None
         if self.conversation is None:
             raise A11yCaptionError(f"{NOTHING_YET} Describe something first, then ask about it.")
         if self.describer.missing is not None:
@@ -465,7 +472,7 @@ class Agent:
             raise A11yCaptionError(f"The model {captioner.name} cannot answer questions; a chat model such as "
                                    "Qwen2-VL can.")
         c = self.conversation
-        return c.image, "question", job.prompt, c.history(), c.image_kind
+        return c.image, "question", job.prompt, c.history(), c.image_kind, c.screen_text
 
     # -- the control endpoint: commands and desktop shortcuts ------------------------------------
     def handle_request(self, request: dict, image: bytes | None, reply) -> None:

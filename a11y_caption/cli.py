@@ -100,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--alt-text", action="store_true", help="write one concise sentence of alt text")
     d.add_argument("--language", help="answer language for chat models, e.g. German")
     d.add_argument("--copy", action="store_true", help="copy the (last) result to the clipboard")
-    d.add_argument("--json", action="store_true", help="one JSON object per image: path, text, model, seconds")
+    d.add_argument("--json", action="store_true", help="one JSON object per image: path, text, model, seconds "
+                   "(and text_on_screen, the OCR lines a grounded description was given)")
     d.add_argument("--max-new-tokens", type=int, metavar="N", help="longest description in tokens, 1 to 4096")
     d.add_argument("--temperature", type=float, metavar="T", help="0 for greedy decoding, up to 2")
     d.add_argument("--beams", type=int, metavar="N", help="beam search width, 1 to 8 (1 streams speech)")
@@ -294,8 +295,11 @@ def _describe(args) -> int:
         generation = describer.describe(image, task, args.prompt, image_kind=kind)
         if args.json:
             text = speaker.say_stream(generation).strip()
-            _emit(json.dumps({"path": label, "text": text, "model": generation.model,
-                              "seconds": round(time.perf_counter() - start, 3)}, ensure_ascii=False) + "\n")
+            row = {"path": label, "text": text, "model": generation.model,
+                   "seconds": round(time.perf_counter() - start, 3)}
+            if generation.screen_text is not None:  # a grounded description: the OCR lines it was given
+                row["text_on_screen"] = generation.screen_text.as_json()
+            _emit(json.dumps(row, ensure_ascii=False) + "\n")
         else:
             if len(inputs) > 1:
                 _emit(f"{label}:\n")
@@ -435,6 +439,8 @@ def _show_reply(args, messages, label: str, several: bool, label_key: str = "pat
             if not streaming:
                 row = {label_key: label, "text": text.strip(), "model": message.get("model"),
                        "seconds": message.get("seconds")}
+                if message.get("text_on_screen") is not None:
+                    row["text_on_screen"] = message["text_on_screen"]
                 if message.get("lines") is not None:
                     row = {label_key: label, "text": text, "lines": message["lines"], "seconds": message.get("seconds")}
                 _emit(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,7 +1,8 @@
 """The describing pipeline shared by the CLI and the agent.
 
-blank check -> cache -> captioning model (streamed) -> text found by OCR where the model can't read.
-Without the model's weights it still reads the text on the image and says what is missing.
+blank check -> cache -> [OCR -> grounded prompt] -> captioning model (streamed) -> [quote check] ->
+text found by OCR where the model can't read. Without the model's weights it still reads the text on
+the image and says what is missing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import replace
 
 from PIL import Image
 
@@ -18,6 +20,7 @@ from .blank import blank_description
 from .captioner.base import Captioner, Generation, GenerationOptions, Request, Task
 from .config import ModelConfig
 from .errors import ModelNotFound
+from .grounding import QuoteChecker, ScreenText, screen_text_from
 
 __all__ = ["Describer"]
 
@@ -33,7 +36,8 @@ class Describer:
         self.captioner: Captioner | None = None
         self.missing: ModelNotFound | None = None  # set when the weights are not on this computer
         self._ocr = None
-        self._cache: OrderedDict[bytes, str] = OrderedDict()  # image hash -> text; never images
+        # image hash -> (text, the screen text it was grounded in); never images
+        self._cache: OrderedDict[bytes, tuple[str, ScreenText | None]] = OrderedDict()
         self._cache_size = cache_size
 
     @property
@@ -62,6 +66,9 @@ class Describer:
         except ModelNotFound as e:
             log.info("%s", e)
             self.missing = e
+            return
+        if c.ground_in_ocr != "never" and self.captioner.answers_questions:
+            self.ocr  # grounded descriptions read first: load the reader now, not at the first press
 
     def release(self) -> None:
         """Free the model's memory; the next description loads it again."""
@@ -93,6 +100,31 @@ class Describer:
         """The text lines of ``image``, in reading order (OCR only; no captioning model needed)."""
         return self.ocr.read_lines(image)
 
+    def read_screen_text(self, image: Image.Image, stop: threading.Event | None = None) -> ScreenText | None:
+        """The text on ``image`` with where each line is, for grounding; None if ``stop`` was set first.
+
+        OCR cannot be interrupted, so it runs on a thread of its own and this waits on ``stop`` too:
+        Stop is answered at once, and the abandoned read ends by itself a second or so later.
+        """
+        reader = self.ocr  # made here, on the caller's thread: one reader, however many reads
+        result: dict = {}
+
+        def work() -> None:
+            try:
+                result["lines"] = reader.read_boxed_lines(image)
+            except BaseException as e:  # handed to the waiting thread
+                result["error"] = e
+
+        thread = threading.Thread(target=work, name="a11y-ocr", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.05)
+            if stop is not None and stop.is_set():
+                return None
+        if "error" in result:
+            raise result["error"]
+        return screen_text_from(result["lines"], image.size)
+
     def read(self, image: Image.Image, subject: str = "image") -> tuple[str, list[str]]:
         """What reading ``image`` aloud says, and the lines found: a blank image is said to be blank
         (no lines, no OCR run), an image without text says so."""
@@ -104,10 +136,15 @@ class Describer:
 
     def describe(self, image: Image.Image, task: Task = "photo", question: str | None = None,
                  stop: threading.Event | None = None, history: tuple[tuple[str, str], ...] = (),
-                 image_kind: str | None = None) -> Generation:
+                 image_kind: str | None = None, screen_text: ScreenText | None = None) -> Generation:
         """Start describing ``image``; iterate the result for text as it is produced. ``history``:
         earlier (question, answer) turns about this image, for a follow-up question; ``image_kind``:
-        "screen" or "photo" where the task does not say (a question about a window).
+        "screen" or "photo" where the task does not say (a question about a window);
+        ``screen_text``: the OCR text of the first turn, for a follow-up of a grounded description
+        (OCR is not run again, and the answer's quotes are checked against it).
+
+        A grounded description (``ground_in_ocr``) runs OCR first, inside the iteration, so Stop
+        cuts it; the result's ``screen_text`` is the text it was grounded in.
 
         Raises:
             ModelNotFound: alt text was asked for and the model is missing (OCR text is no alt text).
@@ -121,10 +158,14 @@ class Describer:
         if self.missing is not None and task == "alt_text":
             raise self.missing
         request = Request(image, task, question, self.config.language or None, history, image_kind)
-        key = self._key(image, task, question, (history, image_kind))
+        grounds = self._grounds(task, history, screen_text)
+        key = self._key(image, task, question, (history, image_kind, grounds))
         if key in self._cache:
             self._cache.move_to_end(key)
-            return Generation(_once(self._cache[key]), stop, "cache")
+            text, cached_screen = self._cache[key]
+            cached = Generation(_once(text), stop, "cache")
+            cached.screen_text = cached_screen
+            return cached
         name = self.captioner.name if self.captioner is not None else "ocr"
         outer: Generation
 
@@ -135,18 +176,46 @@ class Describer:
                 yield ("\n".join(lines) + "\n") if lines else "No text found.\n"
                 yield str(self.missing)
                 return
-            inner = self.captioner.generate(request, self.options, stop)
-            yield from inner
+            screen = screen_text
+            if grounds and screen is None:
+                screen = self.read_screen_text(image, stop)
+                if screen is None:
+                    return  # stopped while reading
+                if not screen.lines and task in ("photo", "alt_text"):
+                    screen = None  # a photo without text: nothing to ground a photo description in
+            checker = None
+            asked = request
+            if screen is not None:
+                outer.screen_text = screen
+                asked = replace(request, screen_text=screen)
+                checker = QuoteChecker(screen)
+            inner = self.captioner.generate(asked, self.options, stop)
+            yield from (checker.check(inner) if checker is not None else inner)
             outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
+            if checker is not None and checker.unconfirmed:
+                outer.unconfirmed_quotes = checker.unconfirmed
+                # A count only: the quotes themselves may be screen text (or invented text).
+                log.info("%d quoted string(s) not found on the screen were replaced", checker.unconfirmed)
             if self._add_ocr(task) and not stop.is_set():
                 lines = self.read_text(image)
                 if lines:
                     yield "\nText found:\n" + "\n".join(lines)
             if not stop.is_set():  # only a real model's complete answer
-                self._remember(key, outer.text)
+                self._remember(key, (outer.text, outer.screen_text))
 
         outer = Generation(chunks(), stop, name)
         return outer
+
+    def _grounds(self, task: Task, history, screen_text: ScreenText | None) -> bool:
+        """Whether this description is grounded in OCR text (see grounding.py): "auto" grounds
+        screens, windows and questions by a chat model; BLIP cannot follow a list of lines, and
+        gets the text found appended instead (``add_ocr_text``)."""
+        if screen_text is not None:
+            return True
+        if history or task == "read" or not getattr(self.captioner, "answers_questions", False):
+            return False  # a follow-up is grounded by the first turn's text, or not at all
+        mode = self.config.ground_in_ocr
+        return mode == "always" or (mode == "auto" and task in ("screen", "window", "question"))
 
     def _add_ocr(self, task: Task) -> bool:
         if task in ("alt_text", "question", "read") or getattr(self.captioner, "name", "") == "ocr":
@@ -160,8 +229,8 @@ class Describer:
         h.update(image.tobytes())
         return h.digest()
 
-    def _remember(self, key: bytes, text: str) -> None:
-        self._cache[key] = text
+    def _remember(self, key: bytes, answer: tuple[str, ScreenText | None]) -> None:
+        self._cache[key] = answer
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

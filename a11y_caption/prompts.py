@@ -1,4 +1,5 @@
-"""What we ask a chat model for each task. Screens are mostly text, so screen prompts ask to read."""
+"""What we ask a chat model for each task. Screens are mostly text, so screen prompts ask to read;
+a grounded prompt (Request.screen_text) gives the model the text OCR found and lets it quote only that."""
 
 from __future__ import annotations
 
@@ -23,16 +24,59 @@ _PROMPTS = {
     ),
     "read": "Read all the text in this image exactly, line by line, in reading order.",
 }
+# Grounded: the image is too small for the model to read interface text, so it is not asked to.
+_GROUNDED_PROMPTS = {
+    "screen": (
+        "This is a screenshot of a computer screen, described for a blind user. Say which application "
+        "is shown and what needs attention (a message, a dialog, an error, a selected field). Be brief."
+    ),
+    "window": (
+        "This is a screenshot of one application window, described for a blind user. Say what the "
+        "window is and what needs attention in it (a message, a dialog, an error). Be brief."
+    ),
+}
+_GROUND_RULE = (
+    "Quote text only from the list below, exactly as it is written there, in double quotes; never "
+    "quote text that is not in it. The text found on the image, in reading order, under where it is:"
+)
+_NO_TEXT = "No text was found on the image: do not quote any text."
 
 
 def prompt_for(request: Request) -> str:
-    """The instruction for a chat model, with the answer language appended when one is set."""
+    """The instruction for a chat model, with the answer language appended when one is set, and
+    for a grounded first turn the text found on the image.
+
+    The OCR lines come last, so that everything before them is the same for every screen (a
+    prefix whose key-value cache could be computed while OCR still runs).
+    """
+    grounded = request.screen_text is not None and not request.history  # later turns have it already
     if request.task == "question":
         if not request.question:
             raise ValueError("a question task needs a question")
         text = request.question
     else:
-        text = _PROMPTS[request.task]
+        text = (_GROUNDED_PROMPTS if grounded else _PROMPTS).get(request.task, _PROMPTS[request.task])
     if request.language:
         text += f" Answer in {request.language}."
+    if grounded:
+        listed = request.screen_text.listed()
+        if listed:
+            more = len(request.screen_text.lines) - len(listed)
+            text += "\n\n" + _GROUND_RULE + "\n" + _listing(listed)
+            if more:
+                text += f"\n(and {more} more lines, not listed)"
+        else:
+            text += "\n\n" + _NO_TEXT
     return text
+
+
+def _listing(lines) -> str:
+    """One line per OCR line; a position heading only where the position changes (fewer prompt
+    tokens, and every one of them is read before the first word)."""
+    out, where = [], None
+    for line in lines:
+        if line.position != where:
+            where = line.position
+            out.append(f"[{where}]")
+        out.append(line.text)
+    return "\n".join(out)

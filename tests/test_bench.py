@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from a11y_caption.bench import KEYS
 from conftest import run_cli
 
@@ -28,7 +30,7 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert variants == [
         ("qwen2-vl-2b", "baseline (float32, default image size, no streaming)"),
         ("qwen2-vl-2b", "int8, 64 image tokens"), ("qwen2-vl-2b", "int8, 128 image tokens"),
-        ("qwen2-vl-2b", "follow-up question"),
+        ("qwen2-vl-2b", "int8, 256 image tokens (default), grounded"), ("qwen2-vl-2b", "follow-up question"),
         ("qwen2-vl-2b", "fp32, 64 image tokens"), ("qwen2-vl-2b", "fp32, 128 image tokens"),
         ("blip-base", "baseline (float32, default image size, no streaming)"),
         ("blip-base", "int8"), ("blip-base", "fp32"),
@@ -43,6 +45,15 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert qwen["int8, 64 image tokens"]["image_tokens"] <= 64 < qwen["int8, 128 image tokens"]["image_tokens"] <= 128
     assert qwen["fp32, 128 image tokens"]["identical_image_s"] < 0.05
     assert qwen["fp32, 128 image tokens"]["press_to_model_start_s"] < 0.5
+    grounded = qwen["int8, 256 image tokens (default), grounded"]
+    assert grounded["ocr_lines"] > 5 and grounded["prompt_tokens_added_by_ocr"] > 20
+    assert grounded["ocr_s"] > 0  # timed on its own; the row's first word includes a second OCR run
+    assert grounded["grounding_cost_s"] == pytest.approx(
+        grounded["time_to_first_word_s"] - grounded["ungrounded_time_to_first_word_s"], abs=0.002)
+    # What the model itself sees of a screen, at the default budget (the tiny model has Qwen2-VL's processor).
+    assert 0.2 < grounded["scale_1920x1080"] < grounded["scale_1280x800"] < 0.6
+    assert grounded["text_12px_in_model_input_px_1920x1080"] == pytest.approx(12 * grounded["scale_1920x1080"], abs=0.06)
+    assert "grounded in OCR: first word later than ungrounded by" in report.read_text()
     follow_up = qwen["follow-up question"]
     assert follow_up["reused_prompt_tokens"] > follow_up["new_tokens"] and follow_up["kept_cache_mb"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG")

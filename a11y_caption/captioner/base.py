@@ -6,9 +6,12 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from ..grounding import ScreenText
 
 __all__ = ["Captioner", "Description", "Generation", "GenerationOptions", "Request", "Task"]
 
@@ -34,6 +37,9 @@ class Request:
     # What the image is, for its pixel budget: "screen" (a screen or window capture) or "photo".
     # None: as the task says. A question about a window is still a window.
     image_kind: str | None = None
+    # The text OCR found on the image, for a grounded description (grounding.py): its lines go into
+    # the first turn's prompt, and the model may quote only them. None: not grounded.
+    screen_text: "ScreenText | None" = None
 
     @property
     def is_screen(self) -> bool:
@@ -65,6 +71,8 @@ class Generation:
         self.text = ""
         self.first_token_at: float | None = None  # time.perf_counter() when the first new token came
         self.finished_at: float | None = None  # ... and when the backend was done
+        self.screen_text: "ScreenText | None" = None  # the OCR text the answer was grounded in, if any
+        self.unconfirmed_quotes = 0  # quotes replaced because they were not on the screen
 
     def __iter__(self) -> Iterator[str]:
         finished = False

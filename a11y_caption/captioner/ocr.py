@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from PIL import Image
 
 from .base import Generation, GenerationOptions, Request
 
-__all__ = ["OCR_NAME", "OcrReader", "order_lines"]
+__all__ = ["OCR_NAME", "OcrLine", "OcrReader", "group_lines", "order_lines"]
 
 OCR_NAME = "ocr"
 
 
-def order_lines(boxes, texts) -> list[str]:
+@dataclass(frozen=True)
+class OcrLine:
+    """One line of text and the box around all of its pieces, in image pixels."""
+
+    text: str
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+def group_lines(boxes, texts) -> list[OcrLine]:
     """Group recognised pieces into lines (top to bottom), each read left to right.
 
     Args:
@@ -25,7 +37,7 @@ def order_lines(boxes, texts) -> list[str]:
     for box, text in zip(boxes, texts):
         xs = [p[0] for p in box]
         ys = [p[1] for p in box]
-        pieces.append((min(ys), max(ys), min(xs), text))
+        pieces.append((min(ys), max(ys), min(xs), text, max(xs)))
     pieces.sort(key=lambda p: ((p[0] + p[1]) / 2, p[2]))
     lines: list[list[tuple]] = []
     for piece in pieces:
@@ -39,7 +51,14 @@ def order_lines(boxes, texts) -> list[str]:
                 last.append(piece)
                 continue
         lines.append([piece])
-    return [" ".join(p[3] for p in sorted(line, key=lambda p: p[2])) for line in lines]
+    return [OcrLine(" ".join(p[3] for p in sorted(line, key=lambda p: p[2])),
+                    min(p[2] for p in line), min(p[0] for p in line), max(p[4] for p in line),
+                    max(p[1] for p in line)) for line in lines]
+
+
+def order_lines(boxes, texts) -> list[str]:
+    """The text of each line of ``group_lines``, in reading order."""
+    return [line.text for line in group_lines(boxes, texts)]
 
 
 class OcrReader:
@@ -59,13 +78,17 @@ class OcrReader:
         self._lock = threading.Lock()  # one onnxruntime session, one caller at a time
 
     def read_lines(self, image: Image.Image) -> list[str]:
+        return [line.text for line in self.read_boxed_lines(image)]
+
+    def read_boxed_lines(self, image: Image.Image) -> list[OcrLine]:
+        """The lines of ``image`` in reading order, each with its box (for where it is on screen)."""
         import numpy as np
 
         with self._lock:
             result = self._engine(np.asarray(image.convert("RGB")))
         if result.boxes is None or not result.txts:
             return []
-        return [line for line in order_lines(result.boxes, result.txts) if line.strip()]
+        return [line for line in group_lines(result.boxes, result.txts) if line.text.strip()]
 
     def generate(self, request: Request, options: GenerationOptions | None = None,
                  stop: threading.Event | None = None) -> Generation:

@@ -1,0 +1,202 @@
+"""Grounding a chat model in the text OCR found, so that it never speaks text that is not on screen.
+
+Two halves. Before generation: the OCR lines of the full-resolution capture, in reading order, each
+with a coarse position (the nearest cell of a 3x3 grid), go into the prompt; the model's own view
+of the image is too small to read interface text (a 1920x1080 screen reaches it scaled by about
+0.31). After generation: every quoted string the model writes is checked against that text before
+it is printed or spoken; a quote that is not found is replaced by ``UNCONFIRMED``.
+
+Nothing here logs or keeps screen text: the caller counts unconfirmed quotes, never their text.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+__all__ = ["MAX_PROMPT_CHARS", "UNCONFIRMED", "QuoteChecker", "ScreenLine", "ScreenText", "position_label",
+           "screen_text_from"]
+
+# Said in place of a quote that is not on the screen. The sentence around it (which comes from the
+# picture: "an error dialog says ...") is kept; the listener learns that the model claimed some
+# text there and can have it read exactly with the read hotkey.
+UNCONFIRMED = "(unconfirmed text)"
+# The OCR text given to the model at most (about 500 tokens of Qwen2's tokenizer, about 2 s of
+# prefill on 2 CPU cores): a screen full of text must not make the prompt, and so the time to the
+# first word, grow without bound. Quotes are checked against every line found, listed or not.
+MAX_PROMPT_CHARS = 2000
+
+_ROWS = ("top", "middle", "bottom")
+_COLUMNS = ("left", "centre", "right")
+
+
+@dataclass(frozen=True)
+class ScreenLine:
+    text: str
+    position: str  # the nearest cell of a 3x3 grid: "top left", "middle centre", "bottom right", ...
+
+
+@dataclass(frozen=True)
+class ScreenText:
+    """The text OCR found on an image, in reading order: what a grounded description may quote."""
+
+    lines: tuple[ScreenLine, ...]
+
+    def listed(self) -> tuple[ScreenLine, ...]:
+        """The lines that go into the prompt: the first ones, up to MAX_PROMPT_CHARS."""
+        out, used = [], 0
+        for line in self.lines:
+            used += len(line.text) + 1
+            if used > MAX_PROMPT_CHARS:
+                break
+            out.append(line)
+        return tuple(out)
+
+    def as_json(self) -> list[dict]:
+        return [{"text": line.text, "position": line.position} for line in self.listed()]
+
+    def contains(self, quote: str) -> bool:
+        """Whether ``quote`` is on the screen, tolerant of case, spacing, punctuation at its ends and
+        small OCR slips (one character in ten, for quotes of ten characters or more)."""
+        q = _normalise(quote).strip(_EDGE_PUNCTUATION)
+        if not q:
+            return True
+        haystack = self._haystack()
+        if q in haystack:
+            return True
+        allowed = len(q) // 10
+        if not allowed:
+            return False
+        # Anchor on the longest run the quote shares with the screen, then count how much of the
+        # quote appears, in order, in the stretch of screen text it would cover there.
+        a, b, size = SequenceMatcher(None, haystack, q, autojunk=False).find_longest_match(0, len(haystack), 0, len(q))
+        if not size:
+            return False
+        start = max(0, a - b - allowed)
+        window = haystack[start:a - b + len(q) + allowed]
+        matched = sum(m.size for m in SequenceMatcher(None, q, window, autojunk=False).get_matching_blocks())
+        return len(q) - matched <= allowed
+
+    def _haystack(self) -> str:
+        # Lines are joined without a separator: spacing is ignored anyway, and a quote may run on
+        # from one line to the next.
+        return "".join(_normalise(line.text) for line in self.lines)
+
+
+def position_label(left: float, top: float, right: float, bottom: float, width: int, height: int) -> str:
+    """The cell of a 3x3 grid that holds the centre of a box: "top left" ... "bottom right"."""
+    x, y = (left + right) / 2, (top + bottom) / 2
+    column = _COLUMNS[min(2, max(0, int(3 * x / max(1, width))))]
+    row = _ROWS[min(2, max(0, int(3 * y / max(1, height))))]
+    return f"{row} {column}"
+
+
+def screen_text_from(lines: Sequence, size: tuple[int, int]) -> ScreenText:
+    """ScreenText from OCR lines with boxes (captioner.ocr.OcrLine) of an image of ``size``."""
+    width, height = size
+    return ScreenText(tuple(ScreenLine(line.text, position_label(line.left, line.top, line.right, line.bottom,
+                                                                 width, height)) for line in lines))
+
+
+# -- the quote check --------------------------------------------------------------------------------
+
+_CLOSERS = {'"': '"', "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb", "'": "'", "\u2018": "\u2019"}
+_SINGLE = {"'", "\u2018"}  # also apostrophes ("don't"): they may close a quote only before a non-letter
+_EDGE_PUNCTUATION = ".,;:!?\u2026"
+_GIVE_UP = 300  # characters held for an unclosed quote before it is judged as it stands
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    return "".join(text.split())
+
+
+class QuoteChecker:
+    """Checks the quoted strings of streamed text against ``screen`` as the text arrives.
+
+    Text outside quotes passes at once (so speech is not held up); from an opening quote mark to
+    its closing mark the text is held, then passed on if the quote is on the screen, else replaced
+    by UNCONFIRMED. ``unconfirmed`` counts the replacements.
+    """
+
+    def __init__(self, screen: ScreenText):
+        self.screen = screen
+        self.unconfirmed = 0
+        self._opener: str | None = None  # the quote mark of the quote being held
+        self._held = ""
+        self._previous = " "  # the last character passed on, to tell an opening mark from an apostrophe
+        self._maybe_closed = False  # a single quote mark that closes unless a letter follows it
+
+    def check(self, chunks: Iterable[str]) -> Iterator[str]:
+        for chunk in chunks:
+            out = self.feed(chunk)
+            if out:
+                yield out
+        out = self.flush()
+        if out:
+            yield out
+
+    def feed(self, text: str) -> str:
+        out: list[str] = []
+        for ch in text:
+            if self._opener is None:
+                self._pass(ch, out)
+                continue
+            if self._maybe_closed:
+                self._maybe_closed = False
+                if ch.isalnum():  # an apostrophe inside the quote: 'Don't save'
+                    self._held += ch
+                    continue
+                self._resolve(out)
+                self._pass(ch, out)
+                continue
+            self._held += ch
+            if ch == _CLOSERS[self._opener]:
+                if self._opener in _SINGLE:
+                    self._maybe_closed = True
+                else:
+                    self._resolve(out)
+            elif ch == "\n" or len(self._held) > _GIVE_UP:
+                if self._opener in _SINGLE:  # never closed: it was an apostrophe ('90s), not a quote
+                    held, self._opener, self._held = self._held, None, ""
+                    out.append(held)
+                    self._previous = held[-1]
+                else:
+                    self._resolve(out)
+        return "".join(out)
+
+    def flush(self) -> str:
+        """The text still held at the end of the stream (an unclosed quote is judged as it stands)."""
+        out: list[str] = []
+        if self._opener is not None:
+            self._maybe_closed = False
+            self._resolve(out)
+        return "".join(out)
+
+    def _pass(self, ch: str, out: list[str]) -> None:
+        # A quote opens only after a non-letter: after a letter or digit the mark is an apostrophe
+        # ("it's") or an inch or minute mark (24" monitor), and holding text there would swallow it.
+        if ch in _CLOSERS and not self._previous.isalnum():
+            self._opener, self._held = ch, ch
+            return
+        out.append(ch)
+        self._previous = ch
+
+    def _resolve(self, out: list[str]) -> None:
+        held, opener = self._held, self._opener
+        self._opener, self._held = None, ""
+        body = held[1:]
+        trailing = ""
+        if body.endswith(_CLOSERS[opener]):
+            body = body[:-1]
+        elif body.endswith("\n"):  # an unclosed quote that ran to the end of the line
+            body, trailing = body[:-1], "\n"
+        if self.screen.contains(body):
+            out.append(held)
+        else:
+            self.unconfirmed += 1
+            out.append(UNCONFIRMED + trailing)
+        self._previous = out[-1][-1]
