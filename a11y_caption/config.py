@@ -45,7 +45,7 @@ class ModelConfig:
     screen_image_tokens: int = 256
     photo_image_tokens: int = 192
     add_ocr_text: str = "auto"
-    ground_in_ocr: str = "auto"
+    ground_in_ocr: str = "never"  # opt-in until it meets its latency budget (README)
     idle_unload_minutes: float = 0.0
 
 

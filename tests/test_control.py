@@ -148,10 +148,10 @@ def warm_agent(desktop, agent_factory, wordy_qwen, tmp_path):
     own settings name a model that is not on this computer, so only the agent can describe."""
     from test_agent import MESSAGE
 
-    def start(max_new_tokens: int = 24):
+    def start(max_new_tokens: int = 24, extra: str = ""):
         desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])
         desktop.wait_for(lambda: "xmessage" in desktop.run("xdotool", "getactivewindow", "getwindowname").stdout)
-        agent = agent_factory(wordy_qwen, max_new_tokens=max_new_tokens)
+        agent = agent_factory(wordy_qwen, max_new_tokens=max_new_tokens, extra=extra)
         cli_config = tmp_path / "cli.toml"
         cli_config.write_text('[model]\nname = "acme/not-downloaded"\n[speech]\nengine = "none"\n')
         env = {**desktop.env, "A11Y_CAPTION_RUNTIME_DIR": str(tmp_path / "run"),

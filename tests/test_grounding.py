@@ -58,6 +58,7 @@ class ScriptedModel:
 
 
 def _describer(model_dir, **overrides) -> Describer:
+    overrides.setdefault("ground_in_ocr", "auto")  # grounding is opt-in: these tests opt in
     return Describer(ModelConfig(name=str(model_dir), device="cpu", dtype="fp32", quantize="none",
                                  max_new_tokens=6, **overrides))
 
@@ -195,7 +196,7 @@ def test_stop_cuts_the_ocr_of_a_grounded_description(tiny_qwen):
 
     config = load_config(REPO / "hotkeys.toml")
     config = replace(config, model=replace(config.model, name=str(tiny_qwen), max_new_tokens=8, dtype="fp32",
-                                           quantize="none"))
+                                           quantize="none", ground_in_ocr="auto"))
     speaker = Speaker()
     describer = Describer(config.model)
     describer.load()
@@ -233,7 +234,7 @@ def test_stop_cuts_the_ocr_of_a_grounded_description(tiny_qwen):
 
 @pytest.mark.desktop
 def test_describe_screen_json_reports_the_text_on_screen_and_the_prompt_had_it(desktop, tiny_qwen, monkeypatch,
-                                                                             capsys):
+                                                                             capsys, tmp_path):
     from a11y_caption.captioner.chat_vlm import ChatVLMCaptioner
     from a11y_caption.cli import main
 
@@ -254,6 +255,9 @@ def test_describe_screen_json_reports_the_text_on_screen_and_the_prompt_had_it(d
         return prepare(self, request)
 
     monkeypatch.setattr(ChatVLMCaptioner, "prepare", recording_prepare)
+    settings = tmp_path / "grounded.toml"
+    settings.write_text('[model]\nground_in_ocr = "auto"\n')
+    monkeypatch.setenv("A11Y_CAPTION_CONFIG", str(settings))
     status = main(["describe", "--screen", "--json", "--model", str(tiny_qwen), "--no-speak",
                    "--max-new-tokens", "6", "--dtype", "fp32", "--quantize", "none"])
     out = capsys.readouterr().out
@@ -275,7 +279,7 @@ def test_text_on_screen_comes_through_the_warm_agent_and_a_follow_up_stays_groun
     from conftest import run_cli
     from test_agent import MESSAGE
 
-    agent, env = warm_agent(max_new_tokens=8)
+    agent, env = warm_agent(max_new_tokens=8, extra='ground_in_ocr = "auto"')
     r = run_cli("describe", "--screen", "--json", "--no-speak", env=env)
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)
