@@ -165,9 +165,17 @@ def cli(env, *args, timeout=120):
     return run_cli(*args, env=env, timeout=timeout)
 
 
+def _as_in_a_terminal() -> None:
+    # A command started from a terminal gets Ctrl+C. One started in the background of a
+    # non-interactive shell (as a CI runner may start the suite) inherits SIGINT ignored, and then
+    # Python installs no KeyboardInterrupt handler at all: give the command a terminal's default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_process(env, *args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "a11y_caption", *args], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            preexec_fn=_as_in_a_terminal)
 
 
 def first_output(proc: subprocess.Popen, timeout: float = 60) -> str:
