@@ -96,6 +96,10 @@ class ChatVLMCaptioner:
         return stream_generate(self.model, inputs, self.processor.tokenizer, options, stop or threading.Event(),
                                self.name, on_finish=lambda seq, cache: self._keep(seq, cache, pixels), **extra)
 
+    def forget(self) -> None:
+        """Drop the kept cache: the next description starts from nothing (benchmarks time that)."""
+        self._kept = None
+
     def _rope_owner(self):
         """The module that holds multimodal rotary offsets between calls (Qwen2-VL, Qwen2.5-VL), or None."""
         inner = getattr(self.model, "model", None)
