@@ -213,6 +213,7 @@ def _inputs(args):
     from .capture import capture_window, grab_clipboard_image, grab_screen
     from .images import open_image
 
+    _capture_asked(args)  # no source at all: say so
     if args.screen:
         return [("screen", lambda: (grab_screen("pointer"), "screen", ""))]
     if args.window:
@@ -223,9 +224,15 @@ def _inputs(args):
         return [("window", window)]
     if args.clipboard:
         return [("clipboard", lambda: (grab_clipboard_image(), "photo", ""))]
-    if not args.images:
-        raise A11yCaptionError("Give at least one image file, or --screen, --window or --clipboard.")
     return [(path, lambda p=path: (open_image(p), "photo", "")) for path in args.images]
+
+
+def _capture_asked(args) -> str | None:
+    """"screen", "window" or "clipboard" when a capture was asked for, None for image files."""
+    capture = "screen" if args.screen else "window" if args.window else "clipboard" if args.clipboard else None
+    if capture is None and not args.images:
+        raise A11yCaptionError("Give at least one image file, or --screen, --window or --clipboard.")
+    return capture
 
 
 def _emit(text: str) -> None:
@@ -361,12 +368,8 @@ def _through_agent(args, op: str) -> int | None:
     if not agent_running():
         return None
     speak = not (args.no_speak or args.speech == "none")
-    if args.screen or args.window or args.clipboard:
-        jobs = [("screen" if args.screen else "window" if args.window else "clipboard", None)]
-    elif args.images:
-        jobs = [("image", path) for path in args.images]
-    else:
-        raise A11yCaptionError("Give at least one image file, or --screen, --window or --clipboard.")
+    capture = _capture_asked(args)
+    jobs = [(capture, None)] if capture else [("image", path) for path in args.images]
     fields = {"speak": speak}
     if op == "describe":
         fields["task"] = "alt_text" if args.alt_text else "question" if args.prompt else None
@@ -400,12 +403,9 @@ def _through_agent(args, op: str) -> int | None:
 
 def _image_bytes(path: str, limit: int) -> bytes:
     from .errors import ImageError
+    from .images import image_file
 
-    p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p} does not exist.")
-    if not p.is_file():
-        raise ImageError(f"{p} is not a file.")
+    p = image_file(path)
     if p.stat().st_size > limit:
         raise ImageError(f"{p.name} is larger than {limit // 2**20} MB, too large to send to the agent; "
                          "use --local.")

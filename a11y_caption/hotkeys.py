@@ -149,12 +149,11 @@ class ChordMatcher:
         self._last_event = (key, True)
         if auto_repeat:
             return
+        held = self.held_modifiers()
         if key in MODIFIERS:
-            held = self.held_modifiers()
             matches = [cb for chord, cb in self._chords if chord.main is None and key in _sides_of(chord)
                        and chord.held_by(held)]
         else:
-            held = self.held_modifiers()
             matches = [cb for chord, cb in self._chords if chord.main in names and chord.held_by(held)]
         for callback in matches:
             callback()

@@ -11,7 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-__all__ = ["MAX_PIXELS", "MAX_SIDE", "normalize", "open_image", "open_image_bytes"]
+__all__ = ["MAX_PIXELS", "MAX_SIDE", "image_file", "normalize", "open_image", "open_image_bytes"]
 
 # Larger than any real screen (an 8K monitor is 33 MP) but far below what exhausts memory.
 MAX_PIXELS = 80_000_000
@@ -25,6 +25,16 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     Raises:
         ImageError: the path is missing, not a file, or not an image Pillow can read safely.
     """
+    p = image_file(path)
+    return _decode(p, p.name)
+
+
+def image_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, once it is known to be a file that is not empty.
+
+    Raises:
+        ImageError: missing, not a file, or empty.
+    """
     p = Path(path)
     if not p.exists():
         raise ImageError(f"{p} does not exist.")
@@ -32,7 +42,7 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{p} is not a file.")
     if p.stat().st_size == 0:
         raise ImageError(f"{p.name} is empty.")
-    return _decode(p, p.name)
+    return p
 
 
 def open_image_bytes(data: bytes, name: str) -> Image.Image:
