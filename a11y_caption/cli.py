@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .config import SPEECH_ENGINES
 from .errors import A11yCaptionError, describe_unexpected
 
 __all__ = ["main"]

@@ -12,7 +12,6 @@ from PIL import Image, ImageDraw
 
 from a11y_caption.config import ModelConfig
 from a11y_caption.describer import Describer
-from conftest import Desktop
 from test_agent import agent_factory, wordy_qwen  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
