@@ -17,6 +17,7 @@ __all__ = [
     "CaptureError",
     "ConfigError",
     "DeviceError",
+    "GenerationError",
     "HotkeysUnavailable",
     "ImageError",
     "ModelLoadError",
@@ -54,6 +55,10 @@ class DeviceError(ModelLoadError):
 
 class ImageError(A11yCaptionError):
     pass
+
+
+class GenerationError(A11yCaptionError):
+    """The model failed while generating (chained to the library's error)."""
 
 
 class NoImageOnClipboard(A11yCaptionError):

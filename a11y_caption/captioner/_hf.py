@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
 
-from ..errors import DeviceError
+from ..errors import A11yCaptionError, DeviceError, GenerationError, describe_unexpected
 from .base import Generation, GenerationOptions
 
-__all__ = ["pick_device", "pick_dtype", "stream_generate"]
+__all__ = ["pick_device", "pick_dtype", "position_limit", "stream_generate"]
+
+log = logging.getLogger(__name__)
+_capped: set[tuple[str, int]] = set()  # (model, limit) pairs whose cap was logged already
+
+
+def position_limit(model) -> int | None:
+    """How many positions (prompt and answer tokens) the model's text part can take, if it says."""
+    config = model.config
+    text = getattr(config, "text_config", None) or config
+    limit = getattr(text, "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def _cap_new_tokens(model, inputs: dict, wanted: int, model_name: str) -> int:
+    """``wanted`` new tokens, or fewer so that the prompt and answer stay within the model's
+    position limit (beyond it a learned position table is indexed out of range).
+
+    Raises:
+        GenerationError: the prompt alone reaches the limit.
+    """
+    limit = position_limit(model)
+    prompt = inputs["input_ids"].shape[-1] if "input_ids" in inputs else 0
+    if limit is None or prompt + wanted <= limit:
+        return wanted
+    room = limit - prompt
+    if room < 1:
+        raise GenerationError(f"The image and prompt take {prompt} tokens, more than the {limit} the model "
+                              f"{model_name} can read; lower the image budget or use another model.")
+    if (model_name, limit) not in _capped:
+        _capped.add((model_name, limit))
+        log.warning("answers of %s are capped at %d new tokens: the model reads at most %d positions",
+                    model_name, room, limit)
+    return room
 
 
 def pick_device(device: str = "auto") -> str:
@@ -84,7 +118,8 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
                 self.new_tokens += value.numel()
             super().put(value)
 
-    kwargs = dict(inputs, max_new_tokens=options.max_new_tokens, num_beams=options.num_beams,
+    max_new_tokens = _cap_new_tokens(model, inputs, options.max_new_tokens, model_name)
+    kwargs = dict(inputs, max_new_tokens=max_new_tokens, num_beams=options.num_beams,
                   stopping_criteria=StoppingCriteriaList([StopOnEvent()]), **extra)
     if options.temperature > 0:
         kwargs.update(do_sample=True, temperature=options.temperature)
@@ -128,7 +163,12 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
         finally:
             thread.join()
         if "error" in result:
-            raise result["error"]
+            error = result["error"]
+            if isinstance(error, (A11yCaptionError, KeyboardInterrupt, MemoryError)):
+                raise error
+            # A library error's text is for developers (and may be long); the user hears one sentence.
+            raise GenerationError(f"The model {model_name} failed while describing "
+                                  f"({describe_unexpected(error)}).") from error
         if streamer is not None:
             generation.new_tokens = streamer.new_tokens
         else:
