@@ -134,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("model", nargs="?", help="hub id or alias (default: the configured model)")
     pull.add_argument("--config", metavar="FILE")
     msub.add_parser("list", help="models on this computer, with their size on disk")
+    rm = msub.add_parser("remove", help="delete a downloaded model and its int8 copy")
+    rm.add_argument("model", help="hub id, alias or folder")
 
     c = sub.add_parser("config", help="show or check the settings file")
     csub = c.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -513,9 +515,19 @@ def _models(args) -> int:
             raise A11yCaptionError(f"Could not download {ref} ({type(e).__name__}); check the name and your connection.") from e
         print(folder)
         return 0
+    if args.models_command == "remove":
+        from .models import remove
+
+        for folder in remove(args.model):
+            print(f"removed {folder}")
+        return 0
+    from .captioner.int8_store import stores
+
     rows = list_local()
     for repo_id, size, folder in rows:
         print(f"{repo_id}\t{size / 1e9:.2f} GB\t{folder}")
+    for model, size, folder in stores():
+        print(f"{model} (int8 copy)\t{size / 1e9:.2f} GB\t{folder}")
     if not rows:
         print("No models downloaded yet. Text reading (OCR) works without one.", file=sys.stderr)
     missing = [k for k in KNOWN_MODELS if k.repo_id not in {r[0] for r in rows}]

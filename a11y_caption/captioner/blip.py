@@ -23,14 +23,20 @@ class BlipCaptioner:
         self.prefix = prefix or None
         self.device = pick_device(device)
         self.processor = BlipProcessor.from_pretrained(folder)
-        self.model = BlipForConditionalGeneration.from_pretrained(
-            folder, dtype="auto" if quantize and dtype == "auto" else pick_dtype(dtype, self.device),
-            use_safetensors=True,
-        ).to(self.device).eval()
-        if quantize:
-            from .quantize import quantize_int8
 
-            quantize_int8(self.model)
+        def load():
+            return BlipForConditionalGeneration.from_pretrained(
+                folder, dtype="auto" if quantize and dtype == "auto" else pick_dtype(dtype, self.device),
+                use_safetensors=True,
+            ).to(self.device).eval()
+
+        self.loaded_from = "checkpoint"  # or, quantized, "kept copy" / "converted" (int8_store)
+        if quantize:
+            from .int8_store import load_int8
+
+            self.model, self.loaded_from = load_int8(BlipForConditionalGeneration, load, folder, name)
+        else:
+            self.model = load()
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         # BLIP conditions on a text prefix instead of an instruction; questions cannot be followed.

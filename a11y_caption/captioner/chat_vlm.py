@@ -48,13 +48,21 @@ class ChatVLMCaptioner:
         self.processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust_remote_code)
         # int8 replaces the Linear weights; the rest stays as shipped ("auto"), never an fp32 copy.
         torch_dtype = "auto" if quantize and dtype == "auto" else pick_dtype(dtype, self.device)
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            folder, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
-        ).to(self.device).eval()
-        if quantize:
-            from .quantize import quantize_int8
 
-            quantize_int8(self.model)
+        def load():
+            return AutoModelForImageTextToText.from_pretrained(
+                folder, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
+            ).to(self.device).eval()
+
+        self.loaded_from = "checkpoint"  # or, quantized, "kept copy" / "converted" (int8_store)
+        if quantize:
+            from .int8_store import load_int8
+
+            self.model, self.loaded_from = load_int8(
+                lambda config: AutoModelForImageTextToText.from_config(config, trust_remote_code=trust_remote_code),
+                load, folder, name)
+        else:
+            self.model = load()
         self._kept: _Kept | None = None  # the last answer's cache, for a follow-up question
         self.reused_tokens = 0  # how many prompt tokens the last generate took from that cache
 

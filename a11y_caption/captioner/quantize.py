@@ -14,7 +14,7 @@ import logging
 import sys
 import warnings
 
-__all__ = ["quantize_int8"]
+__all__ = ["float_embedding_output", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,15 @@ def _quantize_int8(model) -> None:
         for bname, buf in module.named_buffers(recurse=False):
             if buf is not None and buf.is_floating_point() and buf.dtype != torch.float32:
                 setattr(module, bname, buf.float())
-    if keep is not None and keep.dtype != torch.float32:
+    float_embedding_output(model)
+
+
+def float_embedding_output(model) -> None:
+    """Make an embedding table kept in bf16 hand fp32 rows to the fp32 layers after it."""
+    import torch
+
+    embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if embedding is not None and embedding.weight.dtype != torch.float32:
         embedding.register_forward_hook(lambda mod, args, out: out.float())
 
 
