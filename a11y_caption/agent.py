@@ -451,7 +451,10 @@ class Agent:
             # follow-up's conversation starts with the same tokens and reuses the kept cache.
             asked = prompt_for(Request(image, task, question, self.config.model.language or None,
                                        screen_text=generation.screen_text))
-            self.conversation = Conversation(image, image_kind, [(asked, text)], generation.screen_text)
+            # Follow-ups check their quotes against the first turn's text: the lines in its prompt, or
+            # what OCR read to check its quotes (ground_in_ocr "check").
+            self.conversation = Conversation(image, image_kind, [(asked, text)],
+                                             generation.screen_text or generation.checked_against)
         if reply is not None:
             grounded = {} if generation.screen_text is None else {"text_on_screen": generation.screen_text.as_json()}
             reply.done(text=text, model=generation.model, seconds=round(time.perf_counter() - start, 3), **grounded)
