@@ -72,7 +72,8 @@ def run_bench(args) -> int:
     for name in names:
         folder, source = _weights(name, cache)
         for spec in _variants(name, folder, source, args):
-            first = _run_child({**spec, "kind": "first-load"})[0] if spec.get("precision") == "int8" else None
+            quantized = spec.get("precision") in ("int8", "int4")
+            first = _run_child({**spec, "kind": "first-load"})[0] if quantized else None
             for row in _run_child({**spec, "int8_gops": machine["int8_gops"]}):
                 if first is not None and "load_s" in row.extra:
                     row.extra = {"first_load_s": first.extra["first_load_s"], **row.extra,
@@ -294,11 +295,11 @@ def _first_load(spec: dict) -> Row:
     import shutil
 
     folder = Path(spec["folder"])
-    shutil.rmtree(_store_for(folder, model_key(spec["folder"])), ignore_errors=True)
+    shutil.rmtree(_store_for(folder, model_key(spec["folder"]), spec["precision"]), ignore_errors=True)
     from .captioner import load_captioner
 
     start = time.perf_counter()
-    captioner = load_captioner(spec["folder"], quantize="int8")
+    captioner = load_captioner(spec["folder"], quantize=spec["precision"])
     seconds = time.perf_counter() - start
     assert captioner.loaded_from == "converted", captioner.loaded_from
     return Row(spec["model"], "first load", peak_rss_mb=_peak_rss_mb(),
@@ -315,8 +316,9 @@ def _ours(spec: dict) -> list[Row]:
     n = spec["new_tokens"]
     chat = spec["kind"] == "chat"
     precision = spec["precision"]
-    config = ModelConfig(name=spec["folder"], dtype="auto" if precision == "int8" else precision,
-                         quantize="int8" if precision == "int8" else "none", max_new_tokens=n,
+    quantized = precision in ("int8", "int4")
+    config = ModelConfig(name=spec["folder"], dtype="auto" if quantized else precision,
+                         quantize=precision if quantized else "none", max_new_tokens=n,
                          add_ocr_text="never", ground_in_ocr="never")  # the grounded row switches it on
     start = time.perf_counter()
     describer = Describer(config)

@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--new-tokens", type=int, default=20, metavar="N", help="tokens generated per run (default 20)")
     b.add_argument("--image-tokens", default="64,128,256,512", metavar="LIST",
                    help="image-token budgets to time for chat models (default 64,128,256,512)")
-    b.add_argument("--precisions", default="int8,bf16,fp32", metavar="LIST", help="default int8,bf16,fp32")
+    b.add_argument("--precisions", default="int8,int4,bf16,fp32", metavar="LIST", help="default int8,int4,bf16,fp32")
     b.add_argument("--no-baseline", action="store_true", help="skip the slow naive baseline")
     b.add_argument("--plot", metavar="PNG", help="also plot time to first word against image tokens (needs matplotlib)")
     b.add_argument("--report", metavar="MD", help="also write the results as Markdown (docs/PERFORMANCE.md)")

@@ -28,7 +28,7 @@ ACTIONS = (
 MODEL_ACTIONS = ("describe_screen", "describe_window", "describe_clipboard", "alt_text_to_clipboard")
 SPEECH_ENGINES = ("auto", "orca", "speech-dispatcher", "nvda", "jaws", "voiceover", "pyttsx3", "espeak-ng", "none")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
-QUANTIZE_MODES = ("auto", "none", "int8")
+QUANTIZE_MODES = ("auto", "none", "int8", "int4")
 
 @dataclass(frozen=True)
 class ModelConfig:

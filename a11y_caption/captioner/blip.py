@@ -34,7 +34,7 @@ class BlipCaptioner:
         if quantize:
             from .int8_store import load_int8
 
-            self.model, self.loaded_from = load_int8(BlipForConditionalGeneration, load, folder, name)
+            self.model, self.loaded_from = load_int8(BlipForConditionalGeneration, load, folder, name, quantize)
         else:
             self.model = load()
 

@@ -60,7 +60,7 @@ class ChatVLMCaptioner:
 
             self.model, self.loaded_from = load_int8(
                 lambda config: AutoModelForImageTextToText.from_config(config, trust_remote_code=trust_remote_code),
-                load, folder, name)
+                load, folder, name, quantize)
         else:
             self.model = load()
         self._kept: _Kept | None = None  # the last answer's cache, for a follow-up question

@@ -26,11 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
-__all__ = ["SCHEME", "load_int8", "model_key", "stores", "remove_stores", "store_root"]
+__all__ = ["SCHEMES", "load_int8", "model_key", "stores", "remove_stores", "store_root"]
 
 log = logging.getLogger(__name__)
 
-SCHEME = "int8-dynamic-per-row"  # what quantize.quantize_int8 makes
+# What quantize.quantize_int8 and quantize_int4 make, by the setting's name.
+SCHEMES = {"int8": "int8-dynamic-per-row", "int4": "int4-g128-language-model+int8-dynamic-per-row"}
 FORMAT = 1  # of the files below; a new layout gets a new number (and a new folder)
 SHARD_BYTES = 512 * 2**20  # at most this much is gathered in memory before it is written
 
@@ -45,12 +46,12 @@ def store_root() -> Path:
     return Path(user_cache_dir("a11y-caption", appauthor=False)) / "quantized"
 
 
-def _fingerprint(folder: Path) -> str:
-    """Identity of the checkpoint's weights and config, cheap to compute at every start."""
+def _fingerprint(folder: Path, scheme: str) -> str:
+    """Identity of the checkpoint's weights and config and of the conversion, cheap to compute at every start."""
     import torch
     import transformers
 
-    h = hashlib.sha256(f"{SCHEME}\0{FORMAT}\0torch {torch.__version__}\0transformers {transformers.__version__}\n"
+    h = hashlib.sha256(f"{SCHEMES[scheme]}\0{FORMAT}\0torch {torch.__version__}\0transformers {transformers.__version__}\n"
                        .encode())
     for path in sorted(folder.iterdir()):
         if not (path.name == "config.json" or path.name.endswith((".safetensors", ".safetensors.index.json"))):
@@ -70,35 +71,36 @@ def model_key(name: str) -> str:
     return str(path.resolve()) if path.is_dir() else name
 
 
-def _store_for(folder: Path, name: str) -> Path:
+def _store_for(folder: Path, name: str, scheme: str = "int8") -> Path:
     slug = Path(name).name if Path(name).is_absolute() else name.replace("/", "--")
-    return store_root() / f"{slug}-{_fingerprint(folder)}"
+    return store_root() / f"{slug}-{scheme}-{_fingerprint(folder, scheme)}"
 
 
-def load_int8(build, load, folder: Path, name: str):
-    """The int8 model of the checkpoint in ``folder``: from its kept copy, else converted (and kept).
+def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
+    """The int8 (or int4, ``scheme``) model of the checkpoint in ``folder``: from its kept copy, else
+    converted (and kept).
 
     ``build(config)`` makes the model's modules (called on the meta device); ``load()`` loads the float
     checkpoint as from_pretrained does. Returns (model, "kept copy" | "converted").
     """
     name = model_key(name)
-    store = _store_for(folder, name)
+    store = _store_for(folder, name, scheme)
     if (store / "meta.json").exists():
         try:
-            model = _read(build, folder, store)
+            model = _read(build, folder, store, scheme)
             _give_back_freed_memory()
             return model, "kept copy"
         except Exception as e:  # anything wrong with a cached file: never trusted, made again
-            log.warning("the int8 copy of %s failed its check (%s); converting the model again", name,
+            log.warning("the %s copy of %s failed its check (%s); converting the model again", scheme, name,
                         type(e).__name__)
             shutil.rmtree(store, ignore_errors=True)
-    from .quantize import quantize_int8
+    from .quantize import quantize_int4, quantize_int8
 
     model = load()
-    quantize_int8(model)
+    (quantize_int4 if scheme == "int4" else quantize_int8)(model)
     _give_back_freed_memory()
     try:
-        _write(model, store, name)
+        _write(model, store, name, scheme)
     except Exception as e:  # a full disk or a read-only cache costs speed next time, never this load
         log.warning("could not keep the int8 copy of %s (%s); it will be converted again next time", name,
                     getattr(e, "strerror", None) or type(e).__name__)
@@ -142,7 +144,7 @@ def _float_tensors(model, int8_layers: list[str]) -> dict:
     return found
 
 
-def _write(model, store: Path, name: str) -> None:
+def _write(model, store: Path, name: str, scheme: str) -> None:
     """Write ``model`` (already int8) into ``store`` by way of a temporary folder and a rename."""
     import torch
     from safetensors.torch import save_file
@@ -179,8 +181,12 @@ def _write(model, store: Path, name: str) -> None:
         for key, (tensor, _) in _float_tensors(model, linear).items():
             add(key, tensor)
         flush()
-        meta = {"format": FORMAT, "scheme": SCHEME, "model": name, "torch": torch.__version__,
-                "int8_layers": linear, "files": shards}
+        from .quantize import Int4Linear
+
+        int4 = {n: [m.in_features, m.out_features, m.group, m.bias is not None]
+                for n, m in model.named_modules() if isinstance(m, Int4Linear)}
+        meta = {"format": FORMAT, "scheme": SCHEMES[scheme], "model": name, "torch": torch.__version__,
+                "int8_layers": linear, "int4_layers": int4, "files": shards}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
             os.rename(tmp, store)
@@ -193,7 +199,7 @@ def _write(model, store: Path, name: str) -> None:
         raise
 
 
-def _read(build, folder: Path, store: Path):
+def _read(build, folder: Path, store: Path, scheme: str):
     """The int8 model from ``store``, checked against the modules ``build`` makes.
 
     Raises:
@@ -205,10 +211,10 @@ def _read(build, folder: Path, store: Path):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
     from transformers import AutoConfig, GenerationConfig
 
-    from .quantize import _drop_pages, _file_mappings, float_embedding_output
+    from .quantize import Int4Linear, _drop_pages, _file_mappings, float_embedding_output
 
     meta = json.loads((store / "meta.json").read_text())
-    if meta.get("format") != FORMAT or meta.get("scheme") != SCHEME:
+    if meta.get("format") != FORMAT or meta.get("scheme") != SCHEMES[scheme]:
         raise _Damaged("another format")
     for file, size in meta["files"].items():
         if (store / file).stat().st_size != size:
@@ -216,9 +222,13 @@ def _read(build, folder: Path, store: Path):
     config = AutoConfig.from_pretrained(folder)
     with torch.device("meta"):
         model = build(config)
-    linear = meta["int8_layers"]
-    if sorted(linear) != sorted(n for n, m in model.named_modules() if type(m) is nn.Linear):
+    linear, int4 = meta["int8_layers"], meta.get("int4_layers", {})
+    if sorted([*linear, *int4]) != sorted(n for n, m in model.named_modules() if type(m) is nn.Linear):
         raise _Damaged("other layers")
+    with torch.device("meta"):
+        for mname, (n_in, n_out, group, bias) in int4.items():
+            parent, _, attr = mname.rpartition(".")
+            setattr(model.get_submodule(parent), attr, Int4Linear(n_in, n_out, group, bias))
     floats = _float_tensors(model, linear)
     expected = {key: tuple(tensor.shape) for key, (tensor, _) in floats.items()}
     for mname in linear:
