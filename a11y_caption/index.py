@@ -109,6 +109,9 @@ class IndexStore:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # It holds the text of screenshots: private to the user (SQLite gives its -wal and -shm
+            # files the same permissions).
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             # Autocommit: every transaction below is an explicit BEGIN ... COMMIT.
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
             self.db.execute("PRAGMA journal_mode = WAL")
