@@ -153,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-baseline", action="store_true", help="skip the slow naive baseline")
     b.add_argument("--plot", metavar="PNG", help="also plot time to first word against image tokens (needs matplotlib)")
     b.add_argument("--report", metavar="MD", help="also write the results as Markdown (docs/PERFORMANCE.md)")
+    b.add_argument("--index", action="store_true", help="time the folder index instead: images per minute, "
+                   "batched or not, and a second unchanged run over 1,000 files")
     from .index_cli import add_parsers as add_index_parsers
 
     add_index_parsers(sub, common)  # index, search, show, export

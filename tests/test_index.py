@@ -325,3 +325,56 @@ def test_describe_tags_in_json(tiny_models, family):
     row = json.loads(r.stdout)
     assert isinstance(row["tags"], list) and row["tags"], row
     assert all(t == t.lower() and " " not in t for t in row["tags"])
+
+
+class StandInAgent:
+    """Answers like the agent's control endpoint (control.py): status, describe by task, read."""
+
+    def __init__(self):
+        self.requests = []
+
+    def __call__(self, request, image, reply):
+        self.requests.append((request, image))
+        op, task = request["op"], request.get("task")
+        if op == "status":
+            reply.done(state="ready", model="Salesforce/blip-image-captioning-base")
+        elif op == "read":
+            reply.done(text="Total 12 euros", lines=["Total 12 euros"])
+        elif task == "question":
+            reply.chunk("Receipt, paper, ")
+            reply.done(text="Receipt, paper, bakery")
+        else:
+            reply.chunk("A paper receipt on a wooden table. ")
+            reply.done(text={"photo": "A paper receipt on a wooden table. It is crumpled.",
+                              "alt_text": "A crumpled paper receipt."}[task], model="stand-in")
+
+
+def test_index_goes_through_the_running_agent(tmp_path, monkeypatch):
+    """Contract test: a stand-in for the agent's request handler behind the real control endpoint."""
+    from a11y_caption import control
+    from a11y_caption.prompts import TAGS_PROMPT
+
+    root = tmp_path / "pictures"
+    picture = text_image("Total 12 euros", root / "r.png")
+    monkeypatch.setenv("A11Y_CAPTION_RUNTIME_DIR", str(tmp_path / "run"))
+    agent = StandInAgent()
+    server = control.ControlServer(agent, control.runtime_dir(create=True))
+    server.start()
+    try:
+        db = tmp_path / "i.db"
+        r = run_cli("index", str(root), "--db", str(db))
+        assert r.returncode == 0, r.stderr
+        assert "1 image: 1 described" in r.stderr
+        r = run_cli("search", "crumpled euros", "--db", str(db), "--json", "--no-speak")
+    finally:
+        server.close()
+    [row] = [json.loads(line) for line in r.stdout.splitlines()]
+    assert row == {"path": str(picture), "model": "Salesforce/blip-image-captioning-base",
+                   "text": "A paper receipt on a wooden table.",
+                   "description": "A paper receipt on a wooden table. It is crumpled.",
+                   "alt_text": "A crumpled paper receipt.", "tags": ["receipt", "paper", "bakery"],
+                   "score": row["score"]}
+    sent = [(q["op"], q.get("task"), q.get("prompt"), q.get("speak"), image) for q, image in agent.requests]
+    data = picture.read_bytes()
+    assert sent[1:] == [("describe", "photo", None, False, data), ("describe", "alt_text", None, False, data),
+                        ("describe", "question", TAGS_PROMPT, False, data), ("read", None, None, False, data)]

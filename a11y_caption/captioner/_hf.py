@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from ..errors import DeviceError
 from .base import Generation, GenerationOptions
 
-__all__ = ["pick_device", "pick_dtype", "stream_generate"]
+__all__ = ["batch_generate", "pick_device", "pick_dtype", "stream_generate"]
 
 
 def pick_device(device: str = "auto") -> str:
@@ -139,3 +139,29 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
 
     generation = Generation(chunks(), stop, model_name)
     return generation
+
+
+def batch_generate(model, inputs: dict, tokenizer, options: GenerationOptions, stop: threading.Event | None = None,
+                   *, strip_prompt: bool = True) -> list[str]:
+    """Several prompts (padded) in one ``model.generate`` call, to the end: one text per row.
+    Nothing streams; ``stop`` ends the whole batch at the next token."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    stop = stop or threading.Event()
+
+    class StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    kwargs = dict(inputs, max_new_tokens=options.max_new_tokens, num_beams=options.num_beams,
+                  stopping_criteria=StoppingCriteriaList([StopOnEvent()]))
+    if options.temperature > 0:
+        kwargs.update(do_sample=True, temperature=options.temperature)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    with torch.inference_mode():
+        output = model.generate(**kwargs)
+    if strip_prompt and "input_ids" in inputs:
+        output = output[:, inputs["input_ids"].shape[-1]:]
+    return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
