@@ -31,29 +31,36 @@ def _images(n: int):
 
 def batch_rows(name: str, folder: Path, *, n: int = 20, new_tokens: int = 20, batches=(4, 8)) -> list[dict]:
     """Images per minute for ``n`` photo captions: one generate call per image (the streaming path
-    describe uses), then ``batches`` images per call. Same loaded model, warmed up first."""
+    describe uses) against ``size`` images per call, for each size. Same loaded model, warmed up.
+    The CPU may be shared: the two ways alternate, chunk by chunk, so that both see the same load."""
     from .captioner.base import GenerationOptions, Request
     from .captioner.factory import load_captioner
 
     captioner = load_captioner(str(folder))
     options = GenerationOptions(max_new_tokens=new_tokens)
-    images = _images(n)
-    requests = [Request(im, "photo") for im in images]
+    requests = [Request(im, "photo") for im in _images(n)]
     captioner.generate(Request(_images(1)[0], "photo"), options).collect()  # warm-up
-    if hasattr(captioner, "forget"):
-        captioner.forget()
+    captioner.generate_batch(requests[:2], options)
+    tokenizer = getattr(captioner, "processor").tokenizer
     rows = []
-    start = time.perf_counter()
-    for r in requests:
-        captioner.generate(r, options).collect()
-        if hasattr(captioner, "forget"):
-            captioner.forget()  # a new image each time: nothing of the last one is reused anyway
-    rows.append(_row(name, "one per call", n, time.perf_counter() - start))
     for size in batches:
-        start = time.perf_counter()
+        one = many = 0.0
+        one_tokens = many_tokens = 0
         for i in range(0, n, size):
-            captioner.generate_batch(requests[i:i + size], options)
-        rows.append(_row(name, f"{size} per call", n, time.perf_counter() - start))
+            chunk = requests[i:i + size]
+            start = time.perf_counter()
+            for r in chunk:
+                if hasattr(captioner, "forget"):
+                    captioner.forget()  # a new image each time: nothing of the last one is reused
+                description = captioner.generate(r, options).collect()
+                one_tokens += description.new_tokens
+            one += time.perf_counter() - start
+            start = time.perf_counter()
+            texts = captioner.generate_batch(chunk, options)
+            many += time.perf_counter() - start
+            many_tokens += sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        rows.append(_row(name, f"one per call (alternating with {size} per call)", n, one, one_tokens))
+        rows.append(_row(name, f"{size} per call", n, many, many_tokens))
     return rows
 
 
@@ -105,9 +112,12 @@ def unchanged_run_row(n: int = 1000) -> dict:
             "all_seconds": [round(t, 3) for t in times]}
 
 
-def _row(name: str, variant: str, n: int, seconds: float) -> dict:
-    return {"model": name, "variant": variant, "images": n, "seconds": round(seconds, 2),
-            "images_per_minute": round(60 * n / seconds, 1)}
+def _row(name: str, variant: str, n: int, seconds: float, new_tokens: int | None = None) -> dict:
+    row = {"model": name, "variant": variant, "images": n, "seconds": round(seconds, 2),
+           "images_per_minute": round(60 * n / seconds, 1)}
+    if new_tokens is not None:  # random weights stop at different points: say how much was written
+        row["new_tokens"] = new_tokens
+    return row
 
 
 def main(argv: list[str]) -> None:

@@ -434,8 +434,11 @@ def _agent_tags(text: str) -> dict:
     from .tags import tags_from
 
     reply = list(request("ask", question=TAGS_PROMPT, speak=False))
-    answer = "".join(m.get("text", "") for m in reply if m.get("type") == "chunk")
-    return {"tags": tags_from(answer if reply[-1].get("type") == "done" else text.partition("\nText found:")[0])}
+    if reply[-1].get("type") == "done":
+        answer = reply[-1].get("text") or "".join(m.get("text", "") for m in reply if m.get("type") == "chunk")
+    else:
+        answer = text.partition("\nText found:")[0]
+    return {"tags": tags_from(answer)}
 
 
 def _show_reply(args, messages, label: str, several: bool, label_key: str = "path", more=None) -> str | None:

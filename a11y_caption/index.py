@@ -464,6 +464,8 @@ def index_folders(roots: Iterable[str | os.PathLike], store: IndexStore, analyse
     summary.found = len(paths)
     known = store.files_under(roots)
     described = store.described(analyser.model)
+    if progress is not None:
+        progress(0, len(paths), summary)
     for done, path in enumerate(paths, 1):
         key = str(path)
         try:

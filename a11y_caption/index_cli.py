@@ -76,7 +76,8 @@ def _index(args) -> int:
 
             # Drawn only on a terminal (disable=None); nothing is written to a pipe or a file.
             bar = tqdm(total=total, unit="image", file=sys.stderr, disable=None, dynamic_ncols=True)
-        bar.update(1)
+        if done:
+            bar.update(1)
         if speaker is not None and (time.monotonic() - last_said[0] >= SPEAK_EVERY_S) and done < total:
             last_said[0] = time.monotonic()
             speaker.say(f"{done} of {total}.")

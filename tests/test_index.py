@@ -340,13 +340,16 @@ class StandInAgent:
             reply.done(state="ready", model="Salesforce/blip-image-captioning-base")
         elif op == "read":
             reply.done(text="Total 12 euros", lines=["Total 12 euros"])
+        elif op == "ask":
+            reply.chunk("Receipt, ")
+            reply.done(text="Receipt, Table")
         elif task == "question":
             reply.chunk("Receipt, paper, ")
             reply.done(text="Receipt, paper, bakery")
         else:
             reply.chunk("A paper receipt on a wooden table. ")
             reply.done(text={"photo": "A paper receipt on a wooden table. It is crumpled.",
-                              "alt_text": "A crumpled paper receipt."}[task], model="stand-in")
+                              "alt_text": "A crumpled paper receipt."}[task or "photo"], model="stand-in")
 
 
 def test_index_goes_through_the_running_agent(tmp_path, monkeypatch):
@@ -378,3 +381,42 @@ def test_index_goes_through_the_running_agent(tmp_path, monkeypatch):
     data = picture.read_bytes()
     assert sent[1:] == [("describe", "photo", None, False, data), ("describe", "alt_text", None, False, data),
                         ("describe", "question", TAGS_PROMPT, False, data), ("read", None, None, False, data)]
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl-2b", "blip-base"])
+def test_batched_captions_match_one_at_a_time(tiny_models, family):
+    """generate_batch (measured against one image per call by `bench --index`) pads images of
+    different sizes and prompts of different lengths without changing any answer (greedy)."""
+    from a11y_caption.captioner.base import GenerationOptions, Request
+    from a11y_caption.captioner.factory import load_captioner
+
+    captioner = load_captioner(str(tiny_models[family]), quantize="none", dtype="fp32")
+    requests = [Request(render_screen(["Hello"], size=(320, 120)).image, "photo"),
+                Request(Image.effect_mandelbrot((200, 300), (-2, -1.2, 1, 1.2), 30).convert("RGB"), "alt_text"),
+                Request(render_screen(size=(640, 400)).image, "screen")]
+    options = GenerationOptions(max_new_tokens=8)
+    alone = []
+    for r in requests:
+        alone.append(captioner.generate(r, options).collect().text)
+        getattr(captioner, "forget", lambda: None)()
+    assert captioner.generate_batch(requests, options) == alone
+
+
+def test_describe_tags_through_the_running_agent(tmp_path, monkeypatch):
+    """Contract test: describe --json --tags asks the agent a follow-up for the tags."""
+    from a11y_caption import control
+    from a11y_caption.prompts import TAGS_PROMPT
+
+    picture = text_image("Total 12 euros", tmp_path / "r.png")
+    monkeypatch.setenv("A11Y_CAPTION_RUNTIME_DIR", str(tmp_path / "run"))
+    agent = StandInAgent()
+    server = control.ControlServer(agent, control.runtime_dir(create=True))
+    server.start()
+    try:
+        r = run_cli("describe", str(picture), "--json", "--tags", "--no-speak")
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)
+    assert (row["text"], row["tags"]) == ("A paper receipt on a wooden table. It is crumpled.", ["receipt", "table"])
+    assert [(q["op"], q.get("question")) for q, _ in agent.requests][-2:] == [("describe", None), ("ask", TAGS_PROMPT)]
