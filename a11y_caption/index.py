@@ -296,26 +296,29 @@ def find_images(roots: Iterable[str | os.PathLike], problems: list[tuple[str, st
     Raises:
         A11yCaptionError: a root is missing.
     """
-    found: set[Path] = set()
+    found: set[str] = set()
     for root in roots:
         root = Path(os.path.abspath(root))
         if root.is_file():
-            found.add(root)
+            found.add(str(root))
             continue
         if not root.is_dir():
             raise A11yCaptionError(f"{root} is not a folder.")
-
-        def unreadable(e: OSError) -> None:
-            problems.append((e.filename or str(root), f"could not be read ({e.strerror or e})."))
-
-        for folder, dirs, names in os.walk(root, onerror=unreadable):
-            dirs.sort()
-            for name in names:
-                if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                    p = Path(folder, name)
-                    if not p.is_symlink():
-                        found.add(p)
-    return sorted(found)
+        pending = [str(root)]
+        while pending:  # os.scandir: the entry types come with the listing, no stat per file
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.is_symlink():
+                            continue
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append(entry.path)
+                        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+                            found.add(entry.path)
+            except OSError as e:
+                problems.append((folder, f"could not be read ({e.strerror or e})."))
+    return [Path(p) for p in sorted(found)]
 
 
 def file_hash(path: Path) -> str:

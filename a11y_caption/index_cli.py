@@ -56,7 +56,6 @@ def _store(args):
 def _index(args) -> int:
     from .cli import _settings
     from .index import AgentAnalyser, LocalAnalyser, Summary, index_folders
-    from .speech import open_speaker
 
     args.no_speak = not args.speak
     config = _settings(args)
@@ -64,19 +63,22 @@ def _index(args) -> int:
     analyser = None if args.local or args.model else AgentAnalyser.if_running()
     if analyser is None:
         analyser = LocalAnalyser(config.model)
-    speaker = open_speaker(config.speech) if args.speak else None
+    speaker = None
+    if args.speak:
+        from .speech import open_speaker
+
+        speaker = open_speaker(config.speech)
     summary = Summary()
     bar = None
     last_said = [time.monotonic()]
 
     def progress(done: int, total: int, s: Summary) -> None:
         nonlocal bar
-        if bar is None:
+        if bar is None and sys.stderr.isatty():  # a bar only on a terminal, never into a pipe or a file
             from tqdm import tqdm
 
-            # Drawn only on a terminal (disable=None); nothing is written to a pipe or a file.
-            bar = tqdm(total=total, unit="image", file=sys.stderr, disable=None, dynamic_ncols=True)
-        if done:
+            bar = tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True)
+        if done and bar is not None:
             bar.update(1)
         if speaker is not None and (time.monotonic() - last_said[0] >= SPEAK_EVERY_S) and done < total:
             last_said[0] = time.monotonic()
