@@ -368,9 +368,11 @@ def test_index_goes_through_the_running_agent(tmp_path, monkeypatch):
     server.start()
     try:
         db = tmp_path / "i.db"
-        r = run_cli("index", str(root), "--db", str(db))
+        said = tmp_path / "said.txt"
+        r = run_cli("index", str(root), "--db", str(db), "--speak", "--speech", "none", "--transcript", str(said))
         assert r.returncode == 0, r.stderr
         assert "1 image: 1 described" in r.stderr
+        assert said.read_text() == "1 image: 1 described, 0 already indexed, 0 could not be read.\n"
         r = run_cli("search", "crumpled euros", "--db", str(db), "--json", "--no-speak")
     finally:
         server.close()
