@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--dtype", choices=DTYPES)
     d.add_argument("--quantize", choices=QUANTIZE_MODES, help="auto: int8 on the CPU, none on a GPU")
     d.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the model (only if you trust it)")
+    d.add_argument("--tags", action="store_true", help="with --json: add tags, a list of lowercase words for what is in it")
 
     r = sub.add_parser("read", help="read the text of images (or the screen) exactly, with OCR")
     sources(r)
@@ -154,6 +155,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-baseline", action="store_true", help="skip the slow naive baseline")
     b.add_argument("--plot", metavar="PNG", help="also plot time to first word against image tokens (needs matplotlib)")
     b.add_argument("--report", metavar="MD", help="also write the results as Markdown (docs/PERFORMANCE.md)")
+    b.add_argument("--index", action="store_true", help="time the folder index instead: images per minute, "
+                   "batched or not, and a second unchanged run over 1,000 files")
+    from .index_cli import add_parsers as add_index_parsers
+
+    add_index_parsers(sub, common)  # index, search, show, export
     return p
 
 
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config,
                    "bench": _bench, "ask": _ask, "stop": _agent_only, "repeat": _agent_only,
-                   "status": _agent_only}[args.command]
+                   "status": _agent_only, **_index_handlers()}[args.command]
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
@@ -187,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"a11y-caption: unexpected error ({where}); run with --debug for details.", file=sys.stderr)
         return 1
+
+
+def _index_handlers() -> dict:
+    from .index_cli import HANDLERS
+
+    return HANDLERS
 
 
 def _settings(args):
@@ -307,6 +319,8 @@ def _describe(args) -> int:
                    "seconds": round(time.perf_counter() - start, 3)}
             if generation.screen_text is not None:  # a grounded description: the OCR lines it was given
                 row["text_on_screen"] = generation.screen_text.as_json()
+            if args.tags:
+                row["tags"] = describer.tags(image)
             _emit(json.dumps(row, ensure_ascii=False) + "\n")
         else:
             if len(inputs) > 1:
@@ -381,7 +395,8 @@ def _through_agent(args, op: str) -> int | None:
         try:
             image = _image_bytes(path, MAX_IMAGE_BYTES) if path else None
             messages = request(op, source=source, image=image, name=Path(path).name if path else None, **fields)
-            text = _show_reply(args, messages, label, len(jobs) > 1)
+            tags = _agent_tags if op == "describe" and getattr(args, "tags", False) else None
+            text = _show_reply(args, messages, label, len(jobs) > 1, more=tags)
         except AgentNotRunning as e:
             raise A11yCaptionError("The agent stopped answering.") from e
         except A11yCaptionError as e:
@@ -413,10 +428,25 @@ def _image_bytes(path: str, limit: int) -> bytes:
     return p.read_bytes()
 
 
-def _show_reply(args, messages, label: str, several: bool, label_key: str = "path") -> str | None:
+def _agent_tags(text: str) -> dict:
+    """describe --tags through the agent: a follow-up question about the image it just described;
+    a model that cannot answer questions (BLIP) has its caption split instead."""
+    from .control import request
+    from .prompts import TAGS_PROMPT
+    from .tags import tags_from
+
+    reply = list(request("ask", question=TAGS_PROMPT, speak=False))
+    if reply[-1].get("type") == "done":
+        answer = reply[-1].get("text") or "".join(m.get("text", "") for m in reply if m.get("type") == "chunk")
+    else:
+        answer = text.partition("\nText found:")[0]
+    return {"tags": tags_from(answer)}
+
+
+def _show_reply(args, messages, label: str, several: bool, label_key: str = "path", more=None) -> str | None:
     """Print an agent's streamed reply as the in-process commands do (``--json``: one object whose
-    ``label_key`` is ``label``). Returns the whole text, or None when the request was stopped (by
-    Stop or a newer request)."""
+    ``label_key`` is ``label``, plus the fields ``more(text)`` returns). Returns the whole text, or
+    None when the request was stopped (by Stop or a newer request)."""
     streaming = not getattr(args, "json", False)
     if streaming and several:
         _emit(f"{label}:\n")
@@ -444,6 +474,8 @@ def _show_reply(args, messages, label: str, several: bool, label_key: str = "pat
                     row["text_on_screen"] = message["text_on_screen"]
                 if message.get("lines") is not None:
                     row = {label_key: label, "text": text, "lines": message["lines"], "seconds": message.get("seconds")}
+                if more is not None:
+                    row.update(more(text))
                 _emit(json.dumps(row, ensure_ascii=False) + "\n")
             elif not parts and text:
                 _emit(text + "\n")

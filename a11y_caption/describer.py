@@ -214,6 +214,23 @@ class Describer:
         outer = Generation(chunks(), stop, name)
         return outer
 
+    def tags(self, image: Image.Image, caption: str | None = None) -> list[str]:
+        """Short lowercase tags for ``image``: a chat model is asked for them; a captioner's
+        caption (``caption`` if it was made already, else a new alt text) is split into words.
+
+        Raises:
+            ModelNotFound: the model is missing (OCR text makes no tags).
+        """
+        from .prompts import TAGS_PROMPT
+        from .tags import tags_from
+
+        self.load()
+        if self.missing is not None:
+            raise self.missing
+        if getattr(self.captioner, "answers_questions", False):
+            return tags_from(self.describe(image, "question", TAGS_PROMPT).collect().text)
+        return tags_from(caption if caption is not None else self.describe(image, "alt_text").collect().text)
+
     def _grounds(self, task: Task, history, screen_text: ScreenText | None) -> str | None:
         """How this description is grounded in OCR text (see grounding.py): "prompt" (the lines go
         into the prompt, and quotes are checked against them), "check" (OCR runs alongside the

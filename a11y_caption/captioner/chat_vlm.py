@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..prompts import prompt_for
-from ._hf import pick_device, pick_dtype, stream_generate
+from ._hf import batch_generate, pick_device, pick_dtype, stream_generate
 from .base import Generation, GenerationOptions, Request
 
 __all__ = ["ChatVLMCaptioner", "fit_pixels"]
@@ -66,6 +66,40 @@ class ChatVLMCaptioner:
         self._kept: _Kept | None = None  # the last answer's cache, for a follow-up question
         self.reused_tokens = 0  # how many prompt tokens the last generate took from that cache
 
+    def prepare(self, request: Request) -> dict:
+        """The model inputs for ``request``: chat template applied, image fitted to its budget."""
+        return self._prepare([request])
+
+    def generate_batch(self, requests: list[Request], options: GenerationOptions,
+                       stop: threading.Event | None = None) -> list[str]:
+        """Answers for several requests (first turns) in one generate call, prompts padded on the
+        left; in order; nothing streams."""
+        self._kept = None  # the cache of one answer no longer matches what the model saw last
+        tokenizer = self.processor.tokenizer
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            inputs = self._prepare(requests, padding=True)
+        finally:
+            tokenizer.padding_side = side
+        return batch_generate(self.model, inputs, tokenizer, options, stop)
+
+    def _prepare(self, requests: list[Request], **extra) -> dict:
+        prompts = [self._prompt(r) for r in requests]
+        images = [fit_pixels(r.image, self._budget(r)) for r in requests]
+        kwargs = dict(extra)
+        ip = self.processor.image_processor
+        if getattr(ip, "merge_size", None) and getattr(ip, "patch_size", None):
+            # Qwen-style dynamic resolution rounds sides to whole patches, which can overshoot the
+            # budget by a row; its own pixel limits bound it exactly.
+            budget = max(self._budget(r) for r in requests)
+            kwargs["images_kwargs"] = {"size": {"shortest_edge": min(ip.size.shortest_edge or 0, budget),
+                                                "longest_edge": budget}}
+        inputs = self.processor(text=prompts, images=images, return_tensors="pt", **kwargs)
+        return inputs.to(self.device)
+
+    def _budget(self, request: Request) -> int:
+        return self.screen_pixels if request.is_screen else self.photo_pixels
+
     def _prompt(self, request: Request) -> str:
         """The chat-templated text of ``request``: earlier turns, the image with the first, the new prompt."""
         messages = []
@@ -75,20 +109,6 @@ class ChatVLMCaptioner:
         messages.append({"role": "user", "content": [{"type": "text", "text": prompt_for(request)}]})
         messages[0]["content"].insert(0, {"type": "image"})  # the image goes with the first turn
         return self.processor.apply_chat_template(messages, add_generation_prompt=True)
-
-    def prepare(self, request: Request) -> dict:
-        """The model inputs for ``request``: chat template applied, image fitted to its budget."""
-        budget = self.screen_pixels if request.is_screen else self.photo_pixels
-        prompt = self._prompt(request)
-        kwargs = {}
-        ip = self.processor.image_processor
-        if getattr(ip, "merge_size", None) and getattr(ip, "patch_size", None):
-            # Qwen-style dynamic resolution rounds sides to whole patches, which can overshoot the
-            # budget by a row; its own pixel limits bound it exactly.
-            kwargs["images_kwargs"] = {"size": {"shortest_edge": min(ip.size.shortest_edge or 0, budget),
-                                                "longest_edge": budget}}
-        inputs = self.processor(text=[prompt], images=[fit_pixels(request.image, budget)], return_tensors="pt", **kwargs)
-        return inputs.to(self.device)
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         inputs = self.prepare(request)
