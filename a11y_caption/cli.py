@@ -141,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     check = csub.add_parser("check", help="check a settings file and list its hotkeys")
     check.add_argument("file", nargs="?")
 
+    from . import autostart, shortcuts
+
+    shortcuts.add_parser(sub)
+    autostart.add_parser(sub)
+
     b = sub.add_parser("bench", help="time to first spoken word and memory on full-size models (slow; minutes)")
     b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base")
     b.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -166,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config,
                    "bench": _bench, "ask": _ask, "stop": _agent_only, "repeat": _agent_only,
-                   "status": _agent_only}[args.command]
+                   "status": _agent_only, "shortcuts": _shortcuts, "autostart": _autostart}[args.command]
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
@@ -209,10 +214,11 @@ def _given(flag, setting):
 def _inputs(args):
     """(label, loader) pairs: files given, or the one capture asked for. A loader returns the
     image, its task, and a sentence for the user when the image is not what was asked for."""
-    from .capture import capture_window, grab_clipboard_image, grab_screen
+    from .capture import capture_window, grab_clipboard_image, grab_screen, permission_note
     from .images import open_image
 
-    _capture_asked(args)  # no source at all: say so
+    if _capture_asked(args) in ("screen", "window") and (note := permission_note()):
+        print(f"a11y-caption: {note}", file=sys.stderr)  # before the desktop's one-time dialog shows
     if args.screen:
         return [("screen", lambda: (grab_screen("pointer"), "screen", ""))]
     if args.window:
@@ -545,6 +551,18 @@ def _config(args) -> int:
     for b in config.hotkeys:
         print(f"{b.keys}\t{b.action}" + (f"\t{b.prompt}" if b.prompt else ""))
     return 0
+
+
+def _shortcuts(args) -> int:
+    from .shortcuts import cli
+
+    return cli(args)
+
+
+def _autostart(args) -> int:
+    from .autostart import cli
+
+    return cli(args)
 
 
 def _bench(args) -> int:
