@@ -155,3 +155,49 @@ def wait_drawn(sway: Sway, node: dict, min_light_pixels: int = 800) -> None:
         return sum(grey.histogram()[128:]) > min_light_pixels
 
     wait_for(drawn, timeout=30, interval=0.1)
+
+
+class PortalStandIn:
+    """tests/portal_standin.py on a private bus: the documented portal interfaces (contract tests)."""
+
+    def __init__(self, bus, image: Path, *flags: str):
+        import sys
+
+        from screen_readers import _stop_group as stop_group
+
+        self._stop = stop_group
+        self.bus = bus
+        self.root = Path(tempfile.mkdtemp(prefix="a11y-portal-"))
+        self.pictures = self.root / "Pictures"
+        self.pictures.mkdir()
+        self.calls_file = self.root / "calls.jsonl"
+        ready = self.root / "ready"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("portal_standin.py")), str(self.calls_file),
+             "--image", str(image), "--pictures", str(self.pictures), "--ready", str(ready), *flags],
+            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus.address}, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        wait_for(lambda: ready.exists() or self.proc.poll() is not None, timeout=15)
+        assert self.proc.poll() is None, "the portal stand-in did not start"
+
+    def calls(self, member: str | None = None) -> list[dict]:
+        import json
+
+        if not self.calls_file.exists():
+            return []
+        rows = [json.loads(line) for line in self.calls_file.read_text().splitlines() if line.strip()]
+        return [r for r in rows if member is None or r["member"] == member]
+
+    def activate(self, shortcut_id: str) -> None:
+        """What the desktop does when the user presses a bound shortcut: the Activated signal."""
+        from jeepney import DBusAddress, new_method_call
+        from jeepney.io.blocking import open_dbus_connection
+
+        with open_dbus_connection(self.bus.address) as conn:
+            conn.send_and_get_reply(new_method_call(
+                DBusAddress("/org/freedesktop/portal/desktop", bus_name="org.freedesktop.portal.Desktop",
+                            interface="org.a11ycaption.StandIn"), "Activate", "s", (shortcut_id,)), timeout=10)
+
+    def close(self) -> None:
+        self._stop(self.proc)
+        shutil.rmtree(self.root, ignore_errors=True)
