@@ -132,8 +132,14 @@ def test_screenshot_portal_failures_say_why(bus, tmp_path, flags, sentence):
         portal.close()
 
 
-def test_no_portal_on_the_bus_says_so(bus, tmp_path):
-    r = run_cli("read", "--screen", "--no-speak", "--local", env={**_gnome_env(bus, tmp_path), "PATH": "/nonexistent"})
+def test_no_portal_on_the_bus_says_so(tmp_path):
+    from wayland_session import BareBus
+
+    bus = BareBus()
+    try:
+        r = run_cli("read", "--screen", "--no-speak", "--local", env={**_gnome_env(bus, tmp_path), "PATH": "/nonexistent"})
+    finally:
+        bus.close()
     assert r.returncode == 1
     assert r.stderr.splitlines()[-1] == ("a11y-caption: This Wayland screen cannot be captured: grim is not installed, "
                                          "and no desktop portal (xdg-desktop-portal) runs on the session bus."), r.stderr

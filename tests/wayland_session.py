@@ -201,3 +201,32 @@ class PortalStandIn:
     def close(self) -> None:
         self._stop(self.proc)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class BareBus:
+    """A private session bus that starts no service on demand (no service folders), so that "no
+    portal" is what it says even where xdg-desktop-portal is installed."""
+
+    def __init__(self):
+        from screen_readers import require
+
+        require("dbus-daemon")
+        self.root = Path(tempfile.mkdtemp(prefix="a11y-barebus-"))
+        config = self.root / "bus.conf"
+        config.write_text(
+            '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" '
+            '"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+            f'<busconfig><type>session</type><listen>unix:dir={self.root}</listen>'
+            '<auth>EXTERNAL</auth><policy context="default"><allow send_destination="*" eavesdrop="true"/>'
+            '<allow eavesdrop="true"/><allow own="*"/></policy></busconfig>\n')
+        self.proc = subprocess.Popen(["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                     text=True, start_new_session=True)
+        self.address = self.proc.stdout.readline().strip()
+        if not self.address:
+            self.close()
+            raise AssertionError("dbus-daemon did not start")
+
+    def close(self) -> None:
+        _stop_group(self.proc)
+        shutil.rmtree(self.root, ignore_errors=True)
