@@ -123,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-speak", action="store_true", help="print only; the agent stays silent")
     a.add_argument("--json", action="store_true", help="one JSON object: question, text, model, seconds")
     sub.add_parser("stop", help="make the running agent stop speaking and generating")
+    sub.add_parser("copy-last", help="the running agent copies its last answer to the clipboard")
+    sub.add_parser("release", help="the running agent frees the model's memory (the next description reloads it)")
     rep = sub.add_parser("repeat", help="the running agent says its last answer again (and it is printed)")
     rep.add_argument("--no-speak", action="store_true", help="print only")
     st = sub.add_parser("status", help="is an agent running, and with which model")
@@ -171,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config,
                    "bench": _bench, "ask": _ask, "stop": _agent_only, "repeat": _agent_only,
+                   "copy-last": _agent_only, "release": _agent_only,
                    "status": _agent_only, "shortcuts": _shortcuts, "autostart": _autostart}[args.command]
         return handler(args)
     except A11yCaptionError as e:
@@ -475,7 +478,8 @@ def _agent_only(args) -> int:
     """stop, repeat and status: things only a running agent can do."""
     from .control import AgentNotRunning, request
 
-    op = {"stop": "stop", "repeat": "repeat", "status": "status"}[args.command]
+    op = {"stop": "stop", "repeat": "repeat", "status": "status", "copy-last": "copy_last",
+          "release": "release"}[args.command]
     try:
         messages = request(op, **({"speak": not args.no_speak} if op == "repeat" else {}))
         if op == "repeat":

@@ -37,12 +37,13 @@ DESCRIPTIONS = {
     "read_text": "Read the text of the active window", "repeat_last": "Say the last answer again",
     "copy_last": "Copy the last answer", "stop": "Stop speaking", "release_model": "Free the model's memory",
 }
-# The command each action runs; actions missing here have no command yet (portal or X11 hotkeys only).
+# The command each action runs.
 COMMANDS = {
     "describe_screen": ["describe", "--screen"], "describe_window": ["describe", "--window"],
     "describe_clipboard": ["describe", "--clipboard"],
     "alt_text_to_clipboard": ["describe", "--clipboard", "--alt-text", "--copy"],
     "read_text": ["read", "--window"], "repeat_last": ["repeat"], "stop": ["stop"],
+    "copy_last": ["copy-last"], "release_model": ["release"],
 }
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
 GNOME_BASE = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/"
@@ -73,10 +74,8 @@ def command_path() -> list[str]:
     return [os.path.abspath(found)] if found else [os.path.abspath(sys.executable), "-m", "a11y_caption"]
 
 
-def command_for(b: Binding, program: Sequence[str] | None = None) -> list[str] | None:
-    args = COMMANDS.get(b.action)
-    if args is None:
-        return None
+def command_for(b: Binding, program: Sequence[str] | None = None) -> list[str]:
+    args = COMMANDS[b.action]
     if b.prompt and args[0] == "describe" and "--alt-text" not in args:
         args = [*args, "--prompt", b.prompt]
     return [*(program or command_path()), *args]
@@ -100,15 +99,9 @@ def _keys(keys: str, style: str) -> str:
 
 
 def _bound(bindings: Iterable[Binding], program) -> list[tuple[str, Binding, list[str]]]:
-    """(id, binding, command) for each binding that has a command."""
+    """(id, binding, command) for each binding."""
     bindings = list(bindings)
-    return [(sid, b, cmd) for sid, b in zip(shortcut_ids(bindings), bindings)
-            if (cmd := command_for(b, program)) is not None]
-
-
-def _skipped(bindings: Iterable[Binding]) -> list[str]:
-    return [f"{b.keys} ({b.action}): no command does this yet; the running agent's portal hotkeys can"
-            for b in bindings if b.action not in COMMANDS]
+    return [(sid, b, command_for(b, program)) for sid, b in zip(shortcut_ids(bindings), bindings)]
 
 
 # -- GNOME --------------------------------------------------------------------------------------
@@ -227,7 +220,7 @@ def install(desktop: str, bindings: Sequence[Binding], program: Sequence[str] | 
                  "Settings, Shortcuts lists them under a11y-caption)."]
     else:
         raise A11yCaptionError(f"Unknown desktop {desktop!r}; use one of: {', '.join(DESKTOPS)}.")
-    return done + _skipped(bindings) + notes
+    return done + notes
 
 
 def remove(desktop: str) -> str:
@@ -247,7 +240,7 @@ def show(bindings: Sequence[Binding], program: Sequence[str] | None = None) -> l
     """What to bind by hand on any desktop: keys, then the command."""
     lines = [f"{_keys(b.keys, 'kde')}\t{shlex.join(cmd)}\t# {binding_description(b)}"
              for _sid, b, cmd in _bound(bindings, program)]
-    return lines + _skipped(bindings)
+    return lines
 
 
 def cli(args) -> int:

@@ -26,7 +26,7 @@ from screen_readers import _stop_group
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
 BASE = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/"
 WITH_COMMANDS = ["describe_screen", "describe_window", "describe_clipboard", "alt_text_to_clipboard", "read_text",
-                 "repeat_last", "stop", "describe_window-2"]
+                 "repeat_last", "copy_last", "stop", "release_model", "describe_window-2"]  # the packaged hotkeys
 
 
 @pytest.fixture
@@ -88,7 +88,8 @@ def test_gnome_install_and_remove_keep_the_users_own_shortcuts(gnome, tmp_path):
     assert _keybinding(gsettings, BASE + "a11y-caption-stop/")[2] == "<Control><Alt><Shift>s"
     prompt = shlex.split(_keybinding(gsettings, BASE + "a11y-caption-describe_window-2/")[1])
     assert prompt[-3:-1] == ["--window", "--prompt"] and "error message" in prompt[-1]
-    assert "copy_last): no command does this yet" in r.stdout
+    assert shlex.split(_keybinding(gsettings, BASE + "a11y-caption-copy_last/")[1])[-1] == "copy-last"
+    assert shlex.split(_keybinding(gsettings, BASE + "a11y-caption-release_model/")[1])[-1] == "release"
 
     # The bound command is a working one: `stop` with no agent running answers so, in one line.
     stop = subprocess.run(shlex.split(_keybinding(gsettings, BASE + "a11y-caption-stop/")[1]),
@@ -96,7 +97,7 @@ def test_gnome_install_and_remove_keep_the_users_own_shortcuts(gnome, tmp_path):
     assert stop.returncode == 1 and "No a11y-caption agent is running" in stop.stderr, stop
 
     r = run_cli("shortcuts", "remove", "--desktop", "gnome", env=env)
-    assert r.returncode == 0 and "removed 8" in r.stdout, r
+    assert r.returncode == 0 and "removed 10" in r.stdout, r
     assert ast.literal_eval(gsettings("get", MEDIA_KEYS, "custom-keybindings").removeprefix("@as ")) == [mine]
     assert _keybinding(gsettings, mine) == ("Terminal", "foot", "<Super>t")
     assert _keybinding(gsettings, BASE + "a11y-caption-describe_screen/") == ("", "", "")
@@ -259,3 +260,13 @@ def test_autostart_windows_run_key_contract():
     assert autostart("status", command, platform="win32", registry=reg).startswith("on: ")
     assert autostart("off", command, platform="win32", registry=reg) == "a11y-caption will no longer start at login."
     assert reg.values == {}
+
+
+def test_every_action_has_a_command():
+    from a11y_caption.config import ACTIONS
+    from a11y_caption.shortcuts import COMMANDS, DESCRIPTIONS
+
+    assert set(COMMANDS) == set(ACTIONS) == set(DESCRIPTIONS)
+    for args in COMMANDS.values():  # each is a command the CLI knows
+        r = run_cli(*args, "--help")
+        assert r.returncode == 0, (args, r.stderr)

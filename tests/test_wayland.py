@@ -205,6 +205,15 @@ def test_run_under_sway_without_a_portal_stays_up_and_serves_commands(sway, tmp_
         assert agent.proc.poll() is None
         status = agent.cli("status")
         assert status.returncode == 0 and status.stdout.startswith("running:"), status
+        # The other bound commands: copy-last (the Wayland clipboard, wl-copy) and release.
+        copied = agent.cli("copy-last")
+        assert copied.returncode == 0, copied.stderr
+        pasted = subprocess.run(["wl-paste", "--no-newline"], env={**os.environ, **sway.env}, capture_output=True,
+                                text=True, timeout=30)
+        assert "Quarterly report draft" in pasted.stdout, pasted
+        released = agent.cli("release")
+        assert released.returncode == 0, released.stderr
+        agent.wait_line(lambda line: line == "Model released.")
     finally:
         assert agent.stop() == 0, agent.err.read_text()
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import wait_for
 
 USER = "a11y-caption-wl"  # created once, without a home or a login shell
-TOOLS = ("sway", "swaymsg", "grim", "foot", "runuser", "useradd")
+TOOLS = ("sway", "swaymsg", "grim", "foot", "wl-copy", "wl-paste", "runuser", "useradd")
 
 
 def require_wayland_tools() -> None:
