@@ -124,6 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-speak", action="store_true", help="print only; the agent stays silent")
     a.add_argument("--json", action="store_true", help="one JSON object: question, text, model, seconds")
     sub.add_parser("stop", help="make the running agent stop speaking and generating")
+    sub.add_parser("copy-last", help="the running agent copies its last answer to the clipboard")
+    sub.add_parser("release", help="the running agent frees the model's memory (the next description reloads it)")
     rep = sub.add_parser("repeat", help="the running agent says its last answer again (and it is printed)")
     rep.add_argument("--no-speak", action="store_true", help="print only")
     st = sub.add_parser("status", help="is an agent running, and with which model")
@@ -143,6 +145,11 @@ def _parser() -> argparse.ArgumentParser:
     csub.add_parser("path", help="print where your hotkeys.toml is read from")
     check = csub.add_parser("check", help="check a settings file and list its hotkeys")
     check.add_argument("file", nargs="?")
+
+    from . import autostart, shortcuts
+
+    shortcuts.add_parser(sub)
+    autostart.add_parser(sub)
 
     b = sub.add_parser("bench", help="time to first spoken word and memory on full-size models (slow; minutes)")
     b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base")
@@ -174,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config,
                    "bench": _bench, "ask": _ask, "stop": _agent_only, "repeat": _agent_only,
-                   "status": _agent_only, **_index_handlers()}[args.command]
+                   "copy-last": _agent_only, "release": _agent_only, "status": _agent_only,
+                   "shortcuts": _shortcuts, "autostart": _autostart, **_index_handlers()}[args.command]
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
@@ -223,10 +231,11 @@ def _given(flag, setting):
 def _inputs(args):
     """(label, loader) pairs: files given, or the one capture asked for. A loader returns the
     image, its task, and a sentence for the user when the image is not what was asked for."""
-    from .capture import capture_window, grab_clipboard_image, grab_screen
+    from .capture import capture_window, grab_clipboard_image, grab_screen, permission_note
     from .images import open_image
 
-    _capture_asked(args)  # no source at all: say so
+    if _capture_asked(args) in ("screen", "window") and (note := permission_note()):
+        print(f"a11y-caption: {note}", file=sys.stderr)  # before the desktop's one-time dialog shows
     if args.screen:
         return [("screen", lambda: (grab_screen("pointer"), "screen", ""))]
     if args.window:
@@ -503,7 +512,8 @@ def _agent_only(args) -> int:
     """stop, repeat and status: things only a running agent can do."""
     from .control import AgentNotRunning, request
 
-    op = {"stop": "stop", "repeat": "repeat", "status": "status"}[args.command]
+    op = {"stop": "stop", "repeat": "repeat", "status": "status", "copy-last": "copy_last",
+          "release": "release"}[args.command]
     try:
         messages = request(op, **({"speak": not args.no_speak} if op == "repeat" else {}))
         if op == "repeat":
@@ -589,6 +599,18 @@ def _config(args) -> int:
     for b in config.hotkeys:
         print(f"{b.keys}\t{b.action}" + (f"\t{b.prompt}" if b.prompt else ""))
     return 0
+
+
+def _shortcuts(args) -> int:
+    from .shortcuts import cli
+
+    return cli(args)
+
+
+def _autostart(args) -> int:
+    from .autostart import cli
+
+    return cli(args)
 
 
 def _bench(args) -> int:
