@@ -133,5 +133,11 @@ def test_no_telemetry_files_and_no_network_at_the_system_call_level(tiny_qwen, t
         network = [line for line in calls.splitlines()
                    if "AF_INET" in line and any(f" {c}(" in line for c in ("connect", "sendto", "sendmsg"))]
         assert network == [], network
+    # The one thing kept: the model converted to int8 (README, "Models"), weights and their layout only.
+    kept = home / ".cache" / "a11y-caption" / "quantized"
+    copies = [p for p in kept.iterdir()] if kept.is_dir() else []
+    assert len(copies) == 1 and sorted(f.name for f in copies[0].iterdir()) == ["int8-00001.safetensors", "meta.json"]
+    shutil.rmtree(home / ".cache" / "a11y-caption")
+    (home / ".cache").rmdir()  # nothing else was put there
     left = sorted(str(p.relative_to(tmp_path)) for p in [*home.rglob("*"), *tmp.rglob("*")])
     assert left == [], f"files written to HOME or TMPDIR: {left}"
