@@ -5,32 +5,14 @@ One generic path: AutoProcessor -> apply_chat_template -> processor(text, images
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 
-from PIL import Image
-
-from ..prompts import prompt_for
 from ._hf import pick_device, pick_dtype, stream_generate
 from .base import Generation, GenerationOptions, Request
+from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
 
-__all__ = ["ChatVLMCaptioner", "fit_pixels"]
-
-# Image budgets in pixels. Qwen2-VL turns each 28x28 block into one token, so 256*28*28 is about
-# 256 image tokens: enough for the layout and large text of a 1280x800 screen, and 5x faster to
-# first token than the model's default of 1280 tokens. Small text is read by OCR instead.
-SCREEN_PIXELS = 256 * 28 * 28
-PHOTO_PIXELS = 192 * 28 * 28
-
-
-def fit_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
-    """Downscale ``image`` (keeping its aspect) so that width*height <= max_pixels."""
-    w, h = image.size
-    if w * h <= max_pixels:
-        return image
-    scale = math.sqrt(max_pixels / (w * h))
-    return image.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC)
+__all__ = ["ChatVLMCaptioner", "fit_pixels"]  # fit_pixels: from chat.py, kept importable here
 
 
 class ChatVLMCaptioner:
@@ -60,13 +42,8 @@ class ChatVLMCaptioner:
 
     def prepare(self, request: Request) -> dict:
         """The model inputs for ``request``: chat template applied, image fitted to its budget."""
-        budget = self.screen_pixels if request.is_screen else self.photo_pixels
-        messages = []
-        for asked, answered in request.history:
-            messages += [{"role": "user", "content": [{"type": "text", "text": asked}]},
-                         {"role": "assistant", "content": [{"type": "text", "text": answered}]}]
-        messages.append({"role": "user", "content": [{"type": "text", "text": prompt_for(request)}]})
-        messages[0]["content"].insert(0, {"type": "image"})  # the image goes with the first turn
+        budget = pixel_budget(request, self.screen_pixels, self.photo_pixels)
+        messages = chat_messages(request, {"type": "image"})
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
         kwargs = {}
         ip = self.processor.image_processor
