@@ -22,6 +22,8 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFound",
     "NoImageOnClipboard",
+    "ServerError",
+    "ServerUnreachable",
     "SpeechError",
     "UnsupportedModel",
 ]
@@ -54,6 +56,15 @@ class DeviceError(ModelLoadError):
 
 class ImageError(A11yCaptionError):
     pass
+
+
+class ServerError(A11yCaptionError):
+    """The configured model server failed a request (refused it, timed out, broke off the answer)."""
+
+
+class ServerUnreachable(ServerError):
+    """No connection to the model server at all (nothing listens, or it did not answer in time);
+    ``fallback = "ocr"`` reads the text locally instead."""
 
 
 class NoImageOnClipboard(A11yCaptionError):
