@@ -65,16 +65,14 @@ def warn_if_unencrypted(url: str) -> None:
                     "unencrypted; use an https URL unless the network is yours alone.", server_label(url))
 
 
-def image_data_url(image: Image.Image, screen: bool) -> str:
-    """``image`` as a data URL: PNG for screens (sharp text), JPEG for photos (a tenth of the size)."""
+def image_data_url(image: Image.Image) -> str:
+    """``image`` as a PNG data URL: lossless, so the server's model sees exactly the pixels a model
+    in this process would (a JPEG would be smaller, and change the small text of a screen)."""
     buffer = io.BytesIO()
-    if screen:
-        image.save(buffer, "PNG")
-        kind = "png"
-    else:
-        image.convert("RGB").save(buffer, "JPEG", quality=90)
-        kind = "jpeg"
-    return f"data:image/{kind};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+    if image.mode not in ("RGB", "RGBA", "L"):  # CMYK, 16-bit...: what the model's processor reads anyway
+        image = image.convert("RGB")
+    image.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _client(url: str, api_key_env: str, connect_timeout: float, read_timeout: float):
@@ -115,7 +113,7 @@ class ServerCaptioner:
         """The chat turns sent for ``request``, the image fitted to its budget as a data URL."""
         image = fit_pixels(request.image, pixel_budget(request, self.screen_pixels, self.photo_pixels))
         return chat_messages(request, {"type": "image_url",
-                                       "image_url": {"url": image_data_url(image, request.is_screen)}})
+                                       "image_url": {"url": image_data_url(image)}})
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         stop = stop or threading.Event()
