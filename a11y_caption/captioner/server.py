@@ -165,8 +165,9 @@ class ServerCaptioner:
         except Exception as e:
             raise self.error(e, started=False) from e
 
-    def error(self, e: BaseException, *, started: bool) -> ServerError:
-        """The one sentence for a failed request; ``started``: the answer had begun to stream."""
+    def error(self, e: BaseException, *, started: bool, answered: bool = False) -> ServerError:
+        """The one sentence for a failed request; ``started``: the server had begun its answer
+        (headers); ``answered``: some of its text had come."""
         import openai
 
         at = f"The model server at {self.label}"
@@ -175,7 +176,7 @@ class ServerCaptioner:
         if isinstance(e, openai.APITimeoutError):
             if _caused_by(e, "ConnectTimeout"):
                 return ServerUnreachable(f"{at} did not accept a connection within {self.connect_timeout:g} s.")
-            return ServerError(f"{at} sent nothing for {self.first_token_timeout:g} s." if started else
+            return ServerError(f"{at} sent nothing more for {self.first_token_timeout:g} s." if answered else
                                f"{at} sent no answer within {self.first_token_timeout:g} s.")
         if isinstance(e, openai.APIConnectionError):
             if started:
@@ -233,7 +234,7 @@ class _Call:
 
     def _work(self) -> None:
         client = self.owner._client
-        started = False
+        started = answered = False
         try:
             if client is None:
                 raise ServerError("The model server's connection was closed.")
@@ -257,6 +258,7 @@ class _Call:
                 for choice in chunk.choices or ():
                     text = choice.delta.content if choice.delta is not None else None
                     if text:
+                        answered = True
                         self.events.put(("text", text))
                     finish = choice.finish_reason or finish
             if self._aborted.is_set():
@@ -266,7 +268,7 @@ class _Call:
             self.events.put(("end", tokens))
         except BaseException as e:
             if not self._aborted.is_set():
-                self.events.put(("error", self.owner.error(e, started=started)))
+                self.events.put(("error", self.owner.error(e, started=started, answered=answered)))
         finally:
             with self._lock:
                 stream, self._stream = self._stream, None
