@@ -537,18 +537,22 @@ def _models(args) -> int:
 
 def _server_models(args) -> int:
     """``models list --server URL``: the server's models; a server without a usable list is no error."""
-    from .captioner.server import list_server_models
+    from .captioner.server import ServerCaptioner
     from .config import load_config
     from .errors import ServerUnreachable
 
     model = load_config(args.config).model
+    server = ServerCaptioner("", args.server, api_key_env=model.api_key_env, connect_timeout=model.connect_timeout,
+                             first_token_timeout=model.first_token_timeout)
     try:
-        names = list_server_models(args.server, model.api_key_env, model.connect_timeout)
+        names = server.list_models()
     except ServerUnreachable:
         raise
     except A11yCaptionError as e:
         print(f"a11y-caption: {e} Ask for a model by the name the server knows it as (--model).", file=sys.stderr)
         return 0
+    finally:
+        server.close()
     for name in names:
         print(name)
     if not names:

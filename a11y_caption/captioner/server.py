@@ -28,7 +28,7 @@ from ..errors import ServerError, ServerUnreachable
 from .base import Generation, GenerationOptions, Request
 from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
 
-__all__ = ["ServerCaptioner", "image_data_url", "is_loopback", "list_server_models", "server_label"]
+__all__ = ["ServerCaptioner", "image_data_url", "is_loopback", "server_label"]
 
 log = logging.getLogger(__name__)
 
@@ -310,14 +310,4 @@ def _server_message(e) -> str:
 def _one_line(text: str, limit: int = 160) -> str:
     text = " ".join(text.split()).rstrip(".")
     return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def list_server_models(url: str, api_key_env: str = "", connect_timeout: float = 3.0) -> list[str]:
-    """The model names a server lists (``models list --server``)."""
-    captioner = ServerCaptioner("", url, api_key_env=api_key_env, connect_timeout=connect_timeout,
-                                first_token_timeout=30.0)
-    try:
-        return captioner.list_models()
-    finally:
-        captioner.close()
 
