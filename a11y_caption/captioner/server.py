@@ -268,7 +268,10 @@ class _Call:
             self.events.put(("end", tokens))
         except BaseException as e:
             if not self._aborted.is_set():
-                self.events.put(("error", self.owner.error(e, started=started, answered=answered)))
+                error = self.owner.error(e, started=started, answered=answered)
+                if error is not e:
+                    error.__cause__ = e  # the library's error, for --debug
+                self.events.put(("error", error))
         finally:
             with self._lock:
                 stream, self._stream = self._stream, None
