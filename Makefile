@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.14.1 torchvision==0.29.1
 SYSTEM_PACKAGES := xvfb xdotool xclip x11-utils espeak-ng sox openbox fonts-dejavu-core fonts-urw-base35 \
-	speech-dispatcher speech-dispatcher-espeak-ng dbus strace
+	speech-dispatcher speech-dispatcher-espeak-ng dbus strace \
+	sway grim foot wl-clipboard libglib2.0-bin dconf-gsettings-backend gnome-settings-daemon-common
+MEDIA_KEYS_SCHEMA := /usr/share/glib-2.0/schemas/org.gnome.settings-daemon.plugins.media-keys.gschema.xml
 SPEECHD_ESPEAK := /usr/lib/speech-dispatcher-modules/sd_espeak-ng
 FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/opentype/urw-base35/NimbusSans-Regular.otf
 
@@ -29,12 +31,15 @@ demo: setup
 	$(BIN)/a11y-caption describe a11y_caption/samples/sample-screen.png
 
 # Desktop tools for the end-to-end tests (virtual X server, key presses, clipboard, speech, a private
-# speech-dispatcher and D-Bus for the screen reader tests, strace for the system-call network audit).
+# speech-dispatcher and D-Bus for the screen reader tests, strace for the system-call network audit;
+# headless sway, grim and foot for Wayland; gsettings with dconf for GNOME's shortcuts).
 system-packages:
 	@if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null || ! command -v xclip >/dev/null \
 	    || ! command -v espeak-ng >/dev/null || ! command -v openbox >/dev/null || ! ls $(FONTS) >/dev/null 2>&1 \
 	    || ! command -v speech-dispatcher >/dev/null || ! ls $(SPEECHD_ESPEAK) >/dev/null 2>&1 \
-	    || ! command -v dbus-daemon >/dev/null || ! command -v strace >/dev/null; then \
+	    || ! command -v dbus-daemon >/dev/null || ! command -v strace >/dev/null \
+	    || ! command -v sway >/dev/null || ! command -v grim >/dev/null || ! command -v foot >/dev/null || ! command -v wl-copy >/dev/null \
+	    || ! command -v gsettings >/dev/null || ! ls $(MEDIA_KEYS_SCHEMA) /usr/lib/*/gio/modules/libdconfsettings.so >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi

@@ -177,9 +177,11 @@ class Agent:
                 self._current.stop.set()
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, hotkeys: str = "") -> None:
+        """``hotkeys``: how presses reach the agent, as a phrase for the first line."""
         self.state = "loading"
-        self.speaker.say(f"a11y-caption is on, speaking through {self.speaker.engine_label}. Loading the model.")
+        how = f", {hotkeys}" if hotkeys else ""
+        self.speaker.say(f"a11y-caption is on, speaking through {self.speaker.engine_label}{how}. Loading the model.")
         self._loader.start()
         for t in self._threads:
             t.start()
@@ -266,6 +268,11 @@ class Agent:
         """(image, the task it calls for where not the press's own): a window that cannot be isolated
         is the whole screen, said once and described as a screen."""
         source = p.source or SOURCES[p.action]
+        if source in ("screen", "window") and p.speak:
+            from .capture import permission_note
+
+            if note := permission_note():  # before the desktop's one-time dialog shows, not after
+                self.speaker.say(note)
         if source == "screen":
             return self.capture.grab_screen(self.config.capture.screen), None
         if source == "window":
@@ -451,7 +458,10 @@ class Agent:
             # follow-up's conversation starts with the same tokens and reuses the kept cache.
             asked = prompt_for(Request(image, task, question, self.config.model.language or None,
                                        screen_text=generation.screen_text))
-            self.conversation = Conversation(image, image_kind, [(asked, text)], generation.screen_text)
+            # Follow-ups check their quotes against the first turn's text: the lines in its prompt, or
+            # what OCR read to check its quotes (ground_in_ocr "check").
+            self.conversation = Conversation(image, image_kind, [(asked, text)],
+                                             generation.screen_text or generation.checked_against)
         if reply is not None:
             grounded = {} if generation.screen_text is None else {"text_on_screen": generation.screen_text.as_json()}
             reply.done(text=text, model=generation.model, seconds=round(time.perf_counter() - start, 3), **grounded)
@@ -550,17 +560,18 @@ def _tee(chunks, sink):
         yield chunk
 
 
-def check_hotkeys_possible() -> None:
-    """Raise HotkeysUnavailable, with what to do instead, where global hotkeys cannot work."""
+def check_hotkeys_possible() -> str:
+    """"wayland" (hotkeys through the desktop portal, else the desktop's own shortcuts) or "listener"
+    (our own key listener); raise HotkeysUnavailable, with what to do instead, where neither works."""
     from .session import display_server
 
     server = display_server()
     if server in ("windows", "macos"):
-        return
+        return "listener"
+    if server == "wayland":
+        return "wayland"
     advice = ("Bind commands such as 'a11y-caption describe --screen' to your desktop's own keyboard "
               "shortcuts instead.")
-    if server == "wayland":
-        raise HotkeysUnavailable(f"Global hotkeys cannot work under Wayland. {advice}")
     if server == "none":
         raise HotkeysUnavailable(f"There is no X display (DISPLAY is not set), so hotkeys cannot work. {advice}")
     try:
@@ -574,6 +585,29 @@ def check_hotkeys_possible() -> None:
             raise HotkeysUnavailable(f"The X server lacks the RECORD extension, which global hotkeys need. {advice}")
     finally:
         d.close()
+    return "listener"
+
+
+NO_PORTAL_HOTKEYS = "with no hotkeys of its own; bind keys with: a11y-caption shortcuts install"
+
+
+def _wayland_hotkeys(config: Config, agent: Agent):
+    """(the GlobalShortcuts portal session or None, the phrase for the first line)."""
+    from .portal import GlobalShortcuts, PortalUnavailable
+    from .shortcuts import binding_description, shortcut_ids
+
+    by_id = dict(zip(shortcut_ids(config.hotkeys), config.hotkeys))
+    shortcuts = GlobalShortcuts([(sid, binding_description(b), b.keys) for sid, b in by_id.items()],
+                                lambda sid: agent.press(by_id[sid]) if sid in by_id else None)
+    try:
+        shortcuts.start()
+    except PortalUnavailable as e:
+        print(f"a11y-caption: no global shortcuts portal ({e}).", file=sys.stderr)
+        return None, NO_PORTAL_HOTKEYS
+    except HotkeysUnavailable as e:
+        print(f"a11y-caption: {e}", file=sys.stderr)
+        return None, NO_PORTAL_HOTKEYS
+    return shortcuts, f"with hotkeys through {shortcuts.label}"
 
 
 class single_instance:
@@ -610,32 +644,37 @@ class single_instance:
 def run_agent(config: Config) -> int:
     """Run until Ctrl+C or SIGTERM. Returns the exit status."""
     from .control import ControlServer
-    from .hotkeys import start_listener
     from .speech import open_speaker
 
     if not config.hotkeys:
         raise ConfigError(config.path, None, "binds no hotkeys ([[hotkey]] tables), so the agent would answer "
                                              "no key; copy them from the packaged hotkeys.toml")
-    check_hotkeys_possible()
+    mechanism = check_hotkeys_possible()
     with single_instance():
         speaker = open_speaker(config.speech, echo_when_silent=True)
         agent = Agent(config, speaker)
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
-        listener = start_listener((b.keys, lambda b=b: agent.press(b)) for b in config.hotkeys)
+        if mechanism == "wayland":
+            listener, hotkeys = _wayland_hotkeys(config, agent)
+        else:
+            from .hotkeys import start_listener
+
+            listener, hotkeys = start_listener((b.keys, lambda b=b: agent.press(b)) for b in config.hotkeys), ""
         server = ControlServer(agent.handle_request)
         server.start()
-        agent.start()
-        print(f"a11y-caption: listening for {len(config.hotkeys)} hotkeys from {config.path}; Ctrl+C quits.",
-              file=sys.stderr)
+        agent.start(hotkeys)
+        print(f"a11y-caption: listening for {len(config.hotkeys) if listener else 0} hotkeys from {config.path}; "
+              "Ctrl+C quits.", file=sys.stderr)
         try:
             while not done.wait(0.5):
-                if not listener.is_alive():
+                if listener is not None and not listener.is_alive():
                     raise HotkeysUnavailable("The hotkey listener stopped; see the log.")
         except KeyboardInterrupt:
             pass
         finally:
-            listener.stop()
+            if listener is not None:
+                listener.stop()
             server.close()
             finished = agent.close()
             speaker.close()

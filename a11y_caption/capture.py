@@ -13,8 +13,8 @@ from PIL import Image
 from .errors import CaptureError, ImageError, NoImageOnClipboard
 from .images import normalize, open_image
 
-__all__ = ["WINDOW_NOT_ISOLATED", "WindowShot", "capture_window", "grab_clipboard_image", "grab_screen",
-           "grab_window"]
+__all__ = ["NO_DISPLAY", "WINDOW_NOT_ISOLATED", "WindowShot", "capture_window", "grab_clipboard_image", "grab_screen",
+           "grab_window", "permission_note"]
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +44,39 @@ def _rgb(shot) -> Image.Image:
     return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
 
 
-WAYLAND_UNSUPPORTED = ("This is a Wayland session, where screen capture is not supported yet; describe image "
-                       "files or the clipboard instead.")
+NO_DISPLAY = "There is no display to capture: neither WAYLAND_DISPLAY nor DISPLAY is set."
 
 
-def _refuse_wayland() -> None:
-    """Under Wayland, DISPLAY may still name XWayland, whose capture shows only black for Wayland
-    windows: that must never be described as a black or locked screen."""
+def _session() -> str:
+    """The display server; "none" is refused here with the reason, never as a bare failure."""
     from .session import display_server
 
-    if display_server() == "wayland":
-        raise CaptureError(WAYLAND_UNSUPPORTED)
+    server = display_server()
+    if server == "none":
+        raise CaptureError(NO_DISPLAY)
+    return server
+
+
+def permission_note() -> str:
+    """One sentence to say before a capture that may first show the desktop's permission dialog
+    (the Wayland screenshot portal, until its first use), else ""."""
+    from .session import display_server
+
+    if display_server() != "wayland":
+        return ""
+    from . import wayland
+
+    return wayland.permission_note()
 
 
 def grab_screen(which: str = "pointer") -> Image.Image:
     """The monitor under the mouse pointer (``"pointer"``) or all monitors together (``"all"``)."""
+    if _session() == "wayland":  # DISPLAY may name XWayland, whose capture is black for Wayland windows
+        from . import wayland
+
+        return wayland.grab_screen(which)
     import mss
 
-    _refuse_wayland()
     try:
         with mss.MSS() as sct:
             monitors = sct.monitors
@@ -92,7 +107,10 @@ def grab_window() -> Image.Image:
 
 def capture_window() -> WindowShot:
     """The active window; the monitor under the pointer where the window cannot be isolated."""
-    _refuse_wayland()
+    if _session() == "wayland":
+        from . import wayland
+
+        return wayland.capture_window()
     box = _active_window_box()
     if box is None:
         log.info("no active-window geometry here; capturing the screen instead")

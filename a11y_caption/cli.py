@@ -112,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--dtype", choices=DTYPES)
     d.add_argument("--quantize", choices=QUANTIZE_MODES, help="auto: int8 on the CPU, none on a GPU")
     d.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the model (only if you trust it)")
+    d.add_argument("--tags", action="store_true", help="with --json: add tags, a list of lowercase words for what is in it")
 
     r = sub.add_parser("read", help="read the text of images (or the screen) exactly, with OCR")
     sources(r)
@@ -127,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-speak", action="store_true", help="print only; the agent stays silent")
     a.add_argument("--json", action="store_true", help="one JSON object: question, text, model, seconds")
     sub.add_parser("stop", help="make the running agent stop speaking and generating")
+    sub.add_parser("copy-last", help="the running agent copies its last answer to the clipboard")
+    sub.add_parser("release", help="the running agent frees the model's memory (the next description reloads it)")
     rep = sub.add_parser("repeat", help="the running agent says its last answer again (and it is printed)")
     rep.add_argument("--no-speak", action="store_true", help="print only")
     st = sub.add_parser("status", help="is an agent running, and with which model")
@@ -140,12 +143,19 @@ def _parser() -> argparse.ArgumentParser:
     mlist = msub.add_parser("list", help="models on this computer, with their size on disk (or on --server)")
     mlist.add_argument("--server", metavar="URL", help="list the models of this OpenAI-compatible server instead")
     mlist.add_argument("--config", metavar="FILE", help="settings file (for api_key_env)")
+    rm = msub.add_parser("remove", help="delete a downloaded model and its int8 copy")
+    rm.add_argument("model", help="hub id, alias or folder")
 
     c = sub.add_parser("config", help="show or check the settings file")
     csub = c.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     csub.add_parser("path", help="print where your hotkeys.toml is read from")
     check = csub.add_parser("check", help="check a settings file and list its hotkeys")
     check.add_argument("file", nargs="?")
+
+    from . import autostart, shortcuts
+
+    shortcuts.add_parser(sub)
+    autostart.add_parser(sub)
 
     b = sub.add_parser("bench", help="time to first spoken word and memory on full-size models (slow; minutes)")
     b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base")
@@ -154,10 +164,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--new-tokens", type=int, default=20, metavar="N", help="tokens generated per run (default 20)")
     b.add_argument("--image-tokens", default="64,128,256,512", metavar="LIST",
                    help="image-token budgets to time for chat models (default 64,128,256,512)")
-    b.add_argument("--precisions", default="int8,bf16,fp32", metavar="LIST", help="default int8,bf16,fp32")
+    b.add_argument("--precisions", default="int8,int4,bf16,fp32", metavar="LIST", help="default int8,int4,bf16,fp32")
     b.add_argument("--no-baseline", action="store_true", help="skip the slow naive baseline")
     b.add_argument("--plot", metavar="PNG", help="also plot time to first word against image tokens (needs matplotlib)")
     b.add_argument("--report", metavar="MD", help="also write the results as Markdown (docs/PERFORMANCE.md)")
+    b.add_argument("--index", action="store_true", help="time the folder index instead: images per minute, "
+                   "batched or not, and a second unchanged run over 1,000 files")
+    from .index_cli import add_parsers as add_index_parsers
+
+    add_index_parsers(sub, common)  # index, search, show, export
     return p
 
 
@@ -172,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {"describe": _describe, "read": _read, "run": _run, "models": _models, "config": _config,
                    "bench": _bench, "ask": _ask, "stop": _agent_only, "repeat": _agent_only,
-                   "status": _agent_only}[args.command]
+                   "copy-last": _agent_only, "release": _agent_only, "status": _agent_only,
+                   "shortcuts": _shortcuts, "autostart": _autostart, **_index_handlers()}[args.command]
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
@@ -191,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"a11y-caption: unexpected error ({where}); run with --debug for details.", file=sys.stderr)
         return 1
+
+
+def _index_handlers() -> dict:
+    from .index_cli import HANDLERS
+
+    return HANDLERS
 
 
 def _settings(args):
@@ -217,10 +239,11 @@ def _given(flag, setting):
 def _inputs(args):
     """(label, loader) pairs: files given, or the one capture asked for. A loader returns the
     image, its task, and a sentence for the user when the image is not what was asked for."""
-    from .capture import capture_window, grab_clipboard_image, grab_screen
+    from .capture import capture_window, grab_clipboard_image, grab_screen, permission_note
     from .images import open_image
 
-    _capture_asked(args)  # no source at all: say so
+    if _capture_asked(args) in ("screen", "window") and (note := permission_note()):
+        print(f"a11y-caption: {note}", file=sys.stderr)  # before the desktop's one-time dialog shows
     if args.screen:
         return [("screen", lambda: (grab_screen("pointer"), "screen", ""))]
     if args.window:
@@ -313,6 +336,8 @@ def _describe(args) -> int:
                    "seconds": round(time.perf_counter() - start, 3)}
             if generation.screen_text is not None:  # a grounded description: the OCR lines it was given
                 row["text_on_screen"] = generation.screen_text.as_json()
+            if args.tags:
+                row["tags"] = describer.tags(image)
             _emit(json.dumps(row, ensure_ascii=False) + "\n")
         else:
             if len(inputs) > 1:
@@ -387,7 +412,8 @@ def _through_agent(args, op: str) -> int | None:
         try:
             image = _image_bytes(path, MAX_IMAGE_BYTES) if path else None
             messages = request(op, source=source, image=image, name=Path(path).name if path else None, **fields)
-            text = _show_reply(args, messages, label, len(jobs) > 1)
+            tags = _agent_tags if op == "describe" and getattr(args, "tags", False) else None
+            text = _show_reply(args, messages, label, len(jobs) > 1, more=tags)
         except AgentNotRunning as e:
             raise A11yCaptionError("The agent stopped answering.") from e
         except A11yCaptionError as e:
@@ -419,10 +445,25 @@ def _image_bytes(path: str, limit: int) -> bytes:
     return p.read_bytes()
 
 
-def _show_reply(args, messages, label: str, several: bool, label_key: str = "path") -> str | None:
+def _agent_tags(text: str) -> dict:
+    """describe --tags through the agent: a follow-up question about the image it just described;
+    a model that cannot answer questions (BLIP) has its caption split instead."""
+    from .control import request
+    from .prompts import TAGS_PROMPT
+    from .tags import tags_from
+
+    reply = list(request("ask", question=TAGS_PROMPT, speak=False))
+    if reply[-1].get("type") == "done":
+        answer = reply[-1].get("text") or "".join(m.get("text", "") for m in reply if m.get("type") == "chunk")
+    else:
+        answer = text.partition("\nText found:")[0]
+    return {"tags": tags_from(answer)}
+
+
+def _show_reply(args, messages, label: str, several: bool, label_key: str = "path", more=None) -> str | None:
     """Print an agent's streamed reply as the in-process commands do (``--json``: one object whose
-    ``label_key`` is ``label``). Returns the whole text, or None when the request was stopped (by
-    Stop or a newer request)."""
+    ``label_key`` is ``label``, plus the fields ``more(text)`` returns). Returns the whole text, or
+    None when the request was stopped (by Stop or a newer request)."""
     streaming = not getattr(args, "json", False)
     if streaming and several:
         _emit(f"{label}:\n")
@@ -450,6 +491,8 @@ def _show_reply(args, messages, label: str, several: bool, label_key: str = "pat
                     row["text_on_screen"] = message["text_on_screen"]
                 if message.get("lines") is not None:
                     row = {label_key: label, "text": text, "lines": message["lines"], "seconds": message.get("seconds")}
+                if more is not None:
+                    row.update(more(text))
                 _emit(json.dumps(row, ensure_ascii=False) + "\n")
             elif not parts and text:
                 _emit(text + "\n")
@@ -477,7 +520,8 @@ def _agent_only(args) -> int:
     """stop, repeat and status: things only a running agent can do."""
     from .control import AgentNotRunning, request
 
-    op = {"stop": "stop", "repeat": "repeat", "status": "status"}[args.command]
+    op = {"stop": "stop", "repeat": "repeat", "status": "status", "copy-last": "copy_last",
+          "release": "release"}[args.command]
     try:
         messages = request(op, **({"speak": not args.no_speak} if op == "repeat" else {}))
         if op == "repeat":
@@ -521,11 +565,21 @@ def _models(args) -> int:
             raise A11yCaptionError(f"Could not download {ref} ({type(e).__name__}); check the name and your connection.") from e
         print(folder)
         return 0
+    if args.models_command == "remove":
+        from .models import remove
+
+        for folder in remove(args.model):
+            print(f"removed {folder}")
+        return 0
     if args.server:
         return _server_models(args)
+    from .captioner.int8_store import stores
+
     rows = list_local()
     for repo_id, size, folder in rows:
         print(f"{repo_id}\t{size / 1e9:.2f} GB\t{folder}")
+    for model, size, folder in stores():
+        print(f"{model} (int8 copy)\t{size / 1e9:.2f} GB\t{folder}")
     if not rows:
         print("No models downloaded yet. Text reading (OCR) works without one.", file=sys.stderr)
     missing = [k for k in KNOWN_MODELS if k.repo_id not in {r[0] for r in rows}]
@@ -580,6 +634,18 @@ def _config(args) -> int:
     for b in config.hotkeys:
         print(f"{b.keys}\t{b.action}" + (f"\t{b.prompt}" if b.prompt else ""))
     return 0
+
+
+def _shortcuts(args) -> int:
+    from .shortcuts import cli
+
+    return cli(args)
+
+
+def _autostart(args) -> int:
+    from .autostart import cli
+
+    return cli(args)
 
 
 def _bench(args) -> int:

@@ -19,8 +19,8 @@ from PIL import Image
 from .blank import blank_description
 from .captioner.base import Captioner, Generation, GenerationOptions, Request, Task
 from .config import ModelConfig
-from .errors import ModelNotFound, ServerUnreachable
-from .grounding import QuoteChecker, ScreenText, screen_text_from
+from .errors import ModelNotFound, ServerUnreachable, log_unexpected
+from .grounding import PendingScreenText, QuoteChecker, ScreenText, screen_text_from
 
 __all__ = ["Describer"]
 
@@ -178,7 +178,7 @@ class Describer:
                 yield str(self.missing)
                 return
             screen = screen_text
-            if grounds and screen is None:
+            if grounds == "prompt" and screen is None:
                 screen = self.read_screen_text(image, stop)
                 if screen is None:
                     return  # stopped while reading
@@ -190,6 +190,10 @@ class Describer:
                 outer.screen_text = screen
                 asked = replace(request, screen_text=screen)
                 checker = QuoteChecker(screen)
+            elif grounds == "check":
+                reader = self.ocr  # made here: one reader, however many reads
+                pending = PendingScreenText(lambda: screen_text_from(reader.read_boxed_lines(image), image.size), stop)
+                checker = QuoteChecker(pending)
             inner = self.captioner.generate(asked, self.options, stop)
             try:
                 yield from (checker.check(inner) if checker is not None else inner)
@@ -202,6 +206,10 @@ class Describer:
                 yield str(e)
                 return
             outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
+            if grounds == "check":
+                outer.checked_against = pending.result
+                if pending.error is not None:
+                    log_unexpected(log, "reading the screen's text to check quotes", pending.error)
             if checker is not None and checker.unconfirmed:
                 outer.unconfirmed_quotes = checker.unconfirmed
                 # A count only: the quotes themselves may be screen text (or invented text).
@@ -216,16 +224,37 @@ class Describer:
         outer = Generation(chunks(), stop, name)
         return outer
 
-    def _grounds(self, task: Task, history, screen_text: ScreenText | None) -> bool:
-        """Whether this description is grounded in OCR text (see grounding.py): "auto" grounds
-        screens, windows and questions by a chat model; BLIP cannot follow a list of lines, and
-        gets the text found appended instead (``add_ocr_text``)."""
+    def tags(self, image: Image.Image, caption: str | None = None) -> list[str]:
+        """Short lowercase tags for ``image``: a chat model is asked for them; a captioner's
+        caption (``caption`` if it was made already, else a new alt text) is split into words.
+
+        Raises:
+            ModelNotFound: the model is missing (OCR text makes no tags).
+        """
+        from .prompts import TAGS_PROMPT
+        from .tags import tags_from
+
+        self.load()
+        if self.missing is not None:
+            raise self.missing
+        if getattr(self.captioner, "answers_questions", False):
+            return tags_from(self.describe(image, "question", TAGS_PROMPT).collect().text)
+        return tags_from(caption if caption is not None else self.describe(image, "alt_text").collect().text)
+
+    def _grounds(self, task: Task, history, screen_text: ScreenText | None) -> str | None:
+        """How this description is grounded in OCR text (see grounding.py): "prompt" (the lines go
+        into the prompt, and quotes are checked against them), "check" (OCR runs alongside the
+        model, and only the quotes are checked) or None. "auto" and "check" apply to screens,
+        windows and questions by a chat model; BLIP cannot follow a list of lines, and gets the
+        text found appended instead (``add_ocr_text``)."""
         if screen_text is not None:
-            return True
+            return "prompt"
         if history or task == "read" or not getattr(self.captioner, "answers_questions", False):
-            return False  # a follow-up is grounded by the first turn's text, or not at all
+            return None  # a follow-up is grounded by the first turn's text, or not at all
         mode = self.config.ground_in_ocr
-        return mode == "always" or (mode == "auto" and task in ("screen", "window", "question"))
+        if mode == "always" or (mode == "auto" and task in ("screen", "window", "question")):
+            return "prompt"
+        return "check" if mode == "check" and task in ("screen", "window", "question") else None
 
     def _add_ocr(self, task: Task) -> bool:
         if task in ("alt_text", "question", "read") or getattr(self.captioner, "name", "") == "ocr":

@@ -17,6 +17,7 @@ __all__ = [
     "CaptureError",
     "ConfigError",
     "DeviceError",
+    "GenerationError",
     "HotkeysUnavailable",
     "ImageError",
     "ModelLoadError",
@@ -56,6 +57,10 @@ class DeviceError(ModelLoadError):
 
 class ImageError(A11yCaptionError):
     pass
+
+
+class GenerationError(A11yCaptionError):
+    """The model failed while generating (chained to the library's error)."""
 
 
 class ServerError(A11yCaptionError):

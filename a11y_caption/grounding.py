@@ -12,11 +12,12 @@ Nothing here logs or keeps screen text: the caller counts unconfirmed quotes, ne
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-__all__ = ["MAX_PROMPT_CHARS", "UNCONFIRMED", "QuoteChecker", "ScreenLine", "ScreenText", "position_label",
+__all__ = ["MAX_PROMPT_CHARS", "UNCONFIRMED", "PendingScreenText", "QuoteChecker", "ScreenLine", "ScreenText", "position_label",
            "screen_text_from"]
 
 # Said in place of a quote that is not on the screen. The sentence around it (which comes from the
@@ -114,6 +115,39 @@ def _normalise(text: str) -> str:
     return "".join(text.split())
 
 
+class PendingScreenText:
+    """Screen text read when first needed, on a thread of its own (OCR cannot be interrupted), so
+    that the model is not slowed by OCR before it has written a quote."""
+
+    def __init__(self, read: "Callable[[], ScreenText]", stop: threading.Event):
+        self._read, self._stop = read, stop
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.result: ScreenText | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="a11y-ocr-check", daemon=True)
+            self._thread.start()
+
+    def get(self) -> ScreenText | None:
+        """The text read; None if Stop came first or reading failed (``error``)."""
+        self.start()
+        while not self._done.wait(0.05):
+            if self._stop.is_set():
+                return None
+        return self.result
+
+    def _work(self) -> None:
+        try:
+            self.result = self._read()
+        except Exception as e:  # reported by the caller; the quotes count as unconfirmed
+            self.error = e
+        finally:
+            self._done.set()
+
+
 class QuoteChecker:
     """Checks the quoted strings of streamed text against ``screen`` as the text arrives.
 
@@ -122,7 +156,9 @@ class QuoteChecker:
     by UNCONFIRMED. ``unconfirmed`` counts the replacements.
     """
 
-    def __init__(self, screen: ScreenText):
+    def __init__(self, screen: "ScreenText | PendingScreenText"):
+        # Pending: OCR starts when the first quote opens and is waited for when it closes; an answer
+        # without quotes costs no OCR at all.
         self.screen = screen
         self.unconfirmed = 0
         self._opener: str | None = None  # the quote mark of the quote being held
@@ -181,6 +217,8 @@ class QuoteChecker:
         # ("it's") or an inch or minute mark (24" monitor), and holding text there would swallow it.
         if ch in _CLOSERS and not self._previous.isalnum():
             self._opener, self._held = ch, ch
+            if isinstance(self.screen, PendingScreenText):
+                self.screen.start()  # read while the model writes the quote
             return
         out.append(ch)
         self._previous = ch
@@ -194,6 +232,8 @@ class QuoteChecker:
             body = body[:-1]
         elif body.endswith("\n"):  # an unclosed quote that ran to the end of the line
             body, trailing = body[:-1], "\n"
+        if isinstance(self.screen, PendingScreenText):
+            self.screen = self.screen.get() or ScreenText(())  # unreadable: no quote is confirmed
         if self.screen.contains(body):
             out.append(held)
         else:

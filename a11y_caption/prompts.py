@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from .captioner.base import Request
 
-__all__ = ["prompt_for"]
+__all__ = ["TAGS_PROMPT", "prompt_for"]
+
+# Asked as a question (task "question"); the answer is parsed by index.tags_from.
+TAGS_PROMPT = (
+    "List five to ten tags for this image: single lowercase words, nouns and adjectives for what is "
+    "in it, separated by commas. Reply with the tags only."
+)
 
 _PROMPTS = {
     "screen": (

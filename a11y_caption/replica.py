@@ -96,7 +96,7 @@ def _qwen2_vl(out: Path, full: bool, family: str) -> None:
         tie = True
     else:
         text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
+                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32768)  # as the real one
         vision = dict(depth=1, embed_dim=32, hidden_size=32, mlp_ratio=2, num_heads=4)
         tie = False
     rope = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24] if full else [2, 1, 1]}

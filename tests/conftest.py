@@ -51,8 +51,10 @@ def isolated_home(tmp_path, monkeypatch):
 
     monkeypatch.delenv("A11Y_CAPTION_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))  # the image index (index.py)
     assert user_config_path().is_relative_to(tmp_path), "this platform's config folder is not isolated"
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # for child processes
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))  # kept int8 copies (platformdirs)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # speech = "auto" finds no screen reader unless a test starts one (tests/screen_readers.py).
     monkeypatch.setenv("SPEECHD_ADDRESS", f"unix_socket:{tmp_path / 'no-speech-dispatcher.sock'}")

@@ -311,8 +311,7 @@ def test_hotkeys_impossible_is_explained(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("XDG_SESSION_TYPE", raising=False)
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
-    with pytest.raises(HotkeysUnavailable, match="cannot work under Wayland. Bind commands such as"):
-        check_hotkeys_possible()
+    assert check_hotkeys_possible() == "wayland"  # the desktop portal, else the desktop's own shortcuts
     monkeypatch.delenv("WAYLAND_DISPLAY")
     with pytest.raises(HotkeysUnavailable, match="There is no X display"):
         check_hotkeys_possible()
@@ -327,8 +326,7 @@ def test_hotkeys_impossible_is_explained(monkeypatch):
             with monkeypatch.context() as m:
                 for k, v in wayland.items():
                     m.setenv(k, v)
-                with pytest.raises(HotkeysUnavailable, match="cannot work under Wayland"):
-                    check_hotkeys_possible()
+                assert check_hotkeys_possible() == "wayland"
         monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
         monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")  # an X11 session that can also reach a compositor
         with pytest.raises(HotkeysUnavailable, match="lacks the RECORD extension"):
@@ -458,6 +456,6 @@ def test_a_wayland_session_is_never_described_as_a_black_screen(desktop):
         for args in (["read", "--screen"], ["describe", "--window", "--model", "ocr"]):
             r = run_cli(*args, "--no-speak", "--local", env={**desktop.env, **env})
             assert r.returncode == 1, r.stdout
-            assert r.stderr.strip() == ("a11y-caption: This is a Wayland session, where screen capture is not "
-                                        "supported yet; describe image files or the clipboard instead.")
+            # No compositor answers at wayland-0 here: one sentence saying why, never an X11 capture.
+            assert len(r.stderr.splitlines()) == 1 and "Wayland" in r.stderr, r.stderr
             assert "black" not in r.stdout

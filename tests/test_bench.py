@@ -21,9 +21,12 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     plot = tmp_path / "plot.png"
     report = tmp_path / "PERFORMANCE.md"
     r = run_cli("bench", "--json", "--cache-dir", str(cache), "--new-tokens", "6", "--image-tokens", "64,128",
-                "--precisions", "int8,fp32", "--plot", str(plot), "--report", str(report), timeout=600)
+                "--precisions", "int8,int4,fp32", "--plot", str(plot), "--report", str(report), timeout=600)
     assert r.returncode == 0, r.stderr
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    machine, *rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert machine["model"] == "machine" and machine["cpu"] and machine["int8_gops"] > 0
+    assert isinstance(machine["isa"], list) and set(machine["isa"]) <= {
+        "avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
     for row in rows:
         assert set(KEYS) <= set(row), row
     variants = [(row["model"], row["variant"]) for row in rows]
@@ -31,9 +34,10 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
         ("qwen2-vl-2b", "baseline (float32, default image size, no streaming)"),
         ("qwen2-vl-2b", "int8, 64 image tokens"), ("qwen2-vl-2b", "int8, 128 image tokens"),
         ("qwen2-vl-2b", "int8, 256 image tokens (default), grounded"), ("qwen2-vl-2b", "follow-up question"),
+        ("qwen2-vl-2b", "int4, 64 image tokens"), ("qwen2-vl-2b", "int4, 128 image tokens"),
         ("qwen2-vl-2b", "fp32, 64 image tokens"), ("qwen2-vl-2b", "fp32, 128 image tokens"),
         ("blip-base", "baseline (float32, default image size, no streaming)"),
-        ("blip-base", "int8"), ("blip-base", "fp32"),
+        ("blip-base", "int8"), ("blip-base", "int4"), ("blip-base", "fp32"),
         ("none", "idle agent, no model loaded"),
     ]
     timed = [row for row in rows if row["model"] != "none"]
@@ -54,6 +58,13 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert 0.2 < grounded["scale_1920x1080"] < grounded["scale_1280x800"] < 0.6
     assert grounded["text_12px_in_model_input_px_1920x1080"] == pytest.approx(12 * grounded["scale_1920x1080"], abs=0.06)
     assert "grounded in OCR: first word later than ungrounded by" in report.read_text()
+    # int8 rows: the first load converted (timed in a process of its own), the timed one read the kept copy.
+    blip = {r["variant"]: r for r in rows if r["model"] == "blip-base"}
+    for row in (qwen["int8, 64 image tokens"], qwen["int4, 128 image tokens"], blip["int8"], blip["int4"]):
+        assert row["first_load_s"] > 0 and row["load_s"] > 0 and row["loaded_from"] == "kept copy"
+        assert row["first_load_peak_rss_mb"] > 0 and row["first_load_peak_to_final"] > 0
+    assert {"prefill_efficiency", "prefill_gop"} <= set(qwen["int8, 64 image tokens"])  # a tiny model's: ~0
+    assert "measured int8 GEMM throughput" in report.read_text()
     follow_up = qwen["follow-up question"]
     assert follow_up["reused_prompt_tokens"] > follow_up["new_tokens"] and follow_up["kept_cache_mb"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG")

@@ -200,3 +200,55 @@ def test_int8_linear_matches_the_float_layer():
     got = model(x)
     assert got.dtype == torch.float32
     assert (got - expected).norm() / expected.norm() < 0.02
+
+
+def _with_position_limit(folder: Path, out: Path, limit: int) -> Path:
+    """A copy of a tiny checkpoint whose text model reads at most ``limit`` positions (random weights)."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, BlipForConditionalGeneration
+
+    shutil.copytree(folder, out)
+    config = AutoConfig.from_pretrained(out)
+    config.text_config.max_position_embeddings = limit
+    model = (BlipForConditionalGeneration(config) if config.model_type == "blip"
+             else AutoModelForImageTextToText.from_config(config))
+    model.save_pretrained(out)
+    return out
+
+
+def test_answers_stay_within_the_models_position_limit(tiny_blip, screen, tmp_path, caplog):
+    """BLIP's learned position table has max_position_embeddings rows: 128 new tokens from a model
+    with 64 used to end in "IndexError: index out of range in self". The answer is capped instead,
+    and the cap is logged once."""
+    captioner = load_captioner(str(_with_position_limit(tiny_blip, tmp_path / "short-blip", 64)), quantize="none")
+    captioner.model.generation_config.min_new_tokens = 128  # a random model may stop early on its own
+    options = GenerationOptions(max_new_tokens=128)
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            generation = captioner.generate(Request(screen, "photo"), options)
+            generation.collect()
+            assert 0 < generation.new_tokens <= 64
+    assert sum("capped at" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_prompt_beyond_the_position_limit_is_one_sentence(tiny_qwen, screen, tmp_path):
+    from a11y_caption.errors import GenerationError
+
+    captioner = load_captioner(str(_with_position_limit(tiny_qwen, tmp_path / "short-qwen", 64)))
+    with pytest.raises(GenerationError, match=r"^The image and prompt take \d+ tokens, more than the 64 .*\.$"):
+        captioner.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=8)).collect()
+
+
+def test_an_error_inside_generate_is_one_sentence_without_its_text(qwen, screen, monkeypatch):
+    """A library error's own text may quote screen content or run to pages: the user hears which
+    error it was and where, in one sentence; the original stays chained for the debug log."""
+    from a11y_caption.errors import GenerationError
+
+    def broken(**kwargs):
+        raise RuntimeError("shape mismatch 1x2 vs 3x4: secret screen text")
+
+    monkeypatch.setattr(qwen.model, "generate", broken)
+    with pytest.raises(GenerationError) as caught:
+        qwen.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=4)).collect()
+    message = str(caught.value)
+    assert message.startswith("The model ") and "RuntimeError" in message and "secret" not in message
+    assert "\n" not in message and isinstance(caught.value.__cause__, RuntimeError)

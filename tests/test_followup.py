@@ -22,21 +22,40 @@ def _answer(captioner, request, options):
     sequences = []
     keep = captioner._keep
 
-    def record(sequence, cache, pixels):
-        sequences.append(sequence)
-        keep(sequence, cache, pixels)
+    def record(sequence, cache, pixels, prompt_length, request):
+        sequences.append((sequence, prompt_length))
+        keep(sequence, cache, pixels, prompt_length, request)
 
     captioner._keep = record
     try:
-        prompt_len = captioner.prepare(request)["input_ids"].shape[-1]
         text = captioner.generate(request, options).collect().text
     finally:
         captioner._keep = keep
-    return text, sequences[0][0, prompt_len:].tolist()
+    sequence, prompt_length = sequences[0]
+    return text, sequence[0, prompt_length:].tolist()
+
+
+def _fresh(captioner, request, ids, options) -> list[int]:
+    """The new token ids of a greedy run over ``ids`` with the image, from nothing (no kept cache)."""
+    import torch
+
+    inputs = dict(captioner.prepare(request))
+    n = min(ids.shape[-1], inputs["input_ids"].shape[-1])
+    image_tokens = int((inputs["input_ids"][0] == captioner.model.config.image_token_id).sum())
+    assert image_tokens and torch.equal(ids[0, :n][ids[0, :n] == captioner.model.config.image_token_id],
+                                        inputs["input_ids"][0, :n][inputs["input_ids"][0, :n] == captioner.model.config.image_token_id])
+    inputs["input_ids"], inputs["attention_mask"] = ids, torch.ones_like(ids)
+    if "mm_token_type_ids" in inputs:
+        inputs["mm_token_type_ids"] = (ids == captioner.model.config.image_token_id).to(inputs["mm_token_type_ids"].dtype)
+    with torch.inference_mode():
+        out = captioner.model.generate(**inputs, max_new_tokens=options.max_new_tokens, do_sample=False)
+    return out[0, ids.shape[-1]:].tolist()
 
 
 @pytest.mark.parametrize("family", ["qwen2-vl-2b", "qwen2.5-vl"])
-def test_follow_up_reuses_the_cache_and_matches_a_fresh_run_token_for_token(tiny_models, family):
+def test_follow_up_continues_the_kept_conversation_and_matches_a_fresh_run_token_for_token(tiny_models, family):
+    """The follow-up's ids are the kept ones (the first answer as generated) plus the new turn: the
+    model reads only the new turn, and answers as a run over the same ids from nothing would."""
     from a11y_caption.captioner.chat_vlm import ChatVLMCaptioner
 
     captioner = ChatVLMCaptioner(family, tiny_models[family], device="cpu", dtype="fp32")
@@ -45,25 +64,51 @@ def test_follow_up_reuses_the_cache_and_matches_a_fresh_run_token_for_token(tiny
     first = Request(image, "screen")
     answer, _ = _answer(captioner, first, options)
     assert captioner.reused_tokens == 0
+    kept = captioner._kept
+    cached = kept.cache.get_seq_length()
     history = ((prompt_for(first), answer),)
     follow_up = Request(image, "question", "What does the error say?", history=history, image_kind="screen")
     reused_text, reused_ids = _answer(captioner, follow_up, options)
+    assert cached == kept.sequence.shape[-1] - 1, "the cache holds the first turn and its answer"
+    assert captioner.reused_tokens == cached, "everything but the new turn came from the cache"
+    continued = captioner._kept.sequence[:, :captioner._kept.prompt_length]
+    # The ids read after the first prompt are the first answer and the new turn, as the template writes them.
+    text, said = captioner._prompt(follow_up), answer.strip()
+    assert captioner.processor.tokenizer.decode(continued[0, kept.prompt_length:]).strip() == text[text.rfind(said):].strip()
+    assert reused_ids == _fresh(captioner, follow_up, continued, options)
+    assert len(reused_ids) > 3
+
+    # And a second follow-up ("and the second one?") continues the first follow-up's cache.
+    history2 = history + (("What does the error say?", reused_text),)
+    second = Request(image, "question", "And the second one?", history=history2, image_kind="screen")
+    cached = captioner._kept.cache.get_seq_length()
+    _, second_ids = _answer(captioner, second, options)
+    assert captioner.reused_tokens == cached
+    assert second_ids == _fresh(captioner, second, captioner._kept.sequence[:, :captioner._kept.prompt_length], options)
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl-2b", "qwen2.5-vl"])
+def test_a_follow_up_with_an_edited_answer_reuses_the_common_start_exactly(tiny_models, family):
+    """When the answer in the history is not the kept one as generated (a quote replaced, say), the
+    kept cache still serves the ids both share, and the result matches a fresh run token for token."""
+    from a11y_caption.captioner.chat_vlm import ChatVLMCaptioner
+
+    captioner = ChatVLMCaptioner(family, tiny_models[family], device="cpu", dtype="fp32")
+    options = GenerationOptions(max_new_tokens=24)
+    image = _screen()
+    first = Request(image, "screen")
+    answer, _ = _answer(captioner, first, options)
+    history = ((prompt_for(first), answer + " (unconfirmed text)"),)
+    follow_up = Request(image, "question", "What does the error say?", history=history, image_kind="screen")
+    reused_text, reused_ids = _answer(captioner, follow_up, options)
     prompt_len = captioner.prepare(follow_up)["input_ids"].shape[-1]
-    assert captioner.reused_tokens > prompt_len // 2, "the image and the first turn came from the cache"
+    assert prompt_len // 2 < captioner.reused_tokens < prompt_len, "the image and the first turn came from the cache"
 
     captioner._kept = None  # a fresh run of the whole conversation, image included
     fresh_text, fresh_ids = _answer(captioner, follow_up, options)
     assert captioner.reused_tokens == 0
     assert reused_ids == fresh_ids and reused_text == fresh_text
     assert len(fresh_ids) > 3
-
-    # And a second follow-up ("and the second one?") reuses the first follow-up's cache.
-    history2 = history + (("What does the error say?", fresh_text),)
-    second = Request(image, "question", "And the second one?", history=history2, image_kind="screen")
-    second_text, second_ids = _answer(captioner, second, options)
-    assert captioner.reused_tokens > 0
-    captioner._kept = None
-    assert _answer(captioner, second, options) == (second_text, second_ids)
 
 
 def test_a_different_image_never_reuses_the_cache(tiny_qwen):

@@ -82,7 +82,7 @@ def test_the_processor_is_given_the_ocr_lines_with_their_positions(tiny_qwen):
 
 @pytest.mark.parametrize("mode, task, grounded", [
     ("auto", "screen", True), ("auto", "question", True), ("auto", "photo", False), ("auto", "alt_text", False),
-    ("never", "screen", False), ("always", "photo", True),
+    ("never", "screen", False), ("always", "photo", True), ("check", "screen", False), ("check", "question", False),
 ])
 def test_ground_in_ocr_chooses_the_tasks(tiny_qwen, mode, task, grounded):
     screen = render_screen(["Invoice 2041 is overdue"], buttons=())
@@ -126,6 +126,38 @@ def test_a_quote_not_on_the_screen_is_replaced_and_counted_never_logged(tiny_qwe
     assert "deleted" not in spoken and "Format" not in spoken and UNCONFIRMED in spoken
     assert "2 quoted string(s) not found on the screen were replaced" in caplog.text
     assert "deleted" not in caplog.text and "Format" not in caplog.text
+
+
+def test_check_mode_reads_the_screen_only_when_a_quote_comes_and_checks_it(tiny_qwen):
+    """ground_in_ocr = "check" (the default): the prompt is the plain one, OCR starts when the first
+    quote opens (text before it is not held up) and the quotes are checked against what it read; an
+    answer without quotes costs no OCR at all."""
+    screen = render_screen()
+    describer = _describer(tiny_qwen, ground_in_ocr="check")
+    reads, received = [], []
+    real = describer.ocr.read_boxed_lines
+
+    def counted(image):
+        reads.append("".join(received))
+        return real(image)
+
+    describer.ocr.read_boxed_lines = counted
+    describer.captioner = model = ScriptedModel(
+        'A settings window. It says "scale text and apps to 125 percent" and "Your files were deleted".')
+    generation = describer.describe(screen.image, "window", image_kind="screen")
+    for chunk in generation:
+        received.append(chunk)
+    text = "".join(received)
+    assert model.requests[0].screen_text is None and generation.screen_text is None  # the plain prompt
+    assert reads == ["A settings window. It says "], "OCR started at the first quote, after the text before it"
+    assert '"scale text and apps to 125 percent"' in text and "deleted" not in text
+    assert text.count(UNCONFIRMED) == 1 and generation.unconfirmed_quotes == 1
+    assert generation.checked_against is not None and any("125" in l.text for l in generation.checked_against.lines)
+
+    describer.captioner = ScriptedModel("A settings window with a list of options.")
+    plain = describer.describe(screen.image, "screen")
+    assert plain.collect().text == "A settings window with a list of options."
+    assert len(reads) == 1 and plain.checked_against is None, "no quote, no OCR"
 
 
 def test_quote_checker_units():

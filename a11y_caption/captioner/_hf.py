@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
 
-from ..errors import DeviceError
+from ..errors import A11yCaptionError, DeviceError, GenerationError, describe_unexpected
 from .base import Generation, GenerationOptions
 
-__all__ = ["pick_device", "pick_dtype", "stream_generate"]
+__all__ = ["batch_generate", "pick_device", "pick_dtype", "position_limit", "stream_generate"]
+
+log = logging.getLogger(__name__)
+_capped: set[tuple[str, int]] = set()  # (model, limit) pairs whose cap was logged already
+
+
+def position_limit(model) -> int | None:
+    """How many positions (prompt and answer tokens) the model's text part can take, if it says."""
+    config = model.config
+    text = getattr(config, "text_config", None) or config
+    limit = getattr(text, "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def _cap_new_tokens(model, inputs: dict, wanted: int, model_name: str) -> int:
+    """``wanted`` new tokens, or fewer so that the prompt and answer stay within the model's
+    position limit (beyond it a learned position table is indexed out of range).
+
+    Raises:
+        GenerationError: the prompt alone reaches the limit.
+    """
+    limit = position_limit(model)
+    prompt = inputs["input_ids"].shape[-1] if "input_ids" in inputs else 0
+    if limit is None or prompt + wanted <= limit:
+        return wanted
+    room = limit - prompt
+    if room < 1:
+        raise GenerationError(f"The image and prompt take {prompt} tokens, more than the {limit} the model "
+                              f"{model_name} can read; lower the image budget or use another model.")
+    if (model_name, limit) not in _capped:
+        _capped.add((model_name, limit))
+        log.warning("answers of %s are capped at %d new tokens: the model reads at most %d positions",
+                    model_name, room, limit)
+    return room
 
 
 def pick_device(device: str = "auto") -> str:
@@ -57,6 +91,25 @@ def pick_dtype(dtype: str, device: str):
     return names[dtype]
 
 
+def _generate_kwargs(model, inputs: dict, options: GenerationOptions, stop: threading.Event, model_name: str) -> dict:
+    """``model.generate``'s arguments: the inputs, the options (length within the position limit)
+    and a StoppingCriteria that ends generation itself at the next token once ``stop`` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    kwargs = dict(inputs, max_new_tokens=_cap_new_tokens(model, inputs, options.max_new_tokens, model_name),
+                  num_beams=options.num_beams, stopping_criteria=StoppingCriteriaList([StopOnEvent()]))
+    if options.temperature > 0:
+        kwargs.update(do_sample=True, temperature=options.temperature)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
 def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, stop: threading.Event,
                     model_name: str, *, strip_prompt: bool = True, lead: str = "", on_finish=None,
                     **extra) -> Generation:
@@ -68,11 +121,7 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
     key-value cache of a generation that was not stopped (for follow-up questions).
     """
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
-    class StopOnEvent(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+    from transformers import TextIteratorStreamer
 
     class CountingStreamer(TextIteratorStreamer):
         new_tokens = 0
@@ -84,12 +133,7 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
                 self.new_tokens += value.numel()
             super().put(value)
 
-    kwargs = dict(inputs, max_new_tokens=options.max_new_tokens, num_beams=options.num_beams,
-                  stopping_criteria=StoppingCriteriaList([StopOnEvent()]), **extra)
-    if options.temperature > 0:
-        kwargs.update(do_sample=True, temperature=options.temperature)
-    else:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    kwargs = dict(_generate_kwargs(model, inputs, options, stop, model_name), **extra)
     streamer = None
     if options.num_beams == 1:
         streamer = CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -128,7 +172,12 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
         finally:
             thread.join()
         if "error" in result:
-            raise result["error"]
+            error = result["error"]
+            if isinstance(error, (A11yCaptionError, KeyboardInterrupt, MemoryError)):
+                raise error
+            # A library error's text is for developers (and may be long); the user hears one sentence.
+            raise GenerationError(f"The model {model_name} failed while describing "
+                                  f"({describe_unexpected(error)}).") from error
         if streamer is not None:
             generation.new_tokens = streamer.new_tokens
         else:
@@ -139,3 +188,17 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
 
     generation = Generation(chunks(), stop, model_name)
     return generation
+
+
+def batch_generate(model, inputs: dict, tokenizer, options: GenerationOptions, stop: threading.Event | None = None,
+                   *, strip_prompt: bool = True) -> list[str]:
+    """Several prompts (padded) in one ``model.generate`` call, to the end: one text per row.
+    Nothing streams; ``stop`` ends the whole batch at the next token."""
+    import torch
+
+    kwargs = _generate_kwargs(model, inputs, options, stop or threading.Event(), getattr(model, "name_or_path", "model"))
+    with torch.inference_mode():
+        output = model.generate(**kwargs)
+    if strip_prompt and "input_ids" in inputs:
+        output = output[:, inputs["input_ids"].shape[-1]:]
+    return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]

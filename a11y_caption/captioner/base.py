@@ -73,6 +73,9 @@ class Generation:
         self.finished_at: float | None = None  # ... and when the backend was done
         self.screen_text: "ScreenText | None" = None  # the OCR text the answer was grounded in, if any
         self.unconfirmed_quotes = 0  # quotes replaced because they were not on the screen
+        # The OCR text the quotes were checked against when it was not in the prompt (ground_in_ocr
+        # "check"), if a quote made it read.
+        self.checked_against: "ScreenText | None" = None
 
     def __iter__(self) -> Iterator[str]:
         finished = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ._hf import pick_device, pick_dtype, stream_generate
+from ._hf import batch_generate, pick_device, pick_dtype, stream_generate
 from .base import Generation, GenerationOptions, Request
 
 __all__ = ["BlipCaptioner"]
@@ -23,14 +23,20 @@ class BlipCaptioner:
         self.prefix = prefix or None
         self.device = pick_device(device)
         self.processor = BlipProcessor.from_pretrained(folder)
-        self.model = BlipForConditionalGeneration.from_pretrained(
-            folder, dtype="auto" if quantize and dtype == "auto" else pick_dtype(dtype, self.device),
-            use_safetensors=True,
-        ).to(self.device).eval()
-        if quantize:
-            from .quantize import quantize_int8
 
-            quantize_int8(self.model)
+        def load():
+            return BlipForConditionalGeneration.from_pretrained(
+                folder, dtype="auto" if quantize and dtype == "auto" else pick_dtype(dtype, self.device),
+                use_safetensors=True,
+            ).to(self.device).eval()
+
+        self.loaded_from = "checkpoint"  # or, quantized, "kept copy" / "converted" (int8_store)
+        if quantize:
+            from .int8_store import load_int8
+
+            self.model, self.loaded_from = load_int8(BlipForConditionalGeneration, load, folder, name, quantize)
+        else:
+            self.model = load()
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         # BLIP conditions on a text prefix instead of an instruction; questions cannot be followed.
@@ -39,6 +45,15 @@ class BlipCaptioner:
         return stream_generate(self.model, dict(inputs), self.processor.tokenizer, options,
                                stop or threading.Event(), self.name, strip_prompt=False,
                                lead=f"{self.prefix} " if self.prefix else "")
+
+    def generate_batch(self, requests: list[Request], options: GenerationOptions,
+                       stop: threading.Event | None = None) -> list[str]:
+        """Captions of several images in one generate call (padded), in order; nothing streams."""
+        kwargs = {"text": [self.prefix] * len(requests)} if self.prefix else {}
+        inputs = self.processor(images=[r.image for r in requests], return_tensors="pt", padding=True,
+                                **kwargs).to(self.device, self.model.dtype)
+        texts = batch_generate(self.model, dict(inputs), self.processor.tokenizer, options, stop, strip_prompt=False)
+        return texts
 
     def close(self) -> None:
         self.model = self.processor = None

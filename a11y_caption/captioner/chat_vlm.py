@@ -8,7 +8,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ._hf import pick_device, pick_dtype, stream_generate
+from ..prompts import prompt_for
+from ._hf import batch_generate, pick_device, pick_dtype, stream_generate
 from .base import Generation, GenerationOptions, Request
 from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
 
@@ -30,37 +31,73 @@ class ChatVLMCaptioner:
         self.processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust_remote_code)
         # int8 replaces the Linear weights; the rest stays as shipped ("auto"), never an fp32 copy.
         torch_dtype = "auto" if quantize and dtype == "auto" else pick_dtype(dtype, self.device)
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            folder, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
-        ).to(self.device).eval()
-        if quantize:
-            from .quantize import quantize_int8
 
-            quantize_int8(self.model)
+        def load():
+            return AutoModelForImageTextToText.from_pretrained(
+                folder, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
+            ).to(self.device).eval()
+
+        self.loaded_from = "checkpoint"  # or, quantized, "kept copy" / "converted" (int8_store)
+        if quantize:
+            from .int8_store import load_int8
+
+            self.model, self.loaded_from = load_int8(
+                lambda config: AutoModelForImageTextToText.from_config(config, trust_remote_code=trust_remote_code),
+                load, folder, name, quantize)
+        else:
+            self.model = load()
         self._kept: _Kept | None = None  # the last answer's cache, for a follow-up question
         self.reused_tokens = 0  # how many prompt tokens the last generate took from that cache
 
     def prepare(self, request: Request) -> dict:
         """The model inputs for ``request``: chat template applied, image fitted to its budget."""
-        budget = pixel_budget(request, self.screen_pixels, self.photo_pixels)
-        messages = chat_messages(request, {"type": "image"})
-        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
-        kwargs = {}
+        return self._prepare([request])
+
+    def generate_batch(self, requests: list[Request], options: GenerationOptions,
+                       stop: threading.Event | None = None) -> list[str]:
+        """Answers for several requests (first turns) in one generate call, prompts padded on the
+        left; in order; nothing streams."""
+        self._kept = None  # the cache of one answer no longer matches what the model saw last
+        tokenizer = self.processor.tokenizer
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            inputs = self._prepare(requests, padding=True)
+        finally:
+            tokenizer.padding_side = side
+        return batch_generate(self.model, inputs, tokenizer, options, stop)
+
+    def _prepare(self, requests: list[Request], **extra) -> dict:
+        prompts = [self._prompt(r) for r in requests]
+        images = [fit_pixels(r.image, self._budget(r)) for r in requests]
+        kwargs = dict(extra)
         ip = self.processor.image_processor
         if getattr(ip, "merge_size", None) and getattr(ip, "patch_size", None):
             # Qwen-style dynamic resolution rounds sides to whole patches, which can overshoot the
             # budget by a row; its own pixel limits bound it exactly.
+            budget = max(self._budget(r) for r in requests)
             kwargs["images_kwargs"] = {"size": {"shortest_edge": min(ip.size.shortest_edge or 0, budget),
                                                 "longest_edge": budget}}
-        inputs = self.processor(text=[prompt], images=[fit_pixels(request.image, budget)], return_tensors="pt", **kwargs)
+        inputs = self.processor(text=prompts, images=images, return_tensors="pt", **kwargs)
         return inputs.to(self.device)
+
+    def _budget(self, request: Request) -> int:
+        return pixel_budget(request, self.screen_pixels, self.photo_pixels)
+
+    def _prompt(self, request: Request) -> str:
+        """The chat-templated text of ``request``: earlier turns, the image with the first, the new prompt."""
+        return self.processor.apply_chat_template(chat_messages(request, {"type": "image"}), add_generation_prompt=True)
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         inputs = self.prepare(request)
         extra = {}
         kept, self._kept = self._kept, None  # a cache belongs to one generation at a time
-        reused = self._reusable(kept, inputs) if kept is not None and options.num_beams == 1 else 0
-        pixels = inputs.get("pixel_values")
+        reused, pixels = 0, inputs.get("pixel_values")
+        if kept is not None and options.num_beams == 1 and self._same_image(kept, inputs):
+            continued = self._continuation(kept, request)
+            if continued is not None:
+                inputs, reused = continued, kept.cache.get_seq_length()
+            else:
+                reused = self._reusable(kept, inputs)
         if reused:
             # A follow-up: the image and the conversation so far are in the kept cache already; the
             # model reads only the new turn. Image inputs are left out, so the vision encoder does not run.
@@ -70,8 +107,10 @@ class ChatVLMCaptioner:
             inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
             extra["cache"] = kept.cache
         self.reused_tokens = reused
+        prompt_length = inputs["input_ids"].shape[-1]
         return stream_generate(self.model, inputs, self.processor.tokenizer, options, stop or threading.Event(),
-                               self.name, on_finish=lambda seq, cache: self._keep(seq, cache, pixels), **extra)
+                               self.name, **extra,
+                               on_finish=lambda seq, cache: self._keep(seq, cache, pixels, prompt_length, request))
 
     def forget(self) -> None:
         """Drop the kept cache: the next description starts from nothing (benchmarks time that)."""
@@ -82,13 +121,57 @@ class ChatVLMCaptioner:
         inner = getattr(self.model, "model", None)
         return inner if inner is not None and hasattr(inner, "rope_deltas") else None
 
-    def _keep(self, sequence, cache, pixels) -> None:
+    def _keep(self, sequence, cache, pixels, prompt_length: int, request: Request) -> None:
         """Keep the key-value cache of a finished answer (bounded) for a follow-up question."""
         if cache is None or pixels is None or sequence.shape[-1] > MAX_KEPT_TOKENS:
             return
         owner = self._rope_owner()
-        self._kept = _Kept(sequence[:, :cache.get_seq_length()], cache,
-                           owner.rope_deltas if owner is not None else None, pixels)
+        self._kept = _Kept(sequence, prompt_length, cache, owner.rope_deltas if owner is not None else None, pixels,
+                           request.history, prompt_for(request))
+
+    @staticmethod
+    def _same_image(kept: "_Kept", inputs) -> bool:
+        """Whether ``inputs`` show the kept cache's image: two images of the same size give the same
+        token ids, so only the pixels tell them apart."""
+        import torch
+
+        pixels = inputs.get("pixel_values")
+        return pixels is not None and pixels.shape == kept.pixels.shape and torch.equal(pixels, kept.pixels)
+
+    def _continuation(self, kept: "_Kept", request: Request):
+        """The input ids of a follow-up that continues the kept conversation exactly, or None.
+
+        When the request's last turn is the kept prompt with the kept answer, the new ids are the
+        kept ones (the answer as generated, not re-tokenized, which can split words otherwise) plus
+        the new turn: the cache then holds everything but the newest turn and its last answer token.
+        """
+        import torch
+
+        if not request.history or request.history[:-1] != kept.history or request.history[-1][0] != kept.asked:
+            return None  # another conversation before the kept answer
+        tokenizer = self.processor.tokenizer
+        full = kept.sequence[0]
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        ended = int(full[-1]) in eos
+        answer = tokenizer.decode(full[kept.prompt_length:], skip_special_tokens=True).strip()
+        if not answer or answer != request.history[-1][1].strip():
+            return None
+        text = self._prompt(request)
+        at = text.rfind(answer)
+        if at < 0:
+            return None
+        after = text[at + len(answer):]
+        if ended:  # the answer's own end token is in the kept ids already
+            end = tokenizer.decode([int(full[-1])])
+            if not after.startswith(end):
+                return None
+            after = after[len(end):]
+        new = tokenizer(after, add_special_tokens=False, return_tensors="pt")["input_ids"].to(full.device)
+        if new.shape[-1] == 0:
+            return None
+        ids = torch.cat([kept.sequence, new], dim=-1)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     def _reusable(self, kept: "_Kept", inputs) -> int:
         """How many leading tokens of ``inputs`` the kept cache already holds (0: none usable).
@@ -96,12 +179,6 @@ class ChatVLMCaptioner:
         Only a cache that covers the whole image is worth reusing, and at least one token must be
         left for the model to read.
         """
-        import torch
-
-        # Two images of the same size give the same token ids: only the pixels tell them apart.
-        pixels = inputs.get("pixel_values")
-        if pixels is None or pixels.shape != kept.pixels.shape or not torch.equal(pixels, kept.pixels):
-            return 0
         new, old = inputs["input_ids"][0], kept.ids[0]
         n = min(len(new) - 1, len(old))
         same = (new[:n] == old[:n]).int()
@@ -130,7 +207,15 @@ MAX_KEPT_TOKENS = 8192  # a kept conversation cache holds at most this many toke
 
 
 class _Kept:
-    """The last answer's token ids, key-value cache and rotary offsets, and the image's pixels."""
+    """The last answer's token ids (prompt and answer), key-value cache and rotary offsets, the
+    image's pixels and the conversation it answered. The cache holds all ids but the last generated one."""
 
-    def __init__(self, ids, cache, rope_deltas, pixels):
-        self.ids, self.cache, self.rope_deltas, self.pixels = ids, cache, rope_deltas, pixels
+    def __init__(self, sequence, prompt_length: int, cache, rope_deltas, pixels, history, asked: str):
+        self.sequence, self.prompt_length = sequence, prompt_length
+        self.cache, self.rope_deltas, self.pixels = cache, rope_deltas, pixels
+        self.history, self.asked = history, asked  # the conversation before the answer, as text
+
+    @property
+    def ids(self):
+        """The ids the cache holds."""
+        return self.sequence[:, :self.cache.get_seq_length()]

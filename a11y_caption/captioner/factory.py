@@ -74,6 +74,9 @@ def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quant
     device = pick_device(device)  # a DeviceError now, not a "damaged files" error halfway through loading
     if quantize == "auto":  # int8 kernels are for the CPU; a GPU runs the model in fp16
         quantize = "int8" if device == "cpu" else "none"
+    elif quantize in ("int8", "int4") and device != "cpu":
+        raise DeviceError(f"quantize = \"{quantize}\" runs on the CPU only; use quantize = \"auto\" or \"none\" "
+                          f"with device = \"{device}\".")
     backend = backend_for(folder, trust_remote_code=trust_remote_code)
     try:
         _quiet_transformers()

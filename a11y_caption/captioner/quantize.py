@@ -14,7 +14,10 @@ import logging
 import sys
 import warnings
 
-__all__ = ["quantize_int8"]
+import torch
+from torch import nn
+
+__all__ = ["Int4Linear", "float_embedding_output", "int4_layers", "quantize_int4", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +59,23 @@ def _quantize_int8(model) -> None:
         del linear, weight
     keep = embedding.weight if embedding is not None else None
     for module in model.modules():  # norms, attention, biases: fp32; the embedding table as stored
+        if isinstance(module, Int4Linear):
+            continue  # its scales are bf16 for its kernel
         for pname, param in module.named_parameters(recurse=False):
             if param is not keep and param.dtype != torch.float32:
                 setattr(module, pname, nn.Parameter(param.detach().float(), requires_grad=False))
         for bname, buf in module.named_buffers(recurse=False):
             if buf is not None and buf.is_floating_point() and buf.dtype != torch.float32:
                 setattr(module, bname, buf.float())
-    if keep is not None and keep.dtype != torch.float32:
+    float_embedding_output(model)
+
+
+def float_embedding_output(model) -> None:
+    """Make an embedding table kept in bf16 hand fp32 rows to the fp32 layers after it."""
+    import torch
+
+    embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if embedding is not None and embedding.weight.dtype != torch.float32:
         embedding.register_forward_hook(lambda mod, args, out: out.float())
 
 
@@ -120,3 +133,88 @@ def _drop_pages(tensor, mapped: list[tuple[int, int]]) -> None:
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     if libc.madvise(first, last - first, 4) != 0:  # 4 = MADV_DONTNEED
         log.debug("madvise failed: errno %d", ctypes.get_errno())
+
+
+# -- int4: weight-only 4-bit for the language model, for small machines ---------------------------
+
+INT4_GROUP = 128  # weights per scale and zero point, along the input dimension
+
+
+def int4_layers(model) -> list[str]:
+    """The nn.Linear layers that ``quantize_int4`` makes 4-bit: the language model's, except the
+    head; the vision tower (read once per image, where precision matters for small text) and the
+    head stay int8. A layer whose sizes do not fit the kernel's layout stays int8 too."""
+    names = []
+    for name, module in model.named_modules():
+        if type(module) is not nn.Linear or name.endswith("lm_head"):
+            continue
+        if any(part in ("visual", "vision_model", "vision_tower", "vision") for part in name.split(".")):
+            continue
+        # The kernel's layout: whole groups along the input, output rows in sixteens.
+        if module.in_features % _group(module.in_features) == 0 and module.in_features >= 32 \
+                and module.out_features % 16 == 0:
+            names.append(name)
+    return names
+
+
+def _group(in_features: int) -> int:
+    return INT4_GROUP if in_features % INT4_GROUP == 0 else 32
+
+
+def quantize_int4(model) -> None:
+    """4-bit weights (groups of 128, with a bf16 scale and zero point each) for the language model's
+    Linear layers, run by PyTorch's CPU int4 kernel; every other Linear becomes int8 (quantize_int8)."""
+    for name in int4_layers(model):
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        linear = getattr(parent, attr)
+        setattr(parent, attr, Int4Linear.from_float(linear.weight.detach(),
+                                                    None if linear.bias is None else linear.bias.detach()))
+        _drop_pages(linear.weight.detach(), _file_mappings())
+        del linear
+    quantize_int8(model)
+
+
+class Int4Linear(nn.Module):
+    """y = x W^T + b with W in 4 bits: ``packed`` (the CPU kernel's layout) and per-group
+    ``scales_zeros`` are buffers, so a kept copy (int8_store) stores them as plain tensors."""
+
+    def __init__(self, in_features: int, out_features: int, group: int, bias: bool):
+        super().__init__()
+        self.in_features, self.out_features, self.group = in_features, out_features, group
+        self.register_buffer("packed", torch.empty(out_features, in_features // 2, dtype=torch.uint8))
+        self.register_buffer("scales_zeros", torch.empty(in_features // group, out_features, 2, dtype=torch.bfloat16))
+        self.bias = nn.Parameter(torch.empty(out_features), requires_grad=False) if bias else None
+
+    @classmethod
+    def from_float(cls, weight, bias) -> "Int4Linear":
+        """Asymmetric 4-bit per group of ``group`` input weights, rows converted a block at a time."""
+        out_features, in_features = weight.shape
+        group = _group(in_features)
+        module = cls(2, 1, 2, bias is not None)  # placeholder sizes, replaced below
+        module.in_features, module.out_features, module.group = in_features, out_features, group
+        packed, scales_zeros = [], []
+        for start in range(0, out_features, 4096):
+            w = weight[start:start + 4096].float().reshape(-1, in_features // group, group)
+            low, high = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
+            scale = ((high - low) / 15).clamp(min=1e-8)
+            q = torch.round((w - low) / scale).clamp(0, 15).to(torch.int32).reshape(-1, in_features)
+            packed.append(torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1))
+            zero = low + 8 * scale  # the kernel computes (q - 8) * scale + zero
+            scales_zeros.append(torch.stack([scale.squeeze(-1).t(), zero.squeeze(-1).t()], dim=-1).to(torch.bfloat16))
+            del w, q
+        module.packed = torch.cat(packed)
+        module.scales_zeros = torch.cat(scales_zeros, dim=1).contiguous()
+        if bias is not None:
+            module.bias = nn.Parameter(bias.float(), requires_grad=False)
+        return module
+
+    def forward(self, x):
+        shape = x.shape
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+            x.reshape(-1, self.in_features).to(torch.bfloat16), self.packed, self.group, self.scales_zeros)
+        y = y.to(x.dtype).reshape(*shape[:-1], self.out_features)
+        return y + self.bias if self.bias is not None else y
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, group={self.group}, int4"

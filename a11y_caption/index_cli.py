@@ -1,0 +1,184 @@
+"""The index, search, show and export commands (a thin layer over index.py). Results go to stdout,
+messages to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import A11yCaptionError
+
+__all__ = ["HANDLERS", "add_parsers"]
+
+SPEAK_EVERY_S = 30.0  # --speak: the count is said at most this often
+
+
+def add_parsers(sub, common) -> None:
+    def db(sp):
+        sp.add_argument("--db", metavar="FILE", help="the index file (default: index.sqlite3 in your user data folder)")
+
+    i = sub.add_parser("index", help="describe every image in folders once, for search and alt text (resumable)")
+    i.add_argument("folders", nargs="+", metavar="DIR", help="folders to walk (with their subfolders)")
+    db(i)
+    i.add_argument("--prune", action="store_true", help="forget files that were deleted from these folders")
+    i.add_argument("--local", action="store_true", help="describe in this process even when the agent is running")
+    i.add_argument("--speak", action="store_true", help="say the count every so often, and when done")
+    common(i)
+
+    s = sub.add_parser("search", help="find indexed images by words of their description, tags or text")
+    s.add_argument("query", metavar="QUERY", help="words to find (all of them must match)")
+    db(s)
+    s.add_argument("--limit", type=int, default=10, metavar="N", help="at most N results (default 10)")
+    s.add_argument("--model", metavar="ID_OR_DIR", help="only results of this model")
+    s.add_argument("--json", action="store_true", help="one JSON object per result")
+    common(s, model=False)
+
+    sh = sub.add_parser("show", help="print everything the index holds for an image file")
+    sh.add_argument("path", metavar="PATH")
+    db(sh)
+    sh.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("export", help="write path, alt text, description and tags of indexed images to a file")
+    e.add_argument("folder", metavar="DIR", help="where to write a11y-caption-index.csv or .jsonl")
+    e.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    e.add_argument("--model", metavar="ID_OR_DIR", help="only results of this model")
+    db(e)
+
+
+def _store(args):
+    from .index import IndexStore, default_db_path
+
+    return IndexStore(args.db or default_db_path())
+
+
+def _index(args) -> int:
+    from .cli import _settings
+    from .index import AgentAnalyser, LocalAnalyser, Summary, index_folders
+
+    args.no_speak = not args.speak
+    config = _settings(args)
+    # As describe: the running agent's warm model, unless another model or --local is asked for.
+    analyser = None if args.local or args.model else AgentAnalyser.if_running()
+    if analyser is None:
+        analyser = LocalAnalyser(config.model)
+    speaker = None
+    if args.speak:
+        from .speech import open_speaker
+
+        speaker = open_speaker(config.speech)
+    summary = Summary()
+    bar = None
+    last_said = [time.monotonic()]
+
+    def progress(done: int, total: int, s: Summary) -> None:
+        nonlocal bar
+        if bar is None and sys.stderr.isatty():  # a bar only on a terminal, never into a pipe or a file
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True)
+        if done and bar is not None:
+            bar.update(1)
+        if speaker is not None and (time.monotonic() - last_said[0] >= SPEAK_EVERY_S) and done < total:
+            last_said[0] = time.monotonic()
+            speaker.say(f"{done} of {total}.")
+
+    store = _store(args)
+    try:
+        index_folders(args.folders, store, analyser, prune=args.prune, summary=summary, progress=progress)
+    except KeyboardInterrupt:
+        _close(bar)
+        said = f"Stopped after {summary.described} new description{'s' * (summary.described != 1)}; " \
+               "run the same command again to go on."
+        print(f"a11y-caption: {said}", file=sys.stderr)
+        if speaker is not None:
+            speaker.say(said)
+            speaker.close()
+        store.close()
+        analyser.close()
+        return 130
+    except BaseException:
+        _close(bar)
+        if speaker is not None:
+            speaker.close()
+        store.close()
+        raise
+    _close(bar)
+    store.close()
+    analyser.close()
+    line = (f"{summary.found} image{'s' * (summary.found != 1)}: {summary.described} described, "
+            f"{summary.unchanged + summary.known} already indexed, {len(summary.bad)} could not be read"
+            + (f", {summary.pruned} deleted ones forgotten" if args.prune else "") + f". Index: {store.path}")
+    for path, why in summary.bad:
+        print(f"a11y-caption: {path}: {why}", file=sys.stderr)
+    print(f"a11y-caption: {line}", file=sys.stderr)
+    if speaker is not None:
+        speaker.say(line.partition(". Index:")[0] + ".")
+        speaker.wait()
+        speaker.close()
+    return 0
+
+
+def _close(bar) -> None:
+    if bar is not None:
+        bar.close()
+
+
+def _search(args) -> int:
+    from .cli import _emit, _settings
+    from .models import canonical_id
+    from .speech import open_speaker
+
+    if args.limit < 1:
+        raise A11yCaptionError("--limit must be at least 1.")
+    with _store(args) as store:
+        rows = store.search(args.query, args.limit, canonical_id(args.model) if args.model else None)
+    speaker = open_speaker(_settings(args).speech)
+    try:
+        if not rows:
+            print("a11y-caption: nothing found.", file=sys.stderr)
+            speaker.say("Nothing found.")
+        for row in rows:
+            _emit(json.dumps(row, ensure_ascii=False) + "\n" if args.json else f"{row['path']}: {row['text']}\n")
+            speaker.say(f"{Path(row['path']).name}: {row['text']}")
+        speaker.wait()
+    finally:
+        speaker.close()
+    return 0
+
+
+def _show(args) -> int:
+    import os
+
+    from .cli import _emit
+
+    with _store(args) as store:
+        record = store.show(os.path.abspath(args.path))
+    if record is None:
+        raise A11yCaptionError(f"{args.path} is not in the index; index its folder first.")
+    if args.json:
+        _emit(json.dumps(record, ensure_ascii=False) + "\n")
+        return 0
+    out = [f"path: {record['path']}", f"hash: {record['hash']}", f"size: {record['size']} bytes",
+           f"modified: {record['modified']}"]
+    for d in record["descriptions"]:
+        out += ["", f"model: {d['model']} (described {d['described_at']}, {d['seconds']:.1f} s)",
+                f"description: {d['description']}", f"alt text: {d['alt_text']}",
+                f"tags: {', '.join(d['tags'])}", "text found:" + ("\n" + d["ocr_text"] if d["ocr_text"] else " none")]
+    _emit("\n".join(out) + "\n")
+    return 0
+
+
+def _export(args) -> int:
+    from .index import export
+    from .models import canonical_id
+
+    with _store(args) as store:
+        out, n = export(store, args.folder, args.format, canonical_id(args.model) if args.model else None)
+    print(out)
+    print(f"a11y-caption: wrote {n} row{'s' * (n != 1)} to {out}", file=sys.stderr)
+    return 0
+
+
+HANDLERS = {"index": _index, "search": _search, "show": _show, "export": _export}

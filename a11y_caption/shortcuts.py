@@ -1,0 +1,269 @@
+"""The desktop's own keyboard shortcuts for our hotkeys, where no global-shortcuts portal binds them.
+
+Each shortcut runs the matching ``a11y-caption`` command (by the absolute path of the installed
+command), which hands the job to the running agent over its control socket, or does it in-process
+when none runs.
+- GNOME: custom keybindings in ``org.gnome.settings-daemon.plugins.media-keys`` (gsettings). Ours
+  live at their own paths (``.../custom-keybindings/a11y-caption-ACTION/``) and are added to, or
+  taken out of, the user's list; the user's own entries are never touched.
+- sway: one include file, ``$XDG_CONFIG_HOME/sway/config.d/a11y-caption.conf``, of ``bindsym`` lines.
+- KDE Plasma: a service file for kglobalacceld, ``$XDG_DATA_HOME/kglobalaccel/a11y-caption.desktop``,
+  one ``[Desktop Action]`` per hotkey with its default keys in ``X-KDE-Shortcuts`` (the format
+  kglobalacceld's KServiceActionComponent reads); Plasma picks it up at the next login.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .config import Binding
+from .errors import A11yCaptionError
+
+__all__ = ["DESKTOPS", "binding_description", "command_for", "command_path", "install", "remove", "shortcut_ids",
+           "show"]
+
+DESKTOPS = ("gnome", "kde", "sway")
+DESCRIPTIONS = {
+    "describe_screen": "Describe the screen", "describe_window": "Describe the active window",
+    "describe_clipboard": "Describe the image on the clipboard",
+    "alt_text_to_clipboard": "Copy alt text for the image on the clipboard",
+    "read_text": "Read the text of the active window", "repeat_last": "Say the last answer again",
+    "copy_last": "Copy the last answer", "stop": "Stop speaking", "release_model": "Free the model's memory",
+}
+# The command each action runs.
+COMMANDS = {
+    "describe_screen": ["describe", "--screen"], "describe_window": ["describe", "--window"],
+    "describe_clipboard": ["describe", "--clipboard"],
+    "alt_text_to_clipboard": ["describe", "--clipboard", "--alt-text", "--copy"],
+    "read_text": ["read", "--window"], "repeat_last": ["repeat"], "stop": ["stop"],
+    "copy_last": ["copy-last"], "release_model": ["release"],
+}
+MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
+GNOME_BASE = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/"
+GNOME_PREFIX = GNOME_BASE + "a11y-caption-"
+
+
+def shortcut_ids(bindings: Iterable[Binding]) -> list[str]:
+    """A stable id per binding: its action, with -2, -3 ... for the same action bound again."""
+    seen: dict[str, int] = {}
+    ids = []
+    for b in bindings:
+        seen[b.action] = seen.get(b.action, 0) + 1
+        ids.append(b.action if seen[b.action] == 1 else f"{b.action}-{seen[b.action]}")
+    return ids
+
+
+def binding_description(b: Binding) -> str:
+    text = DESCRIPTIONS[b.action]
+    return f"{text}: {b.prompt}" if b.prompt else text
+
+
+def command_path() -> list[str]:
+    """The installed command by absolute path; ``python -m a11y_caption`` where it is not installed."""
+    beside = Path(sys.executable).with_name("a11y-caption.exe" if os.name == "nt" else "a11y-caption")
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("a11y-caption")
+    return [os.path.abspath(found)] if found else [os.path.abspath(sys.executable), "-m", "a11y_caption"]
+
+
+def command_for(b: Binding, program: Sequence[str] | None = None) -> list[str]:
+    args = COMMANDS[b.action]
+    if b.prompt and args[0] == "describe" and "--alt-text" not in args:
+        args = [*args, "--prompt", b.prompt]
+    return [*(program or command_path()), *args]
+
+
+def _keys(keys: str, style: str) -> str:
+    """A hotkeys.toml chord in a desktop's own notation."""
+    from .portal import _chord_parts, portal_trigger
+
+    mods, _main = _chord_parts(keys)
+    key = portal_trigger(keys).split("+")[-1]
+    names = {
+        "gnome": {"ctrl": "<Control>", "alt": "<Alt>", "shift": "<Shift>", "cmd": "<Super>", "alt_gr": "<Alt>"},
+        "sway": {"ctrl": "Ctrl+", "alt": "Mod1+", "shift": "Shift+", "cmd": "Mod4+", "alt_gr": "Mod5+"},
+        "kde": {"ctrl": "Ctrl+", "alt": "Alt+", "shift": "Shift+", "cmd": "Meta+", "alt_gr": "AltGr+"},
+    }[style]
+    if style == "kde":
+        key = {"plus": "+", "Prior": "PgUp", "Next": "PgDown", "Return": "Return", "Escape": "Esc"}.get(
+            key, key.upper() if len(key) == 1 else key)
+    return "".join(names[m] for m in mods) + key
+
+
+def _bound(bindings: Iterable[Binding], program) -> list[tuple[str, Binding, list[str]]]:
+    """(id, binding, command) for each binding."""
+    bindings = list(bindings)
+    return [(sid, b, command_for(b, program)) for sid, b in zip(shortcut_ids(bindings), bindings)]
+
+
+# -- GNOME --------------------------------------------------------------------------------------
+
+def _gsettings(*args: str) -> str:
+    try:
+        done = subprocess.run(["gsettings", *args], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError as e:
+        raise A11yCaptionError("gsettings is not installed, so GNOME's shortcuts cannot be changed.") from e
+    if done.returncode != 0:
+        raise A11yCaptionError(f"gsettings failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:200]}")
+    return done.stdout.strip()
+
+
+def _gnome_list() -> list[str]:
+    text = _gsettings("get", MEDIA_KEYS, "custom-keybindings")
+    if text.startswith("@as "):
+        text = text[4:]
+    return list(ast.literal_eval(text))
+
+
+def _gnome_set_list(paths: list[str]) -> None:
+    _gsettings("set", MEDIA_KEYS, "custom-keybindings", "[" + ", ".join(repr(p) for p in paths) + "]")
+
+
+def _gnome_install(bound) -> list[str]:
+    keep = [p for p in _gnome_list() if not p.startswith(GNOME_PREFIX)]
+    ours = []
+    for sid, b, cmd in bound:
+        path = f"{GNOME_PREFIX}{sid}/"
+        schema = f"{MEDIA_KEYS}.custom-keybinding:{path}"
+        _gsettings("set", schema, "name", f"a11y-caption: {binding_description(b)}")
+        _gsettings("set", schema, "command", shlex.join(cmd))
+        _gsettings("set", schema, "binding", _keys(b.keys, "gnome"))
+        ours.append(path)
+    _gnome_set_list(keep + ours)
+    return [f"{_keys(b.keys, 'gnome')}\t{shlex.join(cmd)}" for _sid, b, cmd in bound]
+
+
+def _gnome_remove() -> int:
+    paths = _gnome_list()
+    ours = [p for p in paths if p.startswith(GNOME_PREFIX)]
+    for path in ours:
+        schema = f"{MEDIA_KEYS}.custom-keybinding:{path}"
+        for key in ("name", "command", "binding"):
+            _gsettings("reset", schema, key)
+    if ours:
+        _gnome_set_list([p for p in paths if not p.startswith(GNOME_PREFIX)])
+    return len(ours)
+
+
+# -- sway and KDE: files of our own --------------------------------------------------------------
+
+def _config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+def _data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
+def sway_file() -> Path:
+    return _config_home() / "sway" / "config.d" / "a11y-caption.conf"
+
+
+def kde_file() -> Path:
+    return _data_home() / "kglobalaccel" / "a11y-caption.desktop"
+
+
+def sway_text(bound) -> str:
+    lines = ["# a11y-caption hotkeys (written by: a11y-caption shortcuts install --desktop sway)"]
+    lines += [f"bindsym {_keys(b.keys, 'sway')} exec {shlex.join(cmd)}" for _sid, b, cmd in bound]
+    return "\n".join(lines) + "\n"
+
+
+def kde_text(bound) -> str:
+    def exec_quote(arg: str) -> str:  # the desktop entry spec's Exec quoting
+        if not any(c in arg for c in " \t\n\"'\\><~|&;$*?#()`"):
+            return arg
+        return '"' + "".join("\\" + c if c in '"`$\\' else c for c in arg) + '"'
+
+    lines = ["[Desktop Entry]", "Type=Application", "Name=a11y-caption", "NoDisplay=true",
+             "X-KDE-GlobalShortcutType=Service", f"Actions={';'.join(sid for sid, _b, _c in bound)};", ""]
+    for sid, b, cmd in bound:
+        lines += [f"[Desktop Action {sid}]", f"Name={binding_description(b)}",
+                  f"Exec={' '.join(exec_quote(a) for a in cmd).replace('%', '%%')}",
+                  f"X-KDE-Shortcuts={_keys(b.keys, 'kde')}", ""]
+    return "\n".join(lines)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- the commands -----------------------------------------------------------------------------
+
+def install(desktop: str, bindings: Sequence[Binding], program: Sequence[str] | None = None) -> list[str]:
+    """Bind every hotkey that has a command; returns lines for the user (what was done, what not)."""
+    bound = _bound(bindings, program)
+    if desktop == "gnome":
+        done = _gnome_install(bound)
+        notes = ["GNOME: the shortcuts work at once (Settings, Keyboard, Custom Shortcuts lists them)."]
+    elif desktop == "sway":
+        _write(sway_file(), sway_text(bound))
+        done = [f"{_keys(b.keys, 'sway')}\t{shlex.join(cmd)}" for _sid, b, cmd in bound]
+        notes = [f"sway: wrote {sway_file()}; make sure your sway config has the line "
+                 f"'include {sway_file().parent}/*', then run: swaymsg reload"]
+    elif desktop == "kde":
+        _write(kde_file(), kde_text(bound))
+        done = [f"{_keys(b.keys, 'kde')}\t{shlex.join(cmd)}" for _sid, b, cmd in bound]
+        notes = [f"KDE: wrote {kde_file()}; the shortcuts work after you log out and in again (System "
+                 "Settings, Shortcuts lists them under a11y-caption)."]
+    else:
+        raise A11yCaptionError(f"Unknown desktop {desktop!r}; use one of: {', '.join(DESKTOPS)}.")
+    return done + notes
+
+
+def remove(desktop: str) -> str:
+    if desktop == "gnome":
+        n = _gnome_remove()
+        return f"GNOME: removed {n} a11y-caption shortcut(s); your own shortcuts are as they were."
+    path = {"sway": sway_file, "kde": kde_file}.get(desktop)
+    if path is None:
+        raise A11yCaptionError(f"Unknown desktop {desktop!r}; use one of: {', '.join(DESKTOPS)}.")
+    if path().exists():
+        path().unlink()
+        return f"Removed {path()}."
+    return f"{path()} was not there; nothing to remove."
+
+
+def show(bindings: Sequence[Binding], program: Sequence[str] | None = None) -> list[str]:
+    """What to bind by hand on any desktop: keys, then the command."""
+    lines = [f"{_keys(b.keys, 'kde')}\t{shlex.join(cmd)}\t# {binding_description(b)}"
+             for _sid, b, cmd in _bound(bindings, program)]
+    return lines
+
+
+def cli(args) -> int:
+    """``a11y-caption shortcuts install|remove|show`` (args from the CLI's parser)."""
+    from .config import load_config
+
+    if args.shortcuts_command == "remove":
+        print(remove(args.desktop))
+        return 0
+    bindings = load_config(args.config).hotkeys
+    lines = install(args.desktop, bindings) if args.shortcuts_command == "install" else show(bindings)
+    for line in lines:
+        print(line)
+    return 0
+
+
+def add_parser(sub) -> None:
+    s = sub.add_parser("shortcuts", help="bind the hotkeys as the desktop's own shortcuts (Wayland without a portal)")
+    ssub = s.add_subparsers(dest="shortcuts_command", required=True, metavar="ACTION")
+    for name, text in (("install", "write the desktop's shortcuts, each running an a11y-caption command"),
+                       ("remove", "take them out again")):
+        a = ssub.add_parser(name, help=text)
+        a.add_argument("--desktop", required=True, choices=DESKTOPS)
+        a.add_argument("--config", metavar="FILE")
+    show_parser = ssub.add_parser("show", help="print the keys and commands to bind by hand on other desktops")
+    show_parser.add_argument("--config", metavar="FILE")

@@ -1,0 +1,159 @@
+"""The int8 model is converted once and kept (captioner/int8_store.py): later loads use the kept copy,
+answer exactly as the converted model does, and a damaged, stale or half-written copy is never used."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from a11y_caption.captioner import GenerationOptions, Request, load_captioner
+from a11y_caption.captioner.int8_store import store_root, stores
+from conftest import REPO, SAMPLE, run_cli
+
+
+@pytest.fixture()
+def screen():
+    return Image.open(SAMPLE).convert("RGB")
+
+
+def _answer(captioner, screen) -> str:
+    generation = captioner.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=12))
+    return generation.collect().text
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl-2b", "blip-base"])
+def test_the_first_load_converts_and_keeps_a_copy_that_later_loads_use(tiny_models, family, screen):
+    first = load_captioner(str(tiny_models[family]), quantize="int8")
+    assert first.loaded_from == "converted"
+    [(model, size, folder)] = stores()
+    assert model == str(tiny_models[family].resolve()) and size > 0 and folder.parent == store_root()
+    kept = load_captioner(str(tiny_models[family]), quantize="int8")
+    assert kept.loaded_from == "kept copy"
+    assert _answer(kept, screen) == _answer(first, screen)
+    # Every layer that was converted is int8 again, and its weights are the converted ones.
+    ours = {n: m for n, m in kept.model.named_modules() if type(m).__name__ == "Linear" and hasattr(m, "_packed_params")}
+    theirs = {n: m for n, m in first.model.named_modules() if n in ours}
+    assert ours and ours.keys() == theirs.keys()
+    for name, module in ours.items():
+        assert module.weight().int_repr().equal(theirs[name].weight().int_repr())
+    assert not any(p.is_meta for p in kept.model.parameters())
+
+
+def _shards(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "meta", "missing"])
+def test_a_damaged_copy_is_converted_again_never_trusted(tiny_qwen, screen, damage, caplog):
+    expected = _answer(load_captioner(str(tiny_qwen), quantize="int8"), screen)
+    [(_, _, folder)] = stores()
+    shard = _shards(folder)[0]
+    if damage == "truncated":
+        data = shard.read_bytes()
+        shard.write_bytes(data[: len(data) // 2])
+    elif damage == "meta":
+        meta = json.loads((folder / "meta.json").read_text())
+        meta["int8_layers"] = meta["int8_layers"][1:]
+        (folder / "meta.json").write_text(json.dumps(meta))
+    else:
+        shard.unlink()
+    with caplog.at_level("WARNING"):
+        again = load_captioner(str(tiny_qwen), quantize="int8")
+    assert again.loaded_from == "converted"
+    assert any("failed its check" in r.getMessage() for r in caplog.records)
+    assert _answer(again, screen) == expected
+    assert load_captioner(str(tiny_qwen), quantize="int8").loaded_from == "kept copy"  # made anew
+
+
+def test_a_changed_checkpoint_gets_a_copy_of_its_own(tiny_qwen, tmp_path):
+    folder = shutil.copytree(tiny_qwen, tmp_path / "model")
+    assert load_captioner(str(folder), quantize="int8").loaded_from == "converted"
+    weights = next(folder.glob("*.safetensors"))
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file was written again
+    assert load_captioner(str(folder), quantize="int8").loaded_from == "converted"
+    assert len(stores()) == 2
+
+
+def test_a_crash_while_writing_leaves_no_copy_and_no_debris(tiny_qwen, screen, monkeypatch):
+    import safetensors.torch
+
+    calls = []
+    real = safetensors.torch.save_file
+
+    def dies_after_one_shard(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", dies_after_one_shard)
+    monkeypatch.setattr("a11y_caption.captioner.int8_store.SHARD_BYTES", 1)  # a shard per tensor
+    captioner = load_captioner(str(tiny_qwen), quantize="int8")
+    assert captioner.loaded_from == "converted" and _answer(captioner, screen)  # this load still works
+    assert len(calls) == 2 and stores() == []
+    assert list(store_root().iterdir()) == []  # no temporary folder left behind
+
+
+def test_two_processes_converting_at_once_leave_one_good_copy(tiny_qwen):
+    code = ("import sys; from a11y_caption.captioner import load_captioner; "
+            "print(load_captioner(sys.argv[1], quantize='int8').loaded_from)")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_qwen)], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=180)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert len(stores()) == 1 and len(list(store_root().iterdir())) == 1
+    assert load_captioner(str(tiny_qwen), quantize="int8").loaded_from == "kept copy"
+
+
+def test_models_list_shows_the_copy_and_models_remove_removes_it(tiny_qwen):
+    load_captioner(str(tiny_qwen), quantize="int8")
+    listed = run_cli("models", "list")
+    assert listed.returncode == 0
+    line = next(l for l in listed.stdout.splitlines() if "(int8 copy)" in l)
+    assert line.startswith(str(tiny_qwen.resolve())) and " GB\t" in line
+    removed = run_cli("models", "remove", str(tiny_qwen))
+    assert removed.returncode == 0 and removed.stdout.startswith("removed ")
+    assert stores() == [] and tiny_qwen.is_dir(), "a local folder is the user's: only the copy goes"
+    again = run_cli("models", "remove", str(tiny_qwen))
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "no model" in again.stderr
+
+
+def test_int4_makes_the_language_model_4_bit_keeps_the_vision_tower_int8_and_is_kept_too(tiny_qwen, screen):
+    from a11y_caption.captioner.quantize import Int4Linear
+
+    first = load_captioner(str(tiny_qwen), quantize="int4")
+    kinds = {name: type(m).__name__ for name, m in first.model.named_modules() if type(m).__name__ in ("Int4Linear", "Linear")}
+    four = [n for n, k in kinds.items() if k == "Int4Linear"]
+    assert four and all("visual" not in n and not n.endswith("lm_head") for n in four)
+    assert any("visual" in n and k == "Linear" for n, k in kinds.items())  # int8 (torch.ao's Linear)
+    assert first.loaded_from == "converted"
+    kept = load_captioner(str(tiny_qwen), quantize="int4")
+    assert kept.loaded_from == "kept copy" and _answer(kept, screen) == _answer(first, screen)
+    assert sum(isinstance(m, Int4Linear) for m in kept.model.modules()) == len(four)
+    assert {m for m, *_ in stores()} == {str(tiny_qwen.resolve())} and len(stores()) == 1  # int4's own copy
+
+
+def test_int4_linear_is_close_to_the_float_layer():
+    """4 bits per weight in groups of 128 with a scale and zero point each: about 10 % relative error
+    on random normal weights (a step of a fifteenth of each group's range)."""
+    import torch
+
+    from a11y_caption.captioner.quantize import Int4Linear
+
+    torch.manual_seed(0)
+    weight, bias = torch.randn(64, 256), torch.randn(64)
+    layer = Int4Linear.from_float(weight, bias)
+    x = torch.randn(5, 256)
+    expected = x @ weight.t() + bias
+    error = (layer(x) - expected).abs().mean() / expected.abs().mean()
+    assert 0 < error < 0.15
+    assert layer.packed.dtype == torch.uint8 and layer.packed.numel() == 64 * 256 // 2
