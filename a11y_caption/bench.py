@@ -24,7 +24,7 @@ from pathlib import Path
 
 __all__ = ["run_bench"]
 
-BENCH_MODELS = {"qwen2-vl-2b": "chat", "blip-base": "blip"}
+BENCH_MODELS = {"qwen2-vl-2b": "chat", "blip-base": "blip", "server": "server"}  # server: _server_overhead
 KEYS = ("model", "variant", "image_tokens", "preprocess_s", "time_to_first_token_s", "time_to_first_word_s",
         "total_s", "new_tokens", "tokens_per_s", "peak_rss_mb")
 
@@ -72,6 +72,11 @@ def run_bench(args) -> int:
     os.environ["XDG_CACHE_HOME"] = str(cache / "kept-int8")
     rows: list[Row] = []
     for name in names:
+        if BENCH_MODELS[name] == "server":  # a tiny model of its own, no replica
+            rows += _run_child({"kind": "server-overhead", "new_tokens": args.new_tokens})
+            if args.json:
+                print(json.dumps(rows[-1].as_json()), flush=True)
+            continue
         folder, source = _weights(name, cache)
         for spec in _variants(name, folder, source, args):
             quantized = spec.get("precision") in ("int8", "int4")
@@ -313,6 +318,8 @@ def _child(spec: dict) -> list[Row]:
         return [_first_load(spec)]
     if kind in ("chat-baseline", "blip-baseline"):
         return [_baseline(spec)]
+    if kind == "server-overhead":
+        return [_server_overhead(spec)]
     return _ours(spec)
 
 
@@ -631,6 +638,98 @@ def _baseline(spec: dict) -> Row:
     return Row(spec["model"], f"baseline ({dtype}, default image size, no streaming)", image_tokens, preprocess_s,
                first[0] - t0, voice.times[0] - t0, total, new_tokens,
                (new_tokens - 1) / (total - (first[0] - t0)), _peak_rss_mb())
+
+
+def _server_overhead(spec: dict, runs: int = 10) -> Row:
+    """What describing through a model server costs over describing in this process: the same tiny
+    Qwen2-VL in both (its compute is small, so what is left is the path's own cost: PNG encoding,
+    HTTP, the server's parsing and its events), greedy, fp32, the bench screenshot, runs of the two
+    interleaved. The server is `transformers serve` (pip install "transformers[serving]") on a
+    loopback port; the row's times are the server path's medians, and the time to its first word."""
+    import socket
+    import statistics
+    import tempfile
+    import urllib.request
+
+    from .config import ModelConfig
+    from .describer import Describer
+    from .replica import build_replica
+
+    n = spec["new_tokens"]
+    with tempfile.TemporaryDirectory(prefix="a11y-caption-bench-server-") as tmp:
+        folder = build_replica("qwen2-vl-2b", Path(tmp) / "tiny-qwen2-vl", full=False)
+        (Path(tmp) / "hf-home" / "hub").mkdir(parents=True)  # transformers serve's model list needs it
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "transformers.cli.transformers", "serve", str(folder), "--host", "127.0.0.1",
+             "--port", str(port), "--dtype", "float32"],
+            env={**os.environ, "HF_HOME": str(Path(tmp) / "hf-home"), "HF_HUB_OFFLINE": "1"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                        break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("transformers serve did not start") from None
+                    time.sleep(0.2)
+            common = {"name": str(folder), "max_new_tokens": n, "add_ocr_text": "never", "ground_in_ocr": "never"}
+            paths = {"in_process": Describer(ModelConfig(**common, dtype="fp32", quantize="none")),
+                     "server": Describer(ModelConfig(**common, server=f"http://127.0.0.1:{port}/v1"))}
+            # The bench screen at 588x336: within the 256-token budget and on Qwen2-VL's 28-pixel grid,
+            # so neither side resizes it and both models read the very same pixels (a larger image is
+            # fitted to the same budget on both paths, but the server's processor may round it to its
+            # grid one row differently, and then the two answers, and their cost, differ).
+            image = screenshot().resize((588, 336))
+            for describer in paths.values():
+                describer.load()
+                _first_word(describer, image, "screen")  # warm-up: both models have run once
+            totals = {name: [] for name in paths}
+            words = {name: [] for name in paths}
+            firsts = {name: [] for name in paths}
+            for _ in range(runs):
+                for name, describer in paths.items():
+                    word_s, token_s, generation, t0 = _first_word(describer, image, "screen")
+                    totals[name].append(generation.finished_at - t0)
+                    words[name].append(word_s)
+                    firsts[name].append(token_s)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    median = statistics.median
+    overhead_ms = (median(totals["server"]) - median(totals["in_process"])) * 1000
+    return Row("tiny qwen2-vl", "server (transformers serve, loopback) vs in-process", None, None,
+               median(firsts["server"]), median(words["server"]), median(totals["server"]), None, None, None,
+               {"in_process_time_to_first_token_s": median(firsts["in_process"]),
+                "in_process_time_to_first_word_s": median(words["in_process"]),
+                "in_process_total_s": median(totals["in_process"]),
+                "server_overhead_ms_per_description": overhead_ms,
+                "server_overhead_target_ms": 50, "server_overhead_within_target": overhead_ms <= 50,
+                "png_data_url_ms": _data_url_ms(), "runs": runs})
+
+
+def _data_url_ms(runs: int = 10) -> float:
+    """Median time to make the PNG data URL of the 1280x800 bench screen fitted to the screen budget:
+    work only the server path does in the describing process (both paths fit the image)."""
+    import statistics
+
+    from .captioner.chat import SCREEN_PIXELS, fit_pixels
+    from .captioner.server import image_data_url
+
+    image, times = fit_pixels(screenshot(), SCREEN_PIXELS), []
+    for _ in range(runs):
+        t = time.perf_counter()
+        image_data_url(image)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
 
 
 def _idle_agent() -> Row:

@@ -33,6 +33,7 @@ _FLAG_SETTINGS = {
     "beams": ("model", "num_beams"), "device": ("model", "device"),
     "rate": ("speech", "rate"), "volume": ("speech", "volume"),
     "new_tokens": ("model", "max_new_tokens"),  # bench
+    "server": ("model", "server"),
 }
 # Comma-separated lists of such values.
 _LIST_FLAG_SETTINGS = {"image_tokens": ("model", "screen_image_tokens")}  # bench
@@ -64,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = _Parser(
         prog="a11y-caption",
-        description="Describe screens and images aloud with a local vision model. Nothing leaves this computer.",
+        description="Describe screens and images aloud with a local vision model. Nothing leaves this computer "
+                    "unless you configure a model server (--server), and then only to that server.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -75,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", metavar="FILE", help="settings file (default: your hotkeys.toml, else the packaged one)")
         if model:
             sp.add_argument("--model", metavar="ID_OR_DIR", help="hub id, alias (blip-base, ...), local folder, or 'ocr'")
+            sp.add_argument("--server", metavar="URL", help="describe with a model on this OpenAI-compatible server, "
+                            "e.g. http://127.0.0.1:11434/v1 (--model: its name there)")
         sp.add_argument("--speech", metavar="ENGINE", choices=SPEECH_ENGINES,
                         help=", ".join(SPEECH_ENGINES) + " (auto: your screen reader if one runs, else the system voice)")
         sp.add_argument("--no-speak", action="store_true", help="print only (same as --speech none)")
@@ -136,7 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     pull = msub.add_parser("pull", help="download a model (configs, tokenizer and safetensors weights only)")
     pull.add_argument("model", nargs="?", help="hub id or alias (default: the configured model)")
     pull.add_argument("--config", metavar="FILE")
-    msub.add_parser("list", help="models on this computer, with their size on disk")
+    mlist = msub.add_parser("list", help="models on this computer, with their size on disk (or on --server)")
+    mlist.add_argument("--server", metavar="URL", help="list the models of this OpenAI-compatible server instead")
+    mlist.add_argument("--config", metavar="FILE", help="settings file (for api_key_env)")
     rm = msub.add_parser("remove", help="delete a downloaded model and its int8 copy")
     rm.add_argument("model", help="hub id, alias or folder")
 
@@ -220,6 +226,8 @@ def _settings(args):
     model = config.model
     if getattr(args, "model", None):
         model = replace(model, name=args.model)
+    if getattr(args, "server", None) is not None:
+        model = replace(model, server=args.server)
     return replace(config, speech=speech, model=model)
 
 
@@ -377,7 +385,7 @@ def _read(args) -> int:
 
 # -- through the running agent (warm model, one voice, one Stop) ------------------------------
 
-_MODEL_FLAGS = ("model", "device", "dtype", "quantize", "max_new_tokens", "temperature", "beams", "language")
+_MODEL_FLAGS = ("model", "server", "device", "dtype", "quantize", "max_new_tokens", "temperature", "beams", "language")
 
 
 def _tunes_model(args) -> bool:
@@ -563,6 +571,8 @@ def _models(args) -> int:
         for folder in remove(args.model):
             print(f"removed {folder}")
         return 0
+    if args.server:
+        return _server_models(args)
     from .captioner.int8_store import stores
 
     rows = list_local()
@@ -576,6 +586,31 @@ def _models(args) -> int:
     if missing:
         print("Available to pull: " + ", ".join(f"{k.alias} ({k.repo_id}, {k.download})" for k in missing),
               file=sys.stderr)
+    return 0
+
+
+def _server_models(args) -> int:
+    """``models list --server URL``: the server's models; a server without a usable list is no error."""
+    from .captioner.server import ServerCaptioner
+    from .config import load_config
+    from .errors import ServerUnreachable
+
+    model = load_config(args.config).model
+    server = ServerCaptioner("", args.server, api_key_env=model.api_key_env, connect_timeout=model.connect_timeout,
+                             first_token_timeout=model.first_token_timeout)
+    try:
+        names = server.list_models()
+    except ServerUnreachable:
+        raise
+    except A11yCaptionError as e:
+        print(f"a11y-caption: {e} Ask for a model by the name the server knows it as (--model).", file=sys.stderr)
+        return 0
+    finally:
+        server.close()
+    for name in names:
+        print(name)
+    if not names:
+        print("a11y-caption: the server lists no models.", file=sys.stderr)
     return 0
 
 

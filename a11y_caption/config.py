@@ -47,6 +47,14 @@ class ModelConfig:
     add_ocr_text: str = "auto"
     ground_in_ocr: str = "check"  # "auto" (lines in the prompt) misses its latency budget on 2 cores (README)
     idle_unload_minutes: float = 0.0
+    # A model on an OpenAI-compatible server instead of in this process ("" = in this process);
+    # name is then the server's name for the model. The key is read from the environment variable
+    # named here, never written in this file.
+    server: str = ""
+    api_key_env: str = ""
+    connect_timeout: float = 3.0
+    first_token_timeout: float = 60.0
+    fallback: str = ""  # "ocr": when the server cannot be reached, read the text on the image here
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,18 @@ def _one_of(*choices: str, text: str = "") -> Rule:
     return Rule(lambda v: v in choices, text or "one of " + ", ".join(choices))
 
 
+def _server_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    if value == "":
+        return True
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        return False
+
+
 # "cuda:N" picks one GPU of several; "mps" is Apple's Metal GPU, used only when asked for.
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -118,7 +138,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("model", "photo_image_tokens"): _between(16, 16384),
     # Longer than a week is "never" in practice, and is written 0; the agent's wait needs a finite bound.
     ("model", "idle_unload_minutes"): _between(0, 10080, " (0 never unloads; 10080 is a week)"),
+    ("model", "server"): Rule(_server_url, "an http:// or https:// URL such as \"http://127.0.0.1:11434/v1\", "
+                                           "or \"\" for a model in this process"),
+    ("model", "api_key_env"): Rule(lambda v: re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)?", v) is not None,
+                                   "the name of an environment variable that holds the key, never the key itself"),
+    ("model", "connect_timeout"): _between(0.1, 60.0, " seconds"),
+    ("model", "first_token_timeout"): _between(1.0, 3600.0, " seconds"),
+    ("model", "fallback"): _one_of("", "ocr", text="\"ocr\" or \"\""),
 }
+# Settings whose refused value is not repeated in the error: it may be a secret pasted in the wrong place.
+_SECRET_SETTINGS = {("model", "api_key_env")}
 
 
 def setting_problem(section: str, key: str, value) -> str | None:
@@ -250,4 +279,5 @@ def _check_values(parts: dict, path: Path, lines: list[str]) -> None:
             value = getattr(part, f.name)
             problem = setting_problem(section, f.name, value)
             if problem:
-                raise ConfigError(path, _line_of(lines, f"[{section}]", 0, f.name), f"{f.name} {problem}, not {value!r}")
+                shown = "" if (section, f.name) in _SECRET_SETTINGS else f", not {value!r}"
+                raise ConfigError(path, _line_of(lines, f"[{section}]", 0, f.name), f"{f.name} {problem}{shown}")

@@ -19,7 +19,7 @@ from PIL import Image
 from .blank import blank_description
 from .captioner.base import Captioner, Generation, GenerationOptions, Request, Task
 from .config import ModelConfig
-from .errors import ModelNotFound, log_unexpected
+from .errors import ModelNotFound, ServerUnreachable, log_unexpected
 from .grounding import PendingScreenText, QuoteChecker, ScreenText, screen_text_from
 
 __all__ = ["Describer"]
@@ -61,7 +61,8 @@ class Describer:
             self.captioner = load_captioner(
                 c.name, device=c.device, dtype=c.dtype, quantize=c.quantize, trust_remote_code=c.trust_remote_code,
                 blip_prefix=c.blip_prefix, screen_image_tokens=c.screen_image_tokens,
-                photo_image_tokens=c.photo_image_tokens,
+                photo_image_tokens=c.photo_image_tokens, server=c.server, api_key_env=c.api_key_env,
+                connect_timeout=c.connect_timeout, first_token_timeout=c.first_token_timeout,
             )
         except ModelNotFound as e:
             log.info("%s", e)
@@ -194,7 +195,16 @@ class Describer:
                 pending = PendingScreenText(lambda: screen_text_from(reader.read_boxed_lines(image), image.size), stop)
                 checker = QuoteChecker(pending)
             inner = self.captioner.generate(asked, self.options, stop)
-            yield from (checker.check(inner) if checker is not None else inner)
+            try:
+                yield from (checker.check(inner) if checker is not None else inner)
+            except ServerUnreachable as e:
+                if self.config.fallback != "ocr" or outer.text:
+                    raise
+                # The server is down: the text on the image, read here, and why (never cached).
+                lines = self.read_text(image)
+                yield ("\n".join(lines) + "\n") if lines else "No text found.\n"
+                yield str(e)
+                return
             outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
             if grounds == "check":
                 outer.checked_against = pending.result

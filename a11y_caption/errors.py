@@ -23,6 +23,8 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFound",
     "NoImageOnClipboard",
+    "ServerError",
+    "ServerUnreachable",
     "SpeechError",
     "UnsupportedModel",
 ]
@@ -59,6 +61,15 @@ class ImageError(A11yCaptionError):
 
 class GenerationError(A11yCaptionError):
     """The model failed while generating (chained to the library's error)."""
+
+
+class ServerError(A11yCaptionError):
+    """The configured model server failed a request (refused it, timed out, broke off the answer)."""
+
+
+class ServerUnreachable(ServerError):
+    """No connection to the model server at all (nothing listens, or it did not answer in time);
+    ``fallback = "ocr"`` reads the text locally instead."""
 
 
 class NoImageOnClipboard(A11yCaptionError):

@@ -69,3 +69,17 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert follow_up["reused_prompt_tokens"] > follow_up["new_tokens"] and follow_up["kept_cache_mb"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "| qwen2-vl-2b | int8, 64 image tokens |" in report.read_text()
+
+
+def test_bench_server_overhead_row():
+    """The server path against in-process (its own tiny model and `transformers serve`): the row's
+    fields only; its figures come from a quiet machine (README)."""
+    r = run_cli("bench", "--models", "server", "--json", "--new-tokens", "4", timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["model"] for row in rows if row["model"] not in ("machine", "none")] == ["tiny qwen2-vl"]
+    row = next(row for row in rows if row["model"] == "tiny qwen2-vl")
+    assert 0 < row["time_to_first_token_s"] <= row["total_s"] and row["in_process_total_s"] > 0
+    assert row["server_overhead_ms_per_description"] == pytest.approx(
+        (row["total_s"] - row["in_process_total_s"]) * 1000, abs=1.0)
+    assert row["png_data_url_ms"] > 0 and row["runs"] == 10

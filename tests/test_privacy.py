@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLE, add_to_hub_cache, run_cli
+from model_server import served_qwen  # noqa: F401  (fixture)
+from test_agent import wordy_qwen  # noqa: F401  (fixture)
 
 AUDIT_SITE = '''
 import os, sys
@@ -104,16 +106,51 @@ def test_agent_makes_no_connection_and_writes_no_screenshot(desktop, tiny_qwen, 
     assert "describe_screen by acme/tiny-qwen:" in agent.log()
 
 
-def test_no_telemetry_files_and_no_network_at_the_system_call_level(tiny_qwen, tmp_path):
-    """ONNX Runtime (under the OCR) writes a device id and an event cache for its telemetry unless
-    told not to; and native code can open sockets that Python's audit hooks never see. So: a real
-    read and describe, with HOME and TMPDIR empty folders, under strace watching every connect."""
+def _require_strace() -> None:
     import shutil
 
     if shutil.which("strace") is None:
         if os.environ.get("CI"):
             pytest.fail("strace is missing (make test installs it)")
         pytest.skip("strace is not installed (make test installs it)")
+
+
+def _strace_network(args: list[str], env: dict, trace: Path) -> list[str]:
+    """Run the CLI under strace; the lines where it connects or sends to an internet address."""
+    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve,socket,connect,sendto,sendmsg", "-o", str(trace),
+                        sys.executable, "-m", "a11y_caption", *args, "--no-speak"],
+                       env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    calls = trace.read_text()
+    assert "execve(" in calls, "strace traced the program"
+    # Creating an IPv6 socket to probe for support (urllib3 does at import) is no traffic;
+    # connecting or sending to an internet address is.
+    return [line for line in calls.splitlines()
+            if ("AF_INET" in line or "sin_port" in line) and any(f" {c}(" in line for c in ("connect", "sendto", "sendmsg"))]
+
+
+def test_with_a_server_configured_connections_go_only_to_it(served_qwen, tmp_path):
+    """The server backend at the system-call level: every connection and every packet sent goes to
+    the configured host and port, nowhere else (no name lookup, no other address)."""
+    import re
+
+    _require_strace()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    network = _strace_network(["describe", str(SAMPLE), "--server", served_qwen.url, "--model", served_qwen.model,
+                               "--max-new-tokens", "4"], env, tmp_path / "trace")
+    assert network, "the description went through the server"
+    targets = {(m.group(1), m.group(2)) for m in
+               (re.search(r"sin_port=htons\((\d+)\), sin_addr=inet_addr\(\"([\d.]+)\"\)", line) for line in network)
+               if m}
+    assert len(targets) == 1 and all("sin_port" in line for line in network), network
+    assert targets == {(str(served_qwen.port), "127.0.0.1")}, network
+
+
+def test_no_telemetry_files_and_no_network_at_the_system_call_level(tiny_qwen, tmp_path):
+    """ONNX Runtime (under the OCR) writes a device id and an event cache for its telemetry unless
+    told not to; and native code can open sockets that Python's audit hooks never see. So: a real
+    read and describe, with HOME and TMPDIR empty folders, under strace watching every connect."""
+    _require_strace()
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
@@ -122,16 +159,7 @@ def test_no_telemetry_files_and_no_network_at_the_system_call_level(tiny_qwen, t
     env.pop("ORT_DISABLE_TELEMETRY", None)  # the program must switch it off itself
     trace = tmp_path / "trace"
     for args in (["read", str(SAMPLE)], ["describe", str(SAMPLE), "--model", str(tiny_qwen), "--max-new-tokens", "4"]):
-        r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve,socket,connect,sendto,sendmsg", "-o", str(trace),
-                            sys.executable, "-m", "a11y_caption", *args, "--no-speak"],
-                           env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-        assert r.returncode == 0, r.stderr
-        calls = trace.read_text()
-        assert "execve(" in calls, "strace traced the program"
-        # Creating an IPv6 socket to probe for support (urllib3 does at import) is no traffic;
-        # connecting or sending to an internet address is.
-        network = [line for line in calls.splitlines()
-                   if "AF_INET" in line and any(f" {c}(" in line for c in ("connect", "sendto", "sendmsg"))]
+        network = _strace_network(args, env, trace)
         assert network == [], network
     # The one thing kept: the model converted to int8 (README, "Models"), weights and their layout only.
     kept = home / ".cache" / "a11y-caption" / "quantized"

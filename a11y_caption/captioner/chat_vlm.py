@@ -5,32 +5,15 @@ One generic path: AutoProcessor -> apply_chat_template -> processor(text, images
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
-
-from PIL import Image
 
 from ..prompts import prompt_for
 from ._hf import batch_generate, pick_device, pick_dtype, stream_generate
 from .base import Generation, GenerationOptions, Request
+from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
 
-__all__ = ["ChatVLMCaptioner", "fit_pixels"]
-
-# Image budgets in pixels. Qwen2-VL turns each 28x28 block into one token, so 256*28*28 is about
-# 256 image tokens: enough for the layout and large text of a 1280x800 screen, and 5x faster to
-# first token than the model's default of 1280 tokens. Small text is read by OCR instead.
-SCREEN_PIXELS = 256 * 28 * 28
-PHOTO_PIXELS = 192 * 28 * 28
-
-
-def fit_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
-    """Downscale ``image`` (keeping its aspect) so that width*height <= max_pixels."""
-    w, h = image.size
-    if w * h <= max_pixels:
-        return image
-    scale = math.sqrt(max_pixels / (w * h))
-    return image.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC)
+__all__ = ["ChatVLMCaptioner", "fit_pixels"]  # fit_pixels: from chat.py, kept importable here
 
 
 class ChatVLMCaptioner:
@@ -98,17 +81,11 @@ class ChatVLMCaptioner:
         return inputs.to(self.device)
 
     def _budget(self, request: Request) -> int:
-        return self.screen_pixels if request.is_screen else self.photo_pixels
+        return pixel_budget(request, self.screen_pixels, self.photo_pixels)
 
     def _prompt(self, request: Request) -> str:
         """The chat-templated text of ``request``: earlier turns, the image with the first, the new prompt."""
-        messages = []
-        for asked, answered in request.history:
-            messages += [{"role": "user", "content": [{"type": "text", "text": asked}]},
-                         {"role": "assistant", "content": [{"type": "text", "text": answered}]}]
-        messages.append({"role": "user", "content": [{"type": "text", "text": prompt_for(request)}]})
-        messages[0]["content"].insert(0, {"type": "image"})  # the image goes with the first turn
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        return self.processor.apply_chat_template(chat_messages(request, {"type": "image"}), add_generation_prompt=True)
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         inputs = self.prepare(request)

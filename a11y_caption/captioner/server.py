@@ -1,0 +1,316 @@
+"""A model served by an OpenAI-compatible server: Ollama, llama.cpp's llama-server, vLLM, LM
+Studio, `transformers serve`.
+
+The server gets what a model in this process gets: the same prompts and turns and the image fitted
+to the same pixel budget (chat.py), the image as a data URL. The answer streams as server-sent
+events, parsed by the official ``openai`` client. The request runs on a thread of its own and the
+reader waits on Stop too, so Stop is answered at once in every phase; it also shuts the connection
+down, so the server sees the client go and can stop generating.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import ipaddress
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from PIL import Image
+
+from ..errors import ServerError, ServerUnreachable
+from .base import Generation, GenerationOptions, Request
+from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
+
+__all__ = ["ServerCaptioner", "image_data_url", "is_loopback", "server_label"]
+
+log = logging.getLogger(__name__)
+
+NO_KEY = "no-key"  # the openai client insists on a key; local servers ignore this one
+_POLL_S = 0.05  # how often a waiting reader looks at Stop (as grounding's OCR wait does)
+_warned_unencrypted: set[str] = set()
+
+
+def server_label(url: str) -> str:
+    """``host:port`` of ``url`` (never a user name or password written into it)."""
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def is_loopback(host: str) -> bool:
+    """True for this computer's own addresses: localhost, 127.0.0.0/8, ::1."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_unencrypted(url: str) -> None:
+    """Once per server: plain http to another computer carries screenshots in the clear."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not is_loopback(parts.hostname or "") and url not in _warned_unencrypted:
+        _warned_unencrypted.add(url)
+        log.warning("The model server %s is reached over plain http, so screenshots would cross the network "
+                    "unencrypted; use an https URL unless the network is yours alone.", server_label(url))
+
+
+def image_data_url(image: Image.Image) -> str:
+    """``image`` as a PNG data URL: lossless, so the server's model sees exactly the pixels a model
+    in this process would (a JPEG would be smaller, and change the small text of a screen)."""
+    buffer = io.BytesIO()
+    if image.mode not in ("RGB", "RGBA", "L"):  # CMYK, 16-bit...: what the model's processor reads anyway
+        image = image.convert("RGB")
+    image.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _client(url: str, api_key_env: str, connect_timeout: float, read_timeout: float):
+    import openai
+
+    # Request bodies (screenshots, prompts with screen text) appear in these libraries' debug logs.
+    for name in ("openai", "httpx", "httpx2", "httpcore", "httpcore2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    key = NO_KEY
+    if api_key_env:
+        key = os.environ.get(api_key_env, "")
+        if not key:
+            raise ServerError(f"The environment variable {api_key_env}, named by api_key_env, holds no key "
+                              "for the model server.")
+    # No retries: a failure is said at once, and the next press tries again.
+    return openai.OpenAI(base_url=url, api_key=key, max_retries=0,
+                         timeout=openai.Timeout(read_timeout, connect=connect_timeout))
+
+
+class ServerCaptioner:
+    """A chat model on an OpenAI-compatible server; ``name`` is the model's name there."""
+
+    reads_text = True
+    answers_questions = True
+
+    def __init__(self, name: str, url: str, *, api_key_env: str = "", connect_timeout: float = 3.0,
+                 first_token_timeout: float = 60.0, screen_pixels: int = SCREEN_PIXELS,
+                 photo_pixels: int = PHOTO_PIXELS):
+        self.name, self.url = name, url
+        self.label = server_label(url)
+        self.api_key_env = api_key_env
+        self.connect_timeout, self.first_token_timeout = connect_timeout, first_token_timeout
+        self.screen_pixels, self.photo_pixels = screen_pixels, photo_pixels
+        warn_if_unencrypted(url)
+        self._client = _client(url, api_key_env, connect_timeout, first_token_timeout)
+
+    def messages(self, request: Request) -> list[dict]:
+        """The chat turns sent for ``request``, the image fitted to its budget as a data URL."""
+        image = fit_pixels(request.image, pixel_budget(request, self.screen_pixels, self.photo_pixels))
+        return chat_messages(request, {"type": "image_url",
+                                       "image_url": {"url": image_data_url(image)}})
+
+    def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
+        stop = stop or threading.Event()
+        messages = self.messages(request)
+        call = _Call(self, messages, options)
+        generation: Generation
+
+        def chunks() -> Iterator[str]:
+            call.start()
+            deadline = time.monotonic() + self.first_token_timeout
+            count = 0
+            try:
+                while True:
+                    try:
+                        kind, value = call.events.get(timeout=_POLL_S)
+                    except queue.Empty:
+                        if stop.is_set():
+                            return
+                        if generation.first_token_at is None and time.monotonic() > deadline:
+                            raise ServerError(f"The model server at {self.label} sent no answer within "
+                                              f"{self.first_token_timeout:g} s.")
+                        continue
+                    if stop.is_set():
+                        return
+                    if kind == "text":
+                        if generation.first_token_at is None:
+                            generation.first_token_at = time.perf_counter()
+                        count += 1
+                        yield value
+                    elif kind == "end":
+                        generation.new_tokens = value or count
+                        return
+                    else:
+                        raise value
+            finally:
+                call.abort()  # at once: the server sees the connection close
+
+        generation = Generation(chunks(), stop, self.name)
+        return generation
+
+    def list_models(self) -> list[str]:
+        """The model names the server lists.
+
+        Raises:
+            ServerError: the server cannot be reached or its list fails (some servers have none).
+        """
+        try:
+            return sorted(m.id for m in self._client.models.list())
+        except Exception as e:
+            raise self.error(e, started=False) from e
+
+    def error(self, e: BaseException, *, started: bool, answered: bool = False) -> ServerError:
+        """The one sentence for a failed request; ``started``: the server had begun its answer
+        (headers); ``answered``: some of its text had come."""
+        import openai
+
+        at = f"The model server at {self.label}"
+        if isinstance(e, ServerError):
+            return e
+        if isinstance(e, openai.APITimeoutError):
+            if _caused_by(e, "ConnectTimeout"):
+                return ServerUnreachable(f"{at} did not accept a connection within {self.connect_timeout:g} s.")
+            return ServerError(f"{at} sent nothing more for {self.first_token_timeout:g} s." if answered else
+                               f"{at} sent no answer within {self.first_token_timeout:g} s.")
+        if isinstance(e, openai.APIConnectionError):
+            if started:
+                return ServerError(f"{at} broke off its answer.")
+            return ServerUnreachable(f"{at} cannot be reached; is it running?")
+        if isinstance(e, openai.APIStatusError):
+            code = e.status_code
+            if code in (401, 403):
+                fix = (f"check the key in {self.api_key_env}" if self.api_key_env else
+                       "name the environment variable holding a key with api_key_env")
+                return ServerError(f"{at} refused the request (HTTP {code}); {fix}.")
+            detail = _server_message(e)
+            if code == 404 or (code in (400, 422) and self.name in detail):
+                return ServerError(f"{at} does not serve the model {self.name} (HTTP {code}"
+                                   + (f": {detail}" if detail else "") + ").")
+            if code >= 500:
+                return ServerError(f"{at} failed (HTTP {code}); its own log says why.")
+            return ServerError(f"{at} refused the request (HTTP {code}" + (f": {detail}" if detail else "") + ").")
+        if isinstance(e, openai.APIError):  # an error event inside the stream
+            detail = _one_line(getattr(e, "message", "") or "")
+            return ServerError(f"{at} reported an error while answering" + (f": {detail}." if detail else "."))
+        if isinstance(e, (ValueError, TypeError, AttributeError)):  # not JSON, or not a chat completion chunk
+            return ServerError(f"{at} sent an answer that is not an OpenAI chat completion stream.")
+        return ServerError(f"{at} failed ({type(e).__name__}).")
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+class _Call:
+    """One streamed request on a thread of its own; its events are ("text", str), ("end", tokens
+    or 0) and ("error", ServerError). ``abort`` ends it from any thread."""
+
+    def __init__(self, owner: ServerCaptioner, messages: list[dict], options: GenerationOptions):
+        self.owner, self.messages, self.options = owner, messages, options
+        self.events: queue.Queue = queue.Queue()
+        self._aborted = threading.Event()
+        self._lock = threading.Lock()
+        self._stream = None
+        self._thread = threading.Thread(target=self._work, name="a11y-server", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def abort(self) -> None:
+        """Close the connection now. A shutdown, not only a close: the reading thread may be blocked
+        on the socket, and a close would wait for it (the server would not see the client go)."""
+        with self._lock:
+            self._aborted.set()
+            stream = self._stream
+        if stream is not None:
+            _shut_down(stream)
+
+    def _work(self) -> None:
+        client = self.owner._client
+        started = answered = False
+        try:
+            if client is None:
+                raise ServerError("The model server's connection was closed.")
+            kwargs = {"max_tokens": self.options.max_new_tokens, "temperature": self.options.temperature}
+            stream = client.chat.completions.create(model=self.owner.name, messages=self.messages, stream=True,
+                                                    **kwargs)
+            with self._lock:
+                self._stream = stream
+                aborted = self._aborted.is_set()
+            if aborted:  # stopped while the request was being made
+                _shut_down(stream)
+                return
+            started = True
+            finish, tokens = None, 0
+            for chunk in stream:
+                if self._aborted.is_set():
+                    return
+                usage = getattr(chunk, "usage", None)
+                if usage is not None and getattr(usage, "completion_tokens", None):
+                    tokens = usage.completion_tokens
+                for choice in chunk.choices or ():
+                    text = choice.delta.content if choice.delta is not None else None
+                    if text:
+                        answered = True
+                        self.events.put(("text", text))
+                    finish = choice.finish_reason or finish
+            if self._aborted.is_set():
+                return
+            if finish is None:  # the stream ended without saying the answer was complete
+                raise ServerError(f"The model server at {self.owner.label} broke off its answer.")
+            self.events.put(("end", tokens))
+        except BaseException as e:
+            if not self._aborted.is_set():
+                error = self.owner.error(e, started=started, answered=answered)
+                if error is not e:
+                    error.__cause__ = e  # the library's error, for --debug
+                self.events.put(("error", error))
+        finally:
+            with self._lock:
+                stream, self._stream = self._stream, None
+            if stream is not None:
+                stream.close()
+
+
+def _shut_down(stream) -> None:
+    """Shut the stream's socket down (wakes a blocked read, sends FIN) and close the response."""
+    network = stream.response.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed by the other side
+            pass
+
+
+def _caused_by(e: BaseException, name: str) -> bool:
+    while e is not None:
+        if type(e).__name__ == name:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _server_message(e) -> str:
+    """The server's own short error text, if it gave one (JSON ``detail``, ``error.message``, ``error``)."""
+    body = getattr(e, "body", None)
+    message = ""
+    if isinstance(body, dict):
+        inner = body.get("error", body.get("detail", body.get("message", "")))
+        message = inner.get("message", "") if isinstance(inner, dict) else inner
+    elif isinstance(body, str):
+        message = body
+    return _one_line(message if isinstance(message, str) else "")
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split()).rstrip(".")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
