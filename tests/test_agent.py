@@ -45,6 +45,26 @@ def wordy_qwen(tiny_models, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def slow_wordy_qwen(wordy_qwen, tmp_path_factory) -> Path:
+    """wordy_qwen with a wider and deeper language model (random weights, 124 MB): about 150 tokens
+    a second instead of 450, so that a 4000-token answer lasts about half a minute and is surely
+    still being generated when a Stop test, slowed by a busy machine, presses Stop."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    folder = tmp_path_factory.mktemp("slow-wordy") / "qwen"
+    shutil.copytree(wordy_qwen, folder)
+    config = AutoConfig.from_pretrained(folder)
+    text = config.text_config
+    text.hidden_size, text.intermediate_size, text.num_hidden_layers = 512, 2048, 8
+    text.num_attention_heads, text.num_key_value_heads = 64, 16  # the tiny model's head size, 8
+    text.layer_types = [text.layer_types[0]] * text.num_hidden_layers
+    config.vision_config.hidden_size = text.hidden_size  # the vision merger's output feeds the text model
+    AutoModelForImageTextToText.from_config(config).save_pretrained(folder)
+    shutil.copy(wordy_qwen / "generation_config.json", folder)  # saving wrote a default one
+    return folder
+
+
 def write_config(path: Path, model: Path, transcript: Path, max_new_tokens: int = 24, extra: str = "",
                  engine: str = "none") -> Path:
     """The packaged hotkeys (default chords) with a tiny model and a transcribed voice (silent by default)."""
@@ -161,7 +181,7 @@ def test_hotkeys_describe_read_alt_text_repeat(desktop, agent_factory, wordy_qwe
     assert "Traceback" not in agent.log()
 
 
-def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, tmp_path, capsys):
+def test_stop_ends_speech_and_generation(desktop, agent_factory, slow_wordy_qwen, tmp_path, capsys):
     """Stop with the real default voice (pyttsx3 through eSpeak NG): a stand-in `aplay` on PATH "plays"
     each sentence for 30 s, as a long sentence on a sound card would; Stop must end it at once."""
     if shutil.which("espeak-ng") is None:
@@ -172,13 +192,18 @@ def test_stop_ends_speech_and_generation(desktop, agent_factory, wordy_qwen, tmp
     (bin_dir / "aplay").write_text(f'#!/bin/sh\necho $$ >> {players}\nexec sleep 30\n')
     (bin_dir / "aplay").chmod(0o755)
     desktop.spawn(["xmessage", "-fn", "10x20", "-geometry", "+200+150", MESSAGE])  # not a blank screen
-    agent = agent_factory(wordy_qwen, max_new_tokens=4000, engine="pyttsx3",
+    agent = agent_factory(slow_wordy_qwen, max_new_tokens=4000, engine="pyttsx3",
                           env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
     desktop.key("ctrl+alt+shift+d")
     cue = agent.wait_line(lambda line: line == "Describing the screen.")
     agent.wait_line(lambda line: True, after=cue + 1)  # the description is being spoken
-    playing = Desktop.wait_for(lambda: [int(p) for p in players.read_text().split()] if players.exists() else [], 10)
-    assert all(os.path.exists(f"/proc/{pid}") for pid in playing[-1:]), "a sentence is playing"
+    def started() -> list[int]:
+        return [int(p) for p in players.read_text().split()] if players.exists() else []
+
+    # A sentence is playing (the cue's player may have been cut by the description already: wait
+    # for one that is alive).
+    Desktop.wait_for(lambda: [pid for pid in started() if os.path.exists(f"/proc/{pid}")], 10)
+    playing = started()
     pressed = time.monotonic()
     desktop.key("ctrl+alt+shift+s")
     stopped = agent.wait_line(lambda line: line == "Stopped.", after=cue + 1, timeout=10)
