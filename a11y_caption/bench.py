@@ -194,7 +194,8 @@ def _prefill_ops(captioner, inputs) -> float:
     prompt = inputs["input_ids"].shape[-1]
     total = 0.0
     for name, module in model.named_modules():
-        if not hasattr(module, "in_features") or not hasattr(module, "out_features") or list(module.children()):
+        # nn.Linear, torch.ao's int8 Linear (which holds its packed weights in a child module) or Int4Linear.
+        if type(module).__name__ not in ("Linear", "Int4Linear") or not hasattr(module, "in_features"):
             continue
         size = module.in_features * module.out_features
         if ".merger." in f".{name}.":
