@@ -839,6 +839,9 @@ def _targets(rows: list[Row]) -> list[str]:
         checks.append((f"BLIP-base whole caption ({blip.new_tokens} tokens, default {blip.variant})",
                        blip.total_s, "<=", 0.6, "s"))
         checks.append(("BLIP-base peak RSS", blip.peak_rss_mb, "<=", 700, " MB"))
+    follow_up = find("qwen2-vl-2b", lambda v: v == "follow-up question")
+    if follow_up:
+        checks.append(("Qwen2-VL-2B follow-up question, first spoken word", follow_up.time_to_first_word_s, "<=", 1.0, "s"))
     grounded = find("qwen2-vl-2b", lambda v: v.endswith("grounded"))
     if grounded:
         checks.append(("Qwen2-VL-2B grounded in OCR: first word later than ungrounded by",
