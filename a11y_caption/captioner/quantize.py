@@ -38,8 +38,6 @@ def quantize_int8(model) -> None:
 
 
 def _quantize_int8(model) -> None:
-    import torch
-    from torch import nn
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
@@ -72,8 +70,6 @@ def _quantize_int8(model) -> None:
 
 def float_embedding_output(model) -> None:
     """Make an embedding table kept in bf16 hand fp32 rows to the fp32 layers after it."""
-    import torch
-
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     if embedding is not None and embedding.weight.dtype != torch.float32:
         embedding.register_forward_hook(lambda mod, args, out: out.float())
@@ -81,8 +77,6 @@ def float_embedding_output(model) -> None:
 
 def _quantize_rows(weight, block: int = 8192):
     """Per-row symmetric int8 of a float matrix, converting at most ``block`` rows to fp32 at once."""
-    import torch
-
     rows, scales = [], []
     for start in range(0, weight.shape[0], block):
         part = weight[start:start + block].float()
@@ -164,13 +158,14 @@ def _group(in_features: int) -> int:
 def quantize_int4(model) -> None:
     """4-bit weights (groups of 128, with a bf16 scale and zero point each) for the language model's
     Linear layers, run by PyTorch's CPU int4 kernel; every other Linear becomes int8 (quantize_int8)."""
+    mapped = _file_mappings()
     for name in int4_layers(model):
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name)
         linear = getattr(parent, attr)
         setattr(parent, attr, Int4Linear.from_float(linear.weight.detach(),
                                                     None if linear.bias is None else linear.bias.detach()))
-        _drop_pages(linear.weight.detach(), _file_mappings())
+        _drop_pages(linear.weight.detach(), mapped)
         del linear
     quantize_int8(model)
 
