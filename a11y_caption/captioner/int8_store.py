@@ -102,7 +102,7 @@ def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
     try:
         _write(model, store, name, scheme)
     except Exception as e:  # a full disk or a read-only cache costs speed next time, never this load
-        log.warning("could not keep the int8 copy of %s (%s); it will be converted again next time", name,
+        log.warning("could not keep the %s copy of %s (%s); it will be converted again next time", scheme, name,
                     getattr(e, "strerror", None) or type(e).__name__)
     return model, "converted"
 
@@ -155,17 +155,22 @@ def _write(model, store: Path, name: str, scheme: str) -> None:
         linear = _int8_modules(model)
         shards: dict[str, int] = {}
         batch: dict = {}
+        gathered = 0  # bytes in batch
 
         def flush() -> None:
+            nonlocal gathered
             if batch:
                 file = f"int8-{len(shards) + 1:05d}.safetensors"
                 save_file(batch, str(tmp / file), metadata={"format": "pt"})
                 shards[file] = (tmp / file).stat().st_size
                 batch.clear()
+                gathered = 0
 
         def add(key: str, tensor) -> None:
+            nonlocal gathered
             batch[key] = tensor.detach().contiguous()
-            if sum(t.numel() * t.element_size() for t in batch.values()) >= SHARD_BYTES:
+            gathered += tensor.numel() * tensor.element_size()
+            if gathered >= SHARD_BYTES:
                 flush()
 
         with warnings.catch_warnings():
@@ -193,7 +198,7 @@ def _write(model, store: Path, name: str, scheme: str) -> None:
         except OSError:  # another process kept its copy first: use that one next time
             shutil.rmtree(tmp, ignore_errors=True)
             return
-        log.info("kept the int8 copy of %s in %s", name, store)
+        log.info("kept the %s copy of %s in %s", scheme, name, store)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -237,17 +242,15 @@ def _read(build, folder: Path, store: Path, scheme: str):
         expected[f"{mname}.scale"] = (module.out_features,)
         if module.bias is not None:
             expected[f"{mname}.bias"] = (module.out_features,)
-    found: dict[str, tuple[str, object]] = {}
-    for file in meta["files"]:
-        with safe_open(str(store / file), framework="pt") as f:
-            for key in f.keys():
-                found[key] = (file, f.get_slice(key).get_shape())
-    if set(found) != set(expected) or any(tuple(found[k][1]) != v for k, v in expected.items()):
-        raise _Damaged("other tensors")
-
     with warnings.catch_warnings(), ExitStack() as files:
         warnings.simplefilter("ignore")  # torch.ao's deprecation notes
         opened = {file: files.enter_context(safe_open(str(store / file), framework="pt")) for file in meta["files"]}
+        found: dict[str, tuple[str, object]] = {}
+        for file, f in opened.items():
+            for key in f.keys():
+                found[key] = (file, f.get_slice(key).get_shape())
+        if set(found) != set(expected) or any(tuple(found[k][1]) != v for k, v in expected.items()):
+            raise _Damaged("other tensors")
 
         def get(key: str):
             return opened[found[key][0]].get_tensor(key)
