@@ -107,24 +107,15 @@ class Describer:
         OCR cannot be interrupted, so it runs on a thread of its own and this waits on ``stop`` too:
         Stop is answered at once, and the abandoned read ends by itself a second or so later.
         """
+        pending = self._pending_screen_text(image, stop or threading.Event())
+        screen = pending.get()
+        if pending.error is not None:
+            raise pending.error
+        return screen
+
+    def _pending_screen_text(self, image: Image.Image, stop: threading.Event) -> PendingScreenText:
         reader = self.ocr  # made here, on the caller's thread: one reader, however many reads
-        result: dict = {}
-
-        def work() -> None:
-            try:
-                result["lines"] = reader.read_boxed_lines(image)
-            except BaseException as e:  # handed to the waiting thread
-                result["error"] = e
-
-        thread = threading.Thread(target=work, name="a11y-ocr", daemon=True)
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.05)
-            if stop is not None and stop.is_set():
-                return None
-        if "error" in result:
-            raise result["error"]
-        return screen_text_from(result["lines"], image.size)
+        return PendingScreenText(lambda: screen_text_from(reader.read_boxed_lines(image), image.size), stop)
 
     def read(self, image: Image.Image, subject: str = "image") -> tuple[str, list[str]]:
         """What reading ``image`` aloud says, and the lines found: a blank image is said to be blank
@@ -191,8 +182,7 @@ class Describer:
                 asked = replace(request, screen_text=screen)
                 checker = QuoteChecker(screen)
             elif grounds == "check":
-                reader = self.ocr  # made here: one reader, however many reads
-                pending = PendingScreenText(lambda: screen_text_from(reader.read_boxed_lines(image), image.size), stop)
+                pending = self._pending_screen_text(image, stop)
                 checker = QuoteChecker(pending)
             inner = self.captioner.generate(asked, self.options, stop)
             try:
