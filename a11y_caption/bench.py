@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -214,15 +215,16 @@ def _weights(name: str, cache: Path) -> tuple[Path, str]:
     """Real weights when they are on this computer, else a full-size replica (built once)."""
     from .errors import ModelNotFound
     from .models import canonical_id, resolve
-    from .replica import REPLICAS
+    from .replica import REPLICAS, is_current
 
     try:
         return resolve(canonical_id(name)), "real weights"
     except ModelNotFound:
         pass
     folder = cache / name
-    if not (folder / "REPLICA.txt").exists():
+    if not is_current(name, folder):  # missing, or built by older code that timed differently
         _say(f"building a full-size random replica of {REPLICAS[name][0]} in {folder} (once; about a minute)")
+        shutil.rmtree(folder, ignore_errors=True)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
                         "from a11y_caption.replica import build_replica; "
@@ -328,7 +330,6 @@ def _first_load(spec: dict) -> Row:
     """The first int8 load of a checkpoint: converted, and the copy written (int8_store); timed and
     its peak memory taken in a process of its own."""
     from .captioner.int8_store import _store_for, model_key
-    import shutil
 
     folder = Path(spec["folder"])
     shutil.rmtree(_store_for(folder, model_key(spec["folder"]), spec["precision"]), ignore_errors=True)
@@ -448,21 +449,34 @@ def _grounded(spec: dict, describer, image) -> "Row":
     captioner = describer.captioner
     budget = _default_budget()
     captioner.screen_pixels = budget * 28 * 28
-    ungrounded_word, _, _, _ = _first_word(describer, image, "screen")
+    _cold(describer)
+    ungrounded_word, ungrounded_token, _, _ = _first_word(describer, image, "screen")
     describer.config = replace(describer.config, ground_in_ocr="auto")
-    describer.ocr  # loaded with the model, as the agent does, before any press
+    describer.ocr, describer.ocr_alongside  # loaded with the model, as the agent does, before any press
     t = time.perf_counter()
     screen = describer.read_screen_text(image)
     ocr_s = time.perf_counter() - t
     plain = captioner.prepare(Request(image, "screen"))["input_ids"].shape[-1]
     inputs = captioner.prepare(Request(image, "screen", screen_text=screen))
+    # The other way, for comparison: OCR first, then the whole prompt (as a backend without prefill).
+    _cold(describer)
+    captioner.prefill = None
+    sequential_word, sequential_token, _, _ = _first_word(describer, image, "screen")
+    del captioner.prefill
+    # The product's way: OCR (one thread) while the model reads the image and the prompt's start.
+    _cold(describer)
     word, token, generation, t0 = _first_word(describer, image, "screen")
+    reused = captioner.reused_tokens
     describer.config = replace(describer.config, ground_in_ocr="never")
     decode_s = generation.finished_at - generation.first_token_at
     extra = {"ungrounded_time_to_first_word_s": ungrounded_word, "grounding_cost_s": word - ungrounded_word,
+             "grounding_cost_first_token_s": token - ungrounded_token,
+             "sequential_grounding_cost_s": sequential_word - ungrounded_word,
+             "sequential_grounding_cost_first_token_s": sequential_token - ungrounded_token,
+             "prompt_tokens_read_while_ocr_ran": reused,
              "ocr_s": ocr_s, "ocr_lines": len(screen.lines),
-             # Tokens by this checkpoint's tokenizer (a replica's is finer than Qwen2's: more tokens
-             # for the same text), and the characters, which do not depend on it.
+             # Tokens by this checkpoint's tokenizer (a replica's is learnt from less English than
+             # Qwen2's, so a little finer), and the characters, which do not depend on it.
              "prompt_tokens_added_by_ocr": int(inputs["input_ids"].shape[-1] - plain),
              "prompt_chars_added_by_ocr": len(prompt_for(Request(image, "screen", screen_text=screen)))
              - len(prompt_for(Request(image, "screen"))),

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-__all__ = ["MAX_PROMPT_CHARS", "UNCONFIRMED", "PendingScreenText", "QuoteChecker", "ScreenLine", "ScreenText", "position_label",
+__all__ = ["MAX_PROMPT_CHARS", "UNCONFIRMED", "Pending", "QuoteChecker", "ScreenLine", "ScreenText", "position_label",
            "screen_text_from"]
 
 # Said in place of a quote that is not on the screen. The sentence around it (which comes from the
@@ -115,34 +115,41 @@ def _normalise(text: str) -> str:
     return "".join(text.split())
 
 
-class PendingScreenText:
-    """Screen text read when first needed, on a thread of its own (OCR cannot be interrupted), so
-    that the model is not slowed by OCR before it has written a quote."""
+class Pending:
+    """A result made on a thread of its own (OCR and a model's forward pass cannot be interrupted),
+    waited for in steps, so that Stop is never kept waiting: the screen's text, or a prompt's start
+    read into a model's cache while OCR runs."""
 
-    def __init__(self, read: "Callable[[], ScreenText]", stop: threading.Event):
-        self._read, self._stop = read, stop
+    def __init__(self, make: "Callable[[], object]", stop: threading.Event, name: str = "a11y-ocr-check"):
+        self._make, self._stop, self._name = make, stop, name
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self.result: ScreenText | None = None
+        self.result = None
         self.error: BaseException | None = None
 
-    def start(self) -> None:
+    def start(self) -> "Pending":
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="a11y-ocr-check", daemon=True)
+            self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
             self._thread.start()
+        return self
 
-    def get(self) -> ScreenText | None:
-        """The text read; None if Stop came first or reading failed (``error``)."""
+    def get(self):
+        """The result; None if Stop came first or making it failed (``error``)."""
         self.start()
         while not self._done.wait(0.05):
             if self._stop.is_set():
                 return None
         return self.result
 
+    def join(self) -> None:
+        """Wait until the work has ended, Stop or not (before its resources are used again)."""
+        if self._thread is not None:
+            self._thread.join()
+
     def _work(self) -> None:
         try:
-            self.result = self._read()
-        except Exception as e:  # reported by the caller; the quotes count as unconfirmed
+            self.result = self._make()
+        except Exception as e:  # reported by the caller
             self.error = e
         finally:
             self._done.set()
@@ -156,7 +163,7 @@ class QuoteChecker:
     by UNCONFIRMED. ``unconfirmed`` counts the replacements.
     """
 
-    def __init__(self, screen: "ScreenText | PendingScreenText"):
+    def __init__(self, screen: "ScreenText | Pending"):
         # Pending: OCR starts when the first quote opens and is waited for when it closes; an answer
         # without quotes costs no OCR at all.
         self.screen = screen
@@ -217,7 +224,7 @@ class QuoteChecker:
         # ("it's") or an inch or minute mark (24" monitor), and holding text there would swallow it.
         if ch in _CLOSERS and not self._previous.isalnum():
             self._opener, self._held = ch, ch
-            if isinstance(self.screen, PendingScreenText):
+            if isinstance(self.screen, Pending):
                 self.screen.start()  # read while the model writes the quote
             return
         out.append(ch)
@@ -232,7 +239,7 @@ class QuoteChecker:
             body = body[:-1]
         elif body.endswith("\n"):  # an unclosed quote that ran to the end of the line
             body, trailing = body[:-1], "\n"
-        if isinstance(self.screen, PendingScreenText):
+        if isinstance(self.screen, Pending):
             self.screen = self.screen.get() or ScreenText(())  # unreadable: no quote is confirmed
         if self.screen.contains(body):
             out.append(held)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .captioner.base import Request
 
-__all__ = ["TAGS_PROMPT", "prompt_for"]
+__all__ = ["TAGS_PROMPT", "grounded_prefix", "prompt_for"]
 
 # Asked as a question (task "question"); the answer is parsed by index.tags_from.
 TAGS_PROMPT = (
@@ -52,18 +52,11 @@ def prompt_for(request: Request) -> str:
     """The instruction for a chat model, with the answer language appended when one is set, and
     for a grounded first turn the text found on the image.
 
-    The OCR lines come last, so that everything before them is the same for every screen (a
-    prefix whose key-value cache could be computed while OCR still runs).
+    The OCR lines come last, so that everything before them (``grounded_prefix``) is the same for
+    every screen: a model reads it, with the image, while OCR still runs.
     """
     grounded = request.screen_text is not None and not request.history  # later turns have it already
-    if request.task == "question":
-        if not request.question:
-            raise ValueError("a question task needs a question")
-        text = request.question
-    else:
-        text = (_GROUNDED_PROMPTS if grounded else _PROMPTS).get(request.task, _PROMPTS[request.task])
-    if request.language:
-        text += f" Answer in {request.language}."
+    text = _instruction(request, grounded)
     if grounded:
         listed = request.screen_text.listed()
         if listed:
@@ -73,6 +66,24 @@ def prompt_for(request: Request) -> str:
                 text += f"\n(and {more} more lines, not listed)"
         else:
             text += "\n\n" + _NO_TEXT
+    return text
+
+
+def grounded_prefix(request: Request) -> str:
+    """How ``prompt_for`` begins for ``request`` (a first turn) grounded in any screen text that
+    has lines: what a model can read, with the image, before OCR has found them."""
+    return _instruction(request, True) + "\n\n" + _GROUND_RULE
+
+
+def _instruction(request: Request, grounded: bool) -> str:
+    if request.task == "question":
+        if not request.question:
+            raise ValueError("a question task needs a question")
+        text = request.question
+    else:
+        text = (_GROUNDED_PROMPTS if grounded else _PROMPTS).get(request.task, _PROMPTS[request.task])
+    if request.language:
+        text += f" Answer in {request.language}."
     return text
 
 

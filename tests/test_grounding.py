@@ -59,8 +59,8 @@ class ScriptedModel:
 
 def _describer(model_dir, **overrides) -> Describer:
     overrides.setdefault("ground_in_ocr", "auto")  # grounding is opt-in: these tests opt in
-    return Describer(ModelConfig(name=str(model_dir), device="cpu", dtype="fp32", quantize="none",
-                                 max_new_tokens=6, **overrides))
+    overrides.setdefault("max_new_tokens", 6)
+    return Describer(ModelConfig(name=str(model_dir), device="cpu", dtype="fp32", quantize="none", **overrides))
 
 
 def test_the_processor_is_given_the_ocr_lines_with_their_positions(tiny_qwen):
@@ -71,13 +71,38 @@ def test_the_processor_is_given_the_ocr_lines_with_their_positions(tiny_qwen):
     describer.captioner.processor = RecordingProcessor(describer.captioner.processor, texts)
     generation = describer.describe(screen.image, "window", image_kind="screen")
     generation.collect()
-    assert len(texts) == 1
-    prompt = texts[0]
+    # Two inputs: the image and the prompt's start, read while OCR ran; then the whole prompt.
+    assert len(texts) == 2
+    prefix, prompt = texts
+    assert prompt.startswith(prefix) and TITLE not in prefix
     assert f"[top left]\n{TITLE}\n" in prompt  # the title bar, at the top left of the window
     for line in screen.lines:
         assert " ".join(line.split()) in prompt
     assert "read its important text" not in prompt, "the grounded prompt does not ask the model to read"
     assert [line.text for line in generation.screen_text.lines] == [" ".join(x.split()) for x in screen.lines]
+
+
+def test_the_prompt_read_while_ocr_runs_is_reused_and_changes_nothing(tiny_qwen):
+    """The image and the prompt's start are read into the cache while OCR runs (prefill); the
+    answer is token for token the one a single pass over the whole prompt gives."""
+    screen = render_screen()
+    describer = _describer(tiny_qwen, max_new_tokens=12)
+    describer.load()
+    model = describer.captioner
+    model.model.generation_config.min_new_tokens = 12  # nonsense text may end early; compare 12 tokens
+    generation = describer.describe(screen.image, "screen")
+    overlapped = generation.collect().text
+    read = model.reused_tokens
+    inputs = model.prepare(Request(screen.image, "screen", screen_text=generation.screen_text))
+    instruction = len(model.processor.tokenizer(prompt_for(Request(screen.image, "screen")))["input_ids"])
+    assert read > model._last_image_position(inputs) + instruction, "the image and instruction came from the cache"
+    assert read < inputs["input_ids"].shape[-1] - len(screen.lines), "the OCR lines were read after OCR"
+    describer._cache.clear()
+    model.forget()  # else the first answer's cache, same image and prompt, would be reused
+    model.prefill = None  # as a backend without it: the whole prompt in one pass
+    single = describer.describe(screen.image, "screen").collect().text
+    assert model.reused_tokens == 0
+    assert overlapped == single and overlapped.strip()
 
 
 @pytest.mark.parametrize("mode, task, grounded", [
@@ -135,13 +160,13 @@ def test_check_mode_reads_the_screen_only_when_a_quote_comes_and_checks_it(tiny_
     screen = render_screen()
     describer = _describer(tiny_qwen, ground_in_ocr="check")
     reads, received = [], []
-    real = describer.ocr.read_boxed_lines
+    real = describer.ocr_alongside.read_boxed_lines
 
     def counted(image):
         reads.append("".join(received))
         return real(image)
 
-    describer.ocr.read_boxed_lines = counted
+    describer.ocr_alongside.read_boxed_lines = counted
     describer.captioner = model = ScriptedModel(
         'A settings window. It says "scale text and apps to 125 percent" and "Your files were deleted".')
     generation = describer.describe(screen.image, "window", image_kind="screen")
@@ -191,7 +216,7 @@ def test_position_label_is_the_nearest_cell_of_a_3x3_grid():
 def test_a_blank_screen_skips_both_ocr_and_model(tiny_qwen, monkeypatch):
     describer = _describer(tiny_qwen)
     describer.captioner = model = ScriptedModel("invented")
-    monkeypatch.setattr(describer, "read_screen_text", lambda *a, **k: pytest.fail("OCR ran on a blank screen"))
+    monkeypatch.setattr(describer, "_pending_screen_text", lambda *a, **k: pytest.fail("OCR ran on a blank screen"))
     text = describer.describe(Image.new("RGB", (1920, 1080), "white"), "screen").collect().text
     assert text == "The screen is blank: plain white, with no text or pictures." and model.requests == []
 
@@ -233,13 +258,13 @@ def test_stop_cuts_the_ocr_of_a_grounded_description(tiny_qwen):
     describer = Describer(config.model)
     describer.load()
     reading, generated = threading.Event(), []
-    read_boxed_lines = describer.ocr.read_boxed_lines
+    read_boxed_lines = describer.ocr_alongside.read_boxed_lines
 
     def slow_read(image):
         reading.set()
         return read_boxed_lines(image)
 
-    describer.ocr.read_boxed_lines = slow_read
+    describer.ocr_alongside.read_boxed_lines = slow_read
     real_generate = describer.captioner.generate
     describer.captioner.generate = lambda *a, **k: generated.append(1) or real_generate(*a, **k)
     agent = Agent(config, speaker, describer=describer, capture=Capture)

@@ -37,13 +37,15 @@ def pixel_budget(request: Request, screen_pixels: int, photo_pixels: int) -> int
     return screen_pixels if request.is_screen else photo_pixels
 
 
-def chat_messages(request: Request, image_part: dict) -> list[dict]:
-    """The chat turns for ``request``: earlier (asked, answered) turns, then its prompt, with
-    ``image_part`` (the backend's way of giving the image) at the start of the first turn."""
+def chat_messages(request: Request, image_part: dict, prompt: str | None = None) -> list[dict]:
+    """The chat turns for ``request``: earlier (asked, answered) turns, then its prompt (or
+    ``prompt``), with ``image_part`` (the backend's way of giving the image) at the start of the
+    first turn."""
     messages = []
     for asked, answered in request.history:
         messages += [{"role": "user", "content": [{"type": "text", "text": asked}]},
                      {"role": "assistant", "content": [{"type": "text", "text": answered}]}]
-    messages.append({"role": "user", "content": [{"type": "text", "text": prompt_for(request)}]})
+    text = prompt_for(request) if prompt is None else prompt
+    messages.append({"role": "user", "content": [{"type": "text", "text": text}]})
     messages[0]["content"].insert(0, image_part)
     return messages

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ..prompts import prompt_for
+from ..prompts import grounded_prefix, prompt_for
 from ._hf import batch_generate, pick_device, pick_dtype, stream_generate
 from .base import Generation, GenerationOptions, Request
 from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
@@ -66,8 +66,25 @@ class ChatVLMCaptioner:
             tokenizer.padding_side = side
         return batch_generate(self.model, inputs, tokenizer, options, stop)
 
-    def _prepare(self, requests: list[Request], **extra) -> dict:
-        prompts = [self._prompt(r) for r in requests]
+    def prefill(self, request: Request) -> None:
+        """Read the image and the part of a grounded ``request``'s prompt that comes before the
+        screen's text (``grounded_prefix``) into a key-value cache, while OCR still runs: the
+        ``generate`` that follows with the text found reads only the rest (``_reusable``)."""
+        import torch
+
+        marker = "\ue000"  # a private-use character: where the screen text will go
+        text = self.processor.apply_chat_template(
+            chat_messages(request, {"type": "image"}, grounded_prefix(request) + marker), add_generation_prompt=True)
+        inputs = self._prepare([request], prompts=[text[:text.index(marker)]])
+        self._kept = None
+        with torch.inference_mode():  # one token: generate builds the cache and the rotary offsets
+            output = self.model.generate(**inputs, max_new_tokens=1, min_new_tokens=0, do_sample=False, temperature=None,
+                                         top_p=None, top_k=None, return_dict_in_generate=True)
+        self._keep(output.sequences, output.cache, inputs.get("pixel_values"), inputs["input_ids"].shape[-1],
+                   request)
+
+    def _prepare(self, requests: list[Request], prompts: list[str] | None = None, **extra) -> dict:
+        prompts = prompts or [self._prompt(r) for r in requests]
         images = [fit_pixels(r.image, self._budget(r)) for r in requests]
         kwargs = dict(extra)
         ip = self.processor.image_processor
