@@ -203,7 +203,7 @@ def _prefill_ops(captioner, inputs) -> float:
             rows = image_tokens
         elif ".visual." in f".{name}.":
             rows = image_tokens * merge
-        elif name.endswith("lm_head"):
+        elif ".lm_head." in f".{name}.":  # the head, or a block of its rows (quantize.RowBlocks)
             rows = 1
         else:
             rows = prompt

@@ -46,6 +46,25 @@ def test_the_first_load_converts_and_keeps_a_copy_that_later_loads_use(tiny_mode
     assert not any(p.is_meta for p in kept.model.parameters())
 
 
+def test_a_head_over_a_large_vocabulary_is_packed_in_blocks_of_rows_with_the_same_answer(tiny_qwen, screen,
+                                                                                        monkeypatch):
+    """Qwen2-VL's head has 151,936 outputs: converted and loaded in blocks of rows (quantize.RowBlocks)
+    so that the largest matrix is never held twice. Here blocks of 64 rows stand in for 16,384."""
+    from a11y_caption.captioner import quantize
+
+    whole = _answer(load_captioner(str(tiny_qwen), quantize="int8"), screen)
+    shutil.rmtree(store_root())
+    monkeypatch.setattr(quantize, "HEAD_BLOCK", 64)
+    converted = load_captioner(str(tiny_qwen), quantize="int8")
+    kept = load_captioner(str(tiny_qwen), quantize="int8")
+    assert (converted.loaded_from, kept.loaded_from) == ("converted", "kept copy")
+    for captioner in (converted, kept):
+        head = captioner.model.lm_head
+        assert isinstance(head, quantize.RowBlocks) and len(head.blocks) > 1
+        assert head.out_features == captioner.model.config.text_config.vocab_size
+        assert _answer(captioner, screen) == whole
+
+
 def _shards(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 

@@ -104,6 +104,7 @@ def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
     except Exception as e:  # a full disk or a read-only cache costs speed next time, never this load
         log.warning("could not keep the %s copy of %s (%s); it will be converted again next time", scheme, name,
                     getattr(e, "strerror", None) or type(e).__name__)
+    _give_back_freed_memory()  # the copies written out
     return model, "converted"
 
 
@@ -149,6 +150,8 @@ def _write(model, store: Path, name: str, scheme: str) -> None:
     import torch
     from safetensors.torch import save_file
 
+    from .quantize import _drop_pages, _file_mappings
+
     store.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{store.name}-", dir=store.parent))
     try:
@@ -157,11 +160,15 @@ def _write(model, store: Path, name: str, scheme: str) -> None:
         batch: dict = {}
         gathered = 0  # bytes in batch
 
+        mapped = _file_mappings()
+
         def flush() -> None:
             nonlocal gathered
             if batch:
                 file = f"int8-{len(shards) + 1:05d}.safetensors"
                 save_file(batch, str(tmp / file), metadata={"format": "pt"})
+                for tensor in batch.values():  # the checkpoint's pages just read (the embedding table)
+                    _drop_pages(tensor, mapped)
                 shards[file] = (tmp / file).stat().st_size
                 batch.clear()
                 gathered = 0
@@ -186,12 +193,14 @@ def _write(model, store: Path, name: str, scheme: str) -> None:
         for key, (tensor, _) in _float_tensors(model, linear).items():
             add(key, tensor)
         flush()
-        from .quantize import Int4Linear
+        from .quantize import Int4Linear, RowBlocks
 
         int4 = {n: [m.in_features, m.out_features, m.group, m.bias is not None]
                 for n, m in model.named_modules() if isinstance(m, Int4Linear)}
+        blocked = {n: [m.in_features, m.out_features, m.blocks[0].bias() is not None]
+                   for n, m in model.named_modules() if isinstance(m, RowBlocks)}
         meta = {"format": FORMAT, "scheme": SCHEMES[scheme], "model": name, "torch": torch.__version__,
-                "int8_layers": linear, "int4_layers": int4, "files": shards}
+                "int8_layers": linear, "int4_layers": int4, "row_blocks": blocked, "files": shards}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
             os.rename(tmp, store)
@@ -216,7 +225,7 @@ def _read(build, folder: Path, store: Path, scheme: str):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
     from transformers import AutoConfig, GenerationConfig
 
-    from .quantize import Int4Linear, _drop_pages, _file_mappings, float_embedding_output
+    from .quantize import Int4Linear, RowBlocks, _drop_pages, _file_mappings, float_embedding_output
 
     meta = json.loads((store / "meta.json").read_text())
     if meta.get("format") != FORMAT or meta.get("scheme") != SCHEMES[scheme]:
@@ -228,6 +237,12 @@ def _read(build, folder: Path, store: Path, scheme: str):
     with torch.device("meta"):
         model = build(config)
     linear, int4 = meta["int8_layers"], meta.get("int4_layers", {})
+    with torch.device("meta"):
+        for mname, (n_in, n_out, bias) in meta.get("row_blocks", {}).items():
+            if type(model.get_submodule(mname)) is not nn.Linear:
+                raise _Damaged("other layers")
+            parent, _, attr = mname.rpartition(".")
+            setattr(model.get_submodule(parent), attr, RowBlocks.skeleton(n_in, n_out, bias))
     if sorted([*linear, *int4]) != sorted(n for n, m in model.named_modules() if type(m) is nn.Linear):
         raise _Damaged("other layers")
     with torch.device("meta"):

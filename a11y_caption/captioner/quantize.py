@@ -17,7 +17,7 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["Int4Linear", "float_embedding_output", "int4_layers", "quantize_int4", "quantize_int8"]
+__all__ = ["Int4Linear", "RowBlocks", "float_embedding_output", "int4_layers", "quantize_int4", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,21 @@ def _quantize_int8(model) -> None:
         parent = model.get_submodule(parent_name)
         linear = getattr(parent, attr)
         weight = linear.weight.detach()
-        int8 = DynamicLinear(linear.in_features, linear.out_features, bias_=linear.bias is not None,
-                             dtype=torch.qint8)
-        int8.set_weight_bias(_quantize_rows(weight), None if linear.bias is None else linear.bias.detach().float())
+        bias = None if linear.bias is None else linear.bias.detach().float()
+        if linear.out_features >= 2 * HEAD_BLOCK:
+            int8 = RowBlocks([_int8_linear(weight[start:start + HEAD_BLOCK],
+                                           None if bias is None else bias[start:start + HEAD_BLOCK])
+                              for start in range(0, linear.out_features, HEAD_BLOCK)])
+        else:
+            int8 = _int8_linear(weight, bias)
         setattr(parent, attr, int8)
         if embedding is None or weight.data_ptr() != embedding.weight.data_ptr():  # tied: still in use
             _drop_pages(weight, mapped)
         del linear, weight
     keep = embedding.weight if embedding is not None else None
+    if keep is not None:
+        # A tied head was read in full: only the rows a prompt looks up are needed from now on.
+        _drop_pages(keep.detach(), mapped)
     for module in model.modules():  # norms, attention, biases: fp32; the embedding table as stored
         if isinstance(module, Int4Linear):
             continue  # its scales are bf16 for its kernel
@@ -66,6 +73,40 @@ def _quantize_int8(model) -> None:
             if buf is not None and buf.is_floating_point() and buf.dtype != torch.float32:
                 setattr(module, bname, buf.float())
     float_embedding_output(model)
+
+
+def _int8_linear(weight, bias):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    int8 = DynamicLinear(weight.shape[1], weight.shape[0], bias_=bias is not None, dtype=torch.qint8)
+    int8.set_weight_bias(_quantize_rows(weight), bias)
+    return int8
+
+
+# Rows per block of a Linear with a very large output (a language model's head over its vocabulary).
+HEAD_BLOCK = 16384
+
+
+class RowBlocks(nn.Module):
+    """A Linear with very many outputs (a head over a vocabulary of 150,000 tokens) as blocks of
+    rows, each an int8 Linear of its own. Converting or loading packs one block at a time, so the
+    largest matrix is never held twice (once as read, once packed): for Qwen2-VL-2B that was about
+    0.5 GB of peak memory. The outputs are the blocks' outputs side by side."""
+
+    def __init__(self, blocks: list):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.in_features = blocks[0].in_features
+        self.out_features = sum(block.out_features for block in blocks)
+
+    @classmethod
+    def skeleton(cls, in_features: int, out_features: int, bias: bool) -> "RowBlocks":
+        """Float blocks of the right sizes (made on the meta device, then replaced by int8 ones)."""
+        return cls([nn.Linear(in_features, min(HEAD_BLOCK, out_features - start), bias=bias)
+                    for start in range(0, out_features, HEAD_BLOCK)])
+
+    def forward(self, x):
+        return torch.cat([block(x) for block in self.blocks], dim=-1)
 
 
 def float_embedding_output(model) -> None:
