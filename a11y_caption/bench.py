@@ -82,11 +82,13 @@ def run_bench(args) -> int:
         for spec in _variants(name, folder, source, args):
             quantized = spec.get("precision") in ("int8", "int4")
             first = _run_child({**spec, "kind": "first-load"})[0] if quantized else None
+            one = _run_child({**spec, "kind": "one-description"})[0] if quantized else None
             for row in _run_child({**spec, "int8_gops": machine["int8_gops"]}):
                 if first is not None and "load_s" in row.extra:
                     row.extra = {"first_load_s": first.extra["first_load_s"], **row.extra,
                                  "first_load_peak_rss_mb": first.peak_rss_mb,
-                                 "first_load_peak_to_final": first.peak_rss_mb / row.extra["rss_after_load_mb"]}
+                                 "first_load_peak_to_final": first.peak_rss_mb / row.extra["rss_after_load_mb"],
+                                 "peak_rss_load_and_one_description_mb": one.peak_rss_mb}
                 rows.append(row)
                 if args.json:
                     print(json.dumps(row.as_json()), flush=True)
@@ -319,6 +321,8 @@ def _child(spec: dict) -> list[Row]:
         return [_idle_agent()]
     if kind == "first-load":
         return [_first_load(spec)]
+    if kind == "one-description":
+        return [_one_description(spec)]
     if kind in ("chat-baseline", "blip-baseline"):
         return [_baseline(spec)]
     if kind == "server-overhead":
@@ -341,6 +345,22 @@ def _first_load(spec: dict) -> Row:
     assert captioner.loaded_from == "converted", captioner.loaded_from
     return Row(spec["model"], "first load", peak_rss_mb=_peak_rss_mb(),
                extra={"first_load_s": seconds, "rss_after_first_load_mb": _rss_mb()})
+
+
+def _one_description(spec: dict) -> Row:
+    """What an agent does after it starts: load the model (its kept copy) and describe one screen
+    (BLIP: one photo) at the default image budget, in a process of its own, for its peak memory.
+    The rows of ``_ours`` share one process across budgets, so their peak is the largest budget's."""
+    from .config import ModelConfig
+    from .describer import Describer
+
+    chat = spec["kind"] == "chat"
+    precision = spec["precision"]
+    describer = Describer(ModelConfig(name=spec["folder"], dtype="auto", quantize=precision,
+                                      max_new_tokens=spec["new_tokens"], add_ocr_text="never", ground_in_ocr="never"))
+    describer.load()
+    describer.describe(screenshot() if chat else photo(), "screen" if chat else "photo").collect()
+    return Row(spec["model"], "load and one description", peak_rss_mb=_peak_rss_mb())
 
 
 def _ours(spec: dict) -> list[Row]:
@@ -820,6 +840,11 @@ def _plot(rows: list[Row], out: Path) -> None:
     _say(f"wrote {out}")
 
 
+def _one_peak(row: "Row") -> float:
+    """The peak memory of loading and one description (``_one_description``), else the row's own."""
+    return row.extra.get("peak_rss_load_and_one_description_mb", row.peak_rss_mb)
+
+
 def _targets(rows: list[Row]) -> list[str]:
     """One line per target: the measured figure, and met or MISSED."""
     def find(model, pred):
@@ -842,17 +867,19 @@ def _targets(rows: list[Row]) -> list[str]:
             checks.append(("Qwen2-VL-2B first word, times faster than the baseline",
                            qwen_base.time_to_first_word_s / qwen.time_to_first_word_s, ">=", 12, "x"))
         checks.append(("Qwen2-VL-2B int8 load with the kept copy present", qwen.extra["load_s"], "<=", 5, " s"))
-        checks.append(("Qwen2-VL-2B int8 peak RSS, load + one default description", qwen.peak_rss_mb, "<=", 3000, " MB"))
+        checks.append(("Qwen2-VL-2B int8 peak RSS, load + one default description", _one_peak(qwen), "<=", 3000,
+                       " MB"))
         if "first_load_peak_to_final" in qwen.extra:
             checks.append(("Qwen2-VL-2B first load (conversion): peak RSS / RSS after a kept-copy load",
                            qwen.extra["first_load_peak_to_final"], "<=", 1.3, "x"))
     int4 = find("qwen2-vl-2b", lambda v: v.startswith("int4"))
     if int4:
-        checks.append(("Qwen2-VL-2B int4 peak RSS", int4.peak_rss_mb, "<=", 2000, " MB"))
+        checks.append(("Qwen2-VL-2B int4 peak RSS, load + one default description", _one_peak(int4), "<=", 2000,
+                       " MB"))
     if blip:
         checks.append((f"BLIP-base whole caption ({blip.new_tokens} tokens, default {blip.variant})",
                        blip.total_s, "<=", 0.6, "s"))
-        checks.append(("BLIP-base peak RSS", blip.peak_rss_mb, "<=", 700, " MB"))
+        checks.append(("BLIP-base peak RSS, load + one caption", _one_peak(blip), "<=", 700, " MB"))
     follow_up = find("qwen2-vl-2b", lambda v: v == "follow-up question")
     if follow_up:
         checks.append(("Qwen2-VL-2B follow-up question, first spoken word", follow_up.time_to_first_word_s, "<=", 1.0, "s"))
