@@ -36,6 +36,7 @@ class Describer:
         self.captioner: Captioner | None = None
         self.missing: ModelNotFound | None = None  # set when the weights are not on this computer
         self._ocr = self._ocr_alongside = None
+        self._prefilling: Pending | None = None  # the model reading a prompt's start (grounding)
         # image hash -> (text, the screen text it was grounded in); never images
         self._cache: OrderedDict[bytes, tuple[str, ScreenText | None]] = OrderedDict()
         self._cache_size = cache_size
@@ -73,6 +74,7 @@ class Describer:
 
     def release(self) -> None:
         """Free the model's memory; the next description loads it again."""
+        self._settle()
         if self.captioner is not None:
             self.captioner.close()
         self.captioner = None
@@ -133,23 +135,28 @@ class Describer:
         """
         prefill = getattr(self.captioner, "prefill", None)
         reading = self._pending_screen_text(image, stop, self.ocr_alongside if prefill else self.ocr).start()
-        prefilling = Pending(lambda: prefill(request), stop, "a11y-prefill").start() if prefill else None
-        try:
-            screen = reading.get()
-            if reading.error is not None:
-                raise reading.error
-            if screen is None:
+        if prefill:
+            self._settle()
+            self._prefilling = Pending(lambda: prefill(request), stop, "a11y-prefill").start()
+        screen = reading.get()
+        if reading.error is not None:
+            raise reading.error
+        if screen is None:
+            return None  # Stop: a prefill still running is waited for by the next use of the model
+        if prefill:
+            self._prefilling.get()
+            if stop.is_set():
                 return None
-            if prefilling is not None:
-                prefilling.get()
-                if stop.is_set():
-                    return None
-                if prefilling.error is not None:  # generate reads the whole prompt instead
-                    log_unexpected(log, "reading the prompt ahead of the screen's text", prefilling.error)
-            return screen
-        finally:
-            if prefilling is not None:
-                prefilling.join()  # the model is never run by two threads at once
+            if self._prefilling.error is not None:  # generate reads the whole prompt instead
+                log_unexpected(log, "reading the prompt ahead of the screen's text", self._prefilling.error)
+        return screen
+
+    def _settle(self) -> None:
+        """Wait for a prefill that a stopped description left running: the model is never run by
+        two threads at once."""
+        if self._prefilling is not None:
+            self._prefilling.join()
+            self._prefilling = None
 
     @staticmethod
     def _pending_screen_text(image: Image.Image, stop: threading.Event, reader) -> Pending:
@@ -222,6 +229,7 @@ class Describer:
             elif grounds == "check":
                 pending = self._pending_screen_text(image, stop, self.ocr_alongside)
                 checker = QuoteChecker(pending)
+            self._settle()
             inner = self.captioner.generate(asked, self.options, stop)
             try:
                 yield from (checker.check(inner) if checker is not None else inner)
