@@ -347,17 +347,26 @@ def _first_load(spec: dict) -> Row:
                extra={"first_load_s": seconds, "rss_after_first_load_mb": _rss_mb()})
 
 
+def _model_config(spec: dict):
+    """The model settings of a bench variant: its precision, its answer length, and the model
+    alone (no OCR appendix, no grounding; the grounded row switches grounding on)."""
+    from .config import ModelConfig
+
+    precision = spec["precision"]
+    quantized = precision in ("int8", "int4")
+    return ModelConfig(name=spec["folder"], dtype="auto" if quantized else precision,
+                       quantize=precision if quantized else "none", max_new_tokens=spec["new_tokens"],
+                       add_ocr_text="never", ground_in_ocr="never")
+
+
 def _one_description(spec: dict) -> Row:
     """What an agent does after it starts: load the model (its kept copy) and describe one screen
     (BLIP: one photo) at the default image budget, in a process of its own, for its peak memory.
     The rows of ``_ours`` share one process across budgets, so their peak is the largest budget's."""
-    from .config import ModelConfig
     from .describer import Describer
 
     chat = spec["kind"] == "chat"
-    precision = spec["precision"]
-    describer = Describer(ModelConfig(name=spec["folder"], dtype="auto", quantize=precision,
-                                      max_new_tokens=spec["new_tokens"], add_ocr_text="never", ground_in_ocr="never"))
+    describer = Describer(_model_config(spec))
     describer.load()
     describer.describe(screenshot() if chat else photo(), "screen" if chat else "photo").collect()
     return Row(spec["model"], "load and one description", peak_rss_mb=_peak_rss_mb())
@@ -366,19 +375,14 @@ def _one_description(spec: dict) -> Row:
 def _ours(spec: dict) -> list[Row]:
     """Our pipeline: Describer (blank check, cache, budget) -> streaming -> Speaker, warm model."""
     from .captioner.base import GenerationOptions, Request
-    from .config import ModelConfig
     from .describer import Describer
     from .speech import Speaker
 
     n = spec["new_tokens"]
     chat = spec["kind"] == "chat"
     precision = spec["precision"]
-    quantized = precision in ("int8", "int4")
-    config = ModelConfig(name=spec["folder"], dtype="auto" if quantized else precision,
-                         quantize=precision if quantized else "none", max_new_tokens=n,
-                         add_ocr_text="never", ground_in_ocr="never")  # the grounded row switches it on
     start = time.perf_counter()
-    describer = Describer(config)
+    describer = Describer(_model_config(spec))
     describer.load()
     load_s = time.perf_counter() - start
     rss_loaded = _rss_mb()

@@ -160,7 +160,7 @@ class Describer:
 
     @staticmethod
     def _pending_screen_text(image: Image.Image, stop: threading.Event, reader) -> Pending:
-        return Pending(lambda: screen_text_from(reader.read_boxed_lines(image), image.size), stop)
+        return Pending(lambda: screen_text_from(reader.read_boxed_lines(image), image.size), stop, "a11y-ocr")
 
     def read(self, image: Image.Image, subject: str = "image") -> tuple[str, list[str]]:
         """What reading ``image`` aloud says, and the lines found: a blank image is said to be blank

@@ -120,7 +120,7 @@ class Pending:
     waited for in steps, so that Stop is never kept waiting: the screen's text, or a prompt's start
     read into a model's cache while OCR runs."""
 
-    def __init__(self, make: "Callable[[], object]", stop: threading.Event, name: str = "a11y-ocr-check"):
+    def __init__(self, make: "Callable[[], object]", stop: threading.Event, name: str):
         self._make, self._stop, self._name = make, stop, name
         self._done = threading.Event()
         self._thread: threading.Thread | None = None

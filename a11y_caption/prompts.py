@@ -55,17 +55,15 @@ def prompt_for(request: Request) -> str:
     The OCR lines come last, so that everything before them (``grounded_prefix``) is the same for
     every screen: a model reads it, with the image, while OCR still runs.
     """
-    grounded = request.screen_text is not None and not request.history  # later turns have it already
-    text = _instruction(request, grounded)
-    if grounded:
-        listed = request.screen_text.listed()
-        if listed:
-            more = len(request.screen_text.lines) - len(listed)
-            text += "\n\n" + _GROUND_RULE + "\n" + _listing(listed)
-            if more:
-                text += f"\n(and {more} more lines, not listed)"
-        else:
-            text += "\n\n" + _NO_TEXT
+    if request.screen_text is None or request.history:  # later turns have the lines already
+        return _instruction(request, False)
+    listed = request.screen_text.listed()
+    if not listed:
+        return _instruction(request, True) + "\n\n" + _NO_TEXT
+    text = grounded_prefix(request) + "\n" + _listing(listed)
+    more = len(request.screen_text.lines) - len(listed)
+    if more:
+        text += f"\n(and {more} more lines, not listed)"
     return text
 
 

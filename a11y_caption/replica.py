@@ -232,10 +232,9 @@ def build_replica(name: str, out: Path, *, full: bool) -> Path:
 
 
 def is_current(name: str, folder: Path) -> bool:
-    """Whether ``folder`` holds a replica of ``name`` built by this version of this code."""
+    """Whether ``folder`` holds a replica of ``name`` (full size or tiny) built by this version of this code."""
     marker = Path(folder) / "REPLICA.txt"
-    return marker.exists() and marker.read_text().startswith(f"Random weights shaped like {REPLICAS[name][0]} ") \
-        and f", version {VERSION}." in marker.read_text()
+    return marker.exists() and marker.read_text() in (_stamp(name, True), _stamp(name, False))
 
 
 def _stamp(name: str, full: bool) -> str:
