@@ -62,7 +62,7 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     blip = {r["variant"]: r for r in rows if r["model"] == "blip-base"}
     for row in (qwen["int8, 64 image tokens"], qwen["int4, 128 image tokens"], blip["int8"], blip["int4"]):
         assert row["first_load_s"] > 0 and row["load_s"] > 0 and row["loaded_from"] == "kept copy"
-        assert row["first_load_peak_rss_mb"] > 0 and row["first_load_peak_to_final"] > 0
+        assert row["first_load_peak_rss_mb"] > 0 and row["first_load_peak_to_final"] > 0 and row["rss_in_use_mb"] > 0
     assert {"prefill_efficiency", "prefill_gop"} <= set(qwen["int8, 64 image tokens"])  # a tiny model's: ~0
     assert "measured int8 GEMM throughput" in report.read_text()
     follow_up = qwen["follow-up question"]

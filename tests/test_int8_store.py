@@ -15,6 +15,7 @@ from PIL import Image
 
 from a11y_caption.captioner import GenerationOptions, Request, load_captioner
 from a11y_caption.captioner.int8_store import store_root, stores
+from a11y_caption.captioner.quantize import Int8Linear
 from conftest import REPO, SAMPLE, run_cli
 
 
@@ -38,31 +39,33 @@ def test_the_first_load_converts_and_keeps_a_copy_that_later_loads_use(tiny_mode
     assert kept.loaded_from == "kept copy"
     assert _answer(kept, screen) == _answer(first, screen)
     # Every layer that was converted is int8 again, and its weights are the converted ones.
-    ours = {n: m for n, m in kept.model.named_modules() if type(m).__name__ == "Linear" and hasattr(m, "_packed_params")}
+    ours = {n: m for n, m in kept.model.named_modules() if type(m) is Int8Linear}
     theirs = {n: m for n, m in first.model.named_modules() if n in ours}
     assert ours and ours.keys() == theirs.keys()
     for name, module in ours.items():
-        assert module.weight().int_repr().equal(theirs[name].weight().int_repr())
+        assert module.qweight.equal(theirs[name].qweight) and module.scale.equal(theirs[name].scale)
     assert not any(p.is_meta for p in kept.model.parameters())
 
 
-def test_a_head_over_a_large_vocabulary_is_packed_in_blocks_of_rows_with_the_same_answer(tiny_qwen, screen,
-                                                                                        monkeypatch):
-    """Qwen2-VL's head has 151,936 outputs: converted and loaded in blocks of rows (quantize.RowBlocks)
-    so that the largest matrix is never held twice. Here blocks of 64 rows stand in for 16,384."""
-    from a11y_caption.captioner import quantize
-
-    whole = _answer(load_captioner(str(tiny_qwen), quantize="int8"), screen)
-    shutil.rmtree(store_root())
-    monkeypatch.setattr(quantize, "HEAD_BLOCK", 64)
-    converted = load_captioner(str(tiny_qwen), quantize="int8")
+def test_the_kept_copys_int8_weights_are_its_file_mapped_not_copies(tiny_qwen, screen):
+    """Loading the kept copy packs nothing: every int8 weight the model computes with lies in a
+    memory mapping of one of the copy's files (Linux /proc/self/maps), so a load costs no conversion
+    and the weights are shared with the page cache."""
+    load_captioner(str(tiny_qwen), quantize="int8")
     kept = load_captioner(str(tiny_qwen), quantize="int8")
-    assert (converted.loaded_from, kept.loaded_from) == ("converted", "kept copy")
-    for captioner in (converted, kept):
-        head = captioner.model.lm_head
-        assert isinstance(head, quantize.RowBlocks) and len(head.blocks) > 1
-        assert head.out_features == captioner.model.config.text_config.vocab_size
-        assert _answer(captioner, screen) == whole
+    assert kept.loaded_from == "kept copy"
+    [(_, _, folder)] = stores()
+    maps = []
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and Path(fields[5]).parent == folder:
+            maps.append(tuple(int(x, 16) for x in fields[0].split("-")))
+    weights = [m.qweight for m in kept.model.modules() if type(m) is Int8Linear]
+    assert maps and weights
+    for weight in weights:
+        start = weight.data_ptr()
+        assert any(lo <= start and start + weight.numel() <= hi for lo, hi in maps)
+    assert kept.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=4)).collect().new_tokens == 4
 
 
 def _shards(folder: Path) -> list[Path]:
@@ -150,10 +153,12 @@ def test_int4_makes_the_language_model_4_bit_keeps_the_vision_tower_int8_and_is_
     from a11y_caption.captioner.quantize import Int4Linear
 
     first = load_captioner(str(tiny_qwen), quantize="int4")
-    kinds = {name: type(m).__name__ for name, m in first.model.named_modules() if type(m).__name__ in ("Int4Linear", "Linear")}
+    kinds = {name: type(m).__name__ for name, m in first.model.named_modules()
+             if type(m).__name__ in ("Int4Linear", "Int8Linear", "Linear")}
     four = [n for n, k in kinds.items() if k == "Int4Linear"]
     assert four and all("visual" not in n and not n.endswith("lm_head") for n in four)
-    assert any("visual" in n and k == "Linear" for n, k in kinds.items())  # int8 (torch.ao's Linear)
+    assert any("visual" in n and k == "Int8Linear" for n, k in kinds.items())
+    assert "Linear" not in kinds.values()
     assert first.loaded_from == "converted"
     kept = load_captioner(str(tiny_qwen), quantize="int4")
     assert kept.loaded_from == "kept copy" and _answer(kept, screen) == _answer(first, screen)

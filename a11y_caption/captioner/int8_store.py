@@ -21,8 +21,6 @@ import logging
 import os
 import shutil
 import tempfile
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -32,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # What quantize.quantize_int8 and quantize_int4 make, by the setting's name.
 SCHEMES = {"int8": "int8-dynamic-per-row", "int4": "int4-g128-language-model+int8-dynamic-per-row"}
-FORMAT = 1  # of the files below; a new layout gets a new number (and a new folder)
+FORMAT = 2  # of the files below; a new layout gets a new number (and a new folder). 2: fp32 scales
 SHARD_BYTES = 512 * 2**20  # at most this much is gathered in memory before it is written
 
 
@@ -122,9 +120,9 @@ def _give_back_freed_memory() -> None:
 
 
 def _int8_modules(model) -> list[str]:
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from .quantize import Int8Linear
 
-    return [n for n, m in model.named_modules() if type(m) is DynamicLinear]
+    return [n for n, m in model.named_modules() if type(m) is Int8Linear]
 
 
 def _float_tensors(model, int8_layers: list[str]) -> dict:
@@ -180,27 +178,21 @@ def _write(model, store: Path, name: str, scheme: str) -> None:
             if gathered >= SHARD_BYTES:
                 flush()
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao's deprecation notes
-            for mname in linear:
-                module = model.get_submodule(mname)
-                weight, bias = module._weight_bias()
-                add(f"{mname}.qweight", weight.int_repr())
-                add(f"{mname}.scale", weight.q_per_channel_scales())
-                if bias is not None:  # may share memory with a parameter (BLIP's decoder bias): a copy
-                    add(f"{mname}.bias", bias.clone())
-                del weight, bias
+        for mname in linear:
+            module = model.get_submodule(mname)
+            add(f"{mname}.qweight", module.qweight)
+            add(f"{mname}.scale", module.scale)
+            if module.bias is not None:  # may share memory with a parameter (BLIP's decoder bias): a copy
+                add(f"{mname}.bias", module.bias.clone())
         for key, (tensor, _) in _float_tensors(model, linear).items():
             add(key, tensor)
         flush()
-        from .quantize import Int4Linear, RowBlocks
+        from .quantize import Int4Linear
 
         int4 = {n: [m.in_features, m.out_features, m.group, m.bias is not None]
                 for n, m in model.named_modules() if isinstance(m, Int4Linear)}
-        blocked = {n: [m.in_features, m.out_features, m.blocks[0].bias() is not None]
-                   for n, m in model.named_modules() if isinstance(m, RowBlocks)}
         meta = {"format": FORMAT, "scheme": SCHEMES[scheme], "model": name, "torch": torch.__version__,
-                "int8_layers": linear, "int4_layers": int4, "row_blocks": blocked, "files": shards}
+                "int8_layers": linear, "int4_layers": int4, "files": shards}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
             os.rename(tmp, store)
@@ -222,10 +214,9 @@ def _read(build, folder: Path, store: Path, scheme: str):
     import torch
     from safetensors import safe_open
     from torch import nn
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
     from transformers import AutoConfig, GenerationConfig
 
-    from .quantize import Int4Linear, RowBlocks, _drop_pages, _file_mappings, float_embedding_output
+    from .quantize import Int4Linear, Int8Linear, float_embedding_output
 
     meta = json.loads((store / "meta.json").read_text())
     if meta.get("format") != FORMAT or meta.get("scheme") != SCHEMES[scheme]:
@@ -237,15 +228,13 @@ def _read(build, folder: Path, store: Path, scheme: str):
     with torch.device("meta"):
         model = build(config)
     linear, int4 = meta["int8_layers"], meta.get("int4_layers", {})
-    with torch.device("meta"):
-        for mname, (n_in, n_out, bias) in meta.get("row_blocks", {}).items():
-            if type(model.get_submodule(mname)) is not nn.Linear:
-                raise _Damaged("other layers")
-            parent, _, attr = mname.rpartition(".")
-            setattr(model.get_submodule(parent), attr, RowBlocks.skeleton(n_in, n_out, bias))
     if sorted([*linear, *int4]) != sorted(n for n, m in model.named_modules() if type(m) is nn.Linear):
         raise _Damaged("other layers")
     with torch.device("meta"):
+        for mname in linear:
+            old = model.get_submodule(mname)
+            parent, _, attr = mname.rpartition(".")
+            setattr(model.get_submodule(parent), attr, Int8Linear(old.in_features, old.out_features, old.bias is not None))
         for mname, (n_in, n_out, group, bias) in int4.items():
             parent, _, attr = mname.rpartition(".")
             setattr(model.get_submodule(parent), attr, Int4Linear(n_in, n_out, group, bias))
@@ -253,12 +242,11 @@ def _read(build, folder: Path, store: Path, scheme: str):
     expected = {key: tuple(tensor.shape) for key, (tensor, _) in floats.items()}
     for mname in linear:
         module = model.get_submodule(mname)
-        expected[f"{mname}.qweight"] = tuple(module.weight.shape)
+        expected[f"{mname}.qweight"] = tuple(module.qweight.shape)
         expected[f"{mname}.scale"] = (module.out_features,)
         if module.bias is not None:
             expected[f"{mname}.bias"] = (module.out_features,)
-    with warnings.catch_warnings(), ExitStack() as files:
-        warnings.simplefilter("ignore")  # torch.ao's deprecation notes
+    with ExitStack() as files:
         opened = {file: files.enter_context(safe_open(str(store / file), framework="pt")) for file in meta["files"]}
         found: dict[str, tuple[str, object]] = {}
         for file, f in opened.items():
@@ -270,25 +258,11 @@ def _read(build, folder: Path, store: Path, scheme: str):
         def get(key: str):
             return opened[found[key][0]].get_tensor(key)
 
-        mapped = _file_mappings()
-
-        def pack(mname: str):
-            """The module for int8 layer ``mname``. Packing into the kernel's layout is most of the
-            load time, and runs outside the interpreter lock: layers are packed on all cores at once."""
-            scale, raw = get(f"{mname}.scale"), get(f"{mname}.qweight")
-            qweight = torch._make_per_channel_quantized_tensor(raw, scale, torch.zeros_like(scale, dtype=torch.long), 0)
-            bias = get(f"{mname}.bias") if f"{mname}.bias" in found else None
-            old = model.get_submodule(mname)
-            new = DynamicLinear(1, 1, bias_=bias is not None, dtype=torch.qint8)  # a stand-in, refilled:
-            new.in_features, new.out_features = old.in_features, old.out_features
-            new.set_weight_bias(qweight, bias)
-            _drop_pages(raw, mapped)  # packed into memory of its own: the file's pages are not needed
-            return new
-
-        with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
-            for mname, new in zip(linear, pool.map(pack, linear)):
-                parent, _, attr = mname.rpartition(".")
-                setattr(model.get_submodule(parent), attr, new)
+        for mname in linear:  # the int8 weights as stored: mapped from the file, read by the kernel as they are
+            module = model.get_submodule(mname)
+            module.qweight, module.scale = get(f"{mname}.qweight"), get(f"{mname}.scale")
+            if module.bias is not None:
+                module.bias = nn.Parameter(get(f"{mname}.bias"), requires_grad=False)
         for key, (_, places) in floats.items():
             tensor = get(key)
             if key.startswith("p:"):

@@ -1,6 +1,9 @@
 """int8 dynamic weight quantization for the CPU, one layer at a time.
 
-Each nn.Linear becomes an int8 Linear (fbgemm kernels quantize activations on the fly); the other
+Each nn.Linear becomes an Int8Linear: int8 weights with a scale per output row, and activations
+quantized per row on the fly, multiplied by PyTorch's int8 matrix product (oneDNN's s8s8s32 GEMM,
+which has kernels for AVX2, AVX-512 VNNI and AMX alike). The weights are plain int8 tensors that the
+kernel reads as they are: a kept copy (int8_store) is mapped from its file, never repacked. The other
 layers (norms, attention, embeddings) run in fp32, which CPUs without native bf16 do far faster.
 
 Memory: transformers maps the checkpoint's safetensors file into memory. Each Linear is read once,
@@ -12,32 +15,22 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 
 import torch
 from torch import nn
 
-__all__ = ["Int4Linear", "RowBlocks", "float_embedding_output", "int4_layers", "quantize_int4", "quantize_int8"]
+__all__ = ["Int4Linear", "Int8Linear", "float_embedding_output", "int4_layers", "quantize_int4", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
 
 def quantize_int8(model) -> None:
-    """Replace every nn.Linear in ``model`` (in place) by an int8 dynamic Linear; the rest -> fp32.
+    """Replace every nn.Linear in ``model`` (in place) by an Int8Linear; the rest -> fp32.
 
     The language-model head is quantized too (it is read in full for every generated token). When
     it is tied to the input embeddings, the embedding table stays in its stored precision and only
     its looked-up rows become fp32, so the largest matrix is never held in fp32.
     """
-    # torch.ao.quantization and its quantized tensors warn that they are deprecated (their successor
-    # is torchao): advice for developers, noise on a user's stderr.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        _quantize_int8(model)
-
-
-def _quantize_int8(model) -> None:
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     names = [name for name, m in model.named_modules() if type(m) is nn.Linear]
     mapped = _file_mappings()
@@ -47,13 +40,7 @@ def _quantize_int8(model) -> None:
         linear = getattr(parent, attr)
         weight = linear.weight.detach()
         bias = None if linear.bias is None else linear.bias.detach().float()
-        if linear.out_features >= 2 * HEAD_BLOCK:
-            int8 = RowBlocks([_int8_linear(weight[start:start + HEAD_BLOCK],
-                                           None if bias is None else bias[start:start + HEAD_BLOCK])
-                              for start in range(0, linear.out_features, HEAD_BLOCK)])
-        else:
-            int8 = _int8_linear(weight, bias)
-        setattr(parent, attr, int8)
+        setattr(parent, attr, _int8_linear(weight, bias))
         if embedding is None or weight.data_ptr() != embedding.weight.data_ptr():  # tied: still in use
             _drop_pages(weight, mapped)
         del linear, weight
@@ -73,39 +60,54 @@ def _quantize_int8(model) -> None:
     float_embedding_output(model)
 
 
-def _int8_linear(weight, bias):
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-
-    int8 = DynamicLinear(weight.shape[1], weight.shape[0], bias_=bias is not None, dtype=torch.qint8)
-    int8.set_weight_bias(_quantize_rows(weight), bias)
-    return int8
-
-
-# Rows per block of a Linear with a very large output (a language model's head over its vocabulary).
-HEAD_BLOCK = 16384
+def _int8_linear(weight, bias) -> "Int8Linear":
+    module = Int8Linear(weight.shape[1], weight.shape[0], bias is not None, device="cpu")
+    module.qweight, module.scale = _quantize_rows(weight)
+    if bias is not None:
+        module.bias = nn.Parameter(bias.float(), requires_grad=False)
+    return module
 
 
-class RowBlocks(nn.Module):
-    """A Linear with very many outputs (a head over a vocabulary of 150,000 tokens) as blocks of
-    rows, each an int8 Linear of its own. Converting or loading packs one block at a time, so the
-    largest matrix is never held several times at once (as read, as a quantized copy, packed): for
-    Qwen2-VL-2B's kept copy that was 0.35 GB of load peak (measured on the replica). The outputs
-    are the blocks' outputs side by side."""
+# Up to this many rows, Int8Linear computes (W x^T)^T rather than x W^T: the same kernel then reads
+# the weight about 1.6x faster from memory (19.5 against 11.9 GB/s for one row, measured on 60
+# distinct 8960 x 1536 weights, past the caches); from about 48 rows on, x W^T is the faster.
+SMALL_BATCH = 32
 
-    def __init__(self, blocks: list):
+
+class Int8Linear(nn.Module):
+    """y = x W^T + b with W as int8 rows (``qweight``) times a float scale per row (``scale``).
+
+    Each call quantizes its input per row (symmetric int8, the row's largest magnitude -> 127),
+    multiplies with ``torch._int_mm`` (int8 x int8 -> int32) and scales the result back. The weight
+    is used as stored, (out, in) in rows: the kernel reads it transposed in place, so nothing is
+    packed at load time and a kept copy's mapped file is the weight itself.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, device=None):
         super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.in_features = blocks[0].in_features
-        self.out_features = sum(block.out_features for block in blocks)
-
-    @classmethod
-    def skeleton(cls, in_features: int, out_features: int, bias: bool) -> "RowBlocks":
-        """Float blocks of the right sizes (made on the meta device, then replaced by int8 ones)."""
-        return cls([nn.Linear(in_features, min(HEAD_BLOCK, out_features - start), bias=bias)
-                    for start in range(0, out_features, HEAD_BLOCK)])
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("qweight", torch.empty(out_features, in_features, dtype=torch.int8, device=device))
+        self.register_buffer("scale", torch.empty(out_features, dtype=torch.float32, device=device))
+        self.bias = nn.Parameter(torch.empty(out_features, device=device), requires_grad=False) if bias else None
 
     def forward(self, x):
-        return torch.cat([block(x) for block in self.blocks], dim=-1)
+        shape = x.shape
+        x = x.reshape(-1, self.in_features).float()
+        # Per-row scale: the row's largest magnitude maps to 127 (a zero row to a tiny scale).
+        step = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127.0)
+        q = torch.div(x, step).round_().to(torch.int8)
+        if q.shape[0] <= SMALL_BATCH:  # decoding: the weight as the kernel's left operand streams it fastest
+            y = torch._int_mm(self.qweight, q.t()).t().contiguous()
+        else:
+            y = torch._int_mm(q, self.qweight.t())
+        y = torch.mul(y, step)  # int32 * fp32 -> fp32, one pass
+        y.mul_(self.scale)
+        if self.bias is not None:
+            y.add_(self.bias)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
 def float_embedding_output(model) -> None:
@@ -116,17 +118,17 @@ def float_embedding_output(model) -> None:
 
 
 def _quantize_rows(weight, block: int = 8192):
-    """Per-row symmetric int8 of a float matrix, converting at most ``block`` rows to fp32 at once."""
-    rows, scales = [], []
+    """(int8 rows, fp32 scale per row): per-row symmetric int8 of a float matrix, converting at
+    most ``block`` rows to fp32 at once."""
+    rows = torch.empty(weight.shape, dtype=torch.int8)
+    scales = torch.empty(weight.shape[0], dtype=torch.float32)
     for start in range(0, weight.shape[0], block):
         part = weight[start:start + block].float()
         scale = part.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-        rows.append(torch.round(part / scale[:, None]).clamp(-128, 127).to(torch.int8))
-        scales.append(scale.double())
+        rows[start:start + block] = torch.round(part / scale[:, None]).clamp(-127, 127)
+        scales[start:start + block] = scale
         del part
-    scale = torch.cat(scales)
-    return torch._make_per_channel_quantized_tensor(torch.cat(rows), scale,
-                                                   torch.zeros_like(scale, dtype=torch.long), 0)
+    return rows, scales
 
 
 def _file_mappings() -> list[tuple[int, int]]:
