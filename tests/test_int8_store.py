@@ -68,6 +68,27 @@ def test_the_kept_copys_int8_weights_are_its_file_mapped_not_copies(tiny_qwen, s
     assert kept.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=4)).collect().new_tokens == 4
 
 
+def test_a_new_copy_removes_the_models_copies_in_an_older_format_and_no_others(tiny_qwen):
+    from a11y_caption.captioner.int8_store import FORMAT, SCHEMES
+
+    name = str(tiny_qwen.resolve())
+    root = store_root()
+    root.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for label, meta in {"older": {"format": FORMAT - 1, "model": name, "scheme": SCHEMES["int8"]},
+                        "other model": {"format": FORMAT - 1, "model": "someone/else", "scheme": SCHEMES["int8"]},
+                        "other scheme": {"format": FORMAT - 1, "model": name, "scheme": SCHEMES["int4"]}}.items():
+        folder = root / label.replace(" ", "-")
+        folder.mkdir()
+        (folder / "meta.json").write_text(json.dumps(meta))
+        (folder / "int8-00001.safetensors").write_bytes(b"old")
+        made[label] = folder
+    assert load_captioner(str(tiny_qwen), quantize="int8").loaded_from == "converted"
+    assert not made["older"].exists()
+    assert made["other model"].exists() and made["other scheme"].exists()
+    assert [m for m, *_ in stores()].count(name) == 2  # the new copy and the int4 one, untouched
+
+
 def _shards(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 

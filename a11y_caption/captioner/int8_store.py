@@ -200,9 +200,24 @@ def _write(model, store: Path, name: str, scheme: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
             return
         log.info("kept the %s copy of %s in %s", scheme, name, store)
+        _remove_older_formats(name, scheme)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _remove_older_formats(name: str, scheme: str) -> None:
+    """Remove the copies of model ``name`` and ``scheme`` written in an older format: this code can
+    never read them, and each is as large as the model (2.6 GB for Qwen2-VL-2B)."""
+    for folder in store_root().glob("*"):
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("model") == name and meta.get("scheme") == SCHEMES[scheme] \
+                and isinstance(meta.get("format"), int) and meta["format"] < FORMAT:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed a %s copy of %s in an older format: %s", scheme, name, folder)
 
 
 def _read(build, folder: Path, store: Path, scheme: str):
