@@ -65,7 +65,8 @@ def run_bench(args) -> int:
         raise A11yCaptionError(f"Unknown bench model {unknown[0]}; choose from {', '.join(BENCH_MODELS)}.")
     machine = machine_info()
     _say(f"machine: {machine['cpu']}, {machine['cores']} cores, {' '.join(machine['isa']) or 'no AVX2'}, "
-         f"torch threads {machine['torch_threads']}, int8 GEMM {machine['int8_gops']:.0f} GOP/s; replicas in {cache}")
+         f"torch threads {machine['torch_threads']}, int8 GEMM ({machine['int8_kernel']}) "
+         f"{machine['int8_gops']:.0f} GOP/s; replicas in {cache}")
     if args.json:
         print(json.dumps(machine), flush=True)
     # The bench keeps its own int8 copies (int8_store), so that it can time a first load without
@@ -163,23 +164,41 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {"model": "machine", "cpu": cpu, "isa": [f for f in ISA if f in flags], "cores": os.cpu_count(),
-            "torch_threads": _torch_threads(), "int8_gops": int8_gops()}
+            "torch_threads": _torch_threads(), "int8_kernel": int8_kernel(), "int8_gops": int8_gops()}
+
+
+def int8_kernel() -> str:
+    """Which kernel the int8 Linear layers use on this machine (quantize.packs_int8)."""
+    import torch
+
+    from .captioner.quantize import packs_int8
+
+    return f"torch.ao packed ({torch.backends.quantized.engine})" if packs_int8() else "torch._int_mm (oneDNN)"
 
 
 def int8_gops(seconds: float = 1.0) -> float:
-    """Measured int8 GEMM throughput (GOP/s) of the kernel our int8 Linear layers use
-    (``torch._int_mm``): a 512 x 2048 by 2048 x 2048 product (a prefill's shape), the weight read
-    transposed as Int8Linear reads it, repeated for about ``seconds`` after a warm-up."""
+    """Measured int8 GEMM throughput (GOP/s) of the kernel our int8 Linear layers use on this
+    machine (``int8_kernel``): a 512 x 2048 by 2048 x 2048 product (a prefill's shape), the weight
+    as Int8Linear holds it, repeated for about ``seconds`` after a warm-up."""
     import torch
 
+    from .captioner.quantize import _int8_linear, packs_int8
+
     m, k, n = 512, 2048, 2048
-    weight = torch.randint(-127, 128, (n, k), dtype=torch.int8)
-    x = torch.randint(-127, 128, (m, k), dtype=torch.int8)
+    if packs_int8():
+        layer = _int8_linear(torch.randn(n, k), None)
+        layer.pack()
+        x = torch.randn(m, k)
+        step = lambda: layer(x)  # noqa: E731 - includes quantizing the input, as fbgemm's kernel does it
+    else:
+        weight = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+        x8 = torch.randint(-127, 128, (m, k), dtype=torch.int8)
+        step = lambda: torch._int_mm(x8, weight.t())  # noqa: E731
     for _ in range(3):
-        torch._int_mm(x, weight.t())
+        step()
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds or count < 3:
-        torch._int_mm(x, weight.t())
+        step()
         count += 1
     return 2 * m * k * n * count / (time.perf_counter() - start) / 1e9
 
@@ -906,7 +925,8 @@ def _targets(rows: list[Row]) -> list[str]:
 
 def _report(rows: list[Row], args, info: dict) -> str:
     machine = (f"{info['cpu']}, {info['cores']} CPU cores ({', '.join(info['isa']) or 'no AVX2'}), torch threads "
-               f"{info['torch_threads']}, measured int8 GEMM throughput {info['int8_gops']:.0f} GOP/s")
+               f"{info['torch_threads']}, measured int8 GEMM throughput ({info.get('int8_kernel', 'fbgemm')}) "
+               f"{info['int8_gops']:.0f} GOP/s")
     table = ["| model | variant | image tokens | preprocess s | first token s | first word s | total s | "
              "new tokens | tokens/s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -25,6 +25,7 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert r.returncode == 0, r.stderr
     machine, *rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert machine["model"] == "machine" and machine["cpu"] and machine["int8_gops"] > 0
+    assert machine["int8_kernel"].startswith(("torch._int_mm", "torch.ao packed"))
     assert isinstance(machine["isa"], list) and set(machine["isa"]) <= {
         "avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
     for row in rows:

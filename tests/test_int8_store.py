@@ -68,6 +68,25 @@ def test_the_kept_copys_int8_weights_are_its_file_mapped_not_copies(tiny_qwen, s
     assert kept.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=4)).collect().new_tokens == 4
 
 
+def test_on_a_cpu_without_vnni_the_layers_are_packed_and_the_kept_copy_answers_the_same(tiny_qwen, screen,
+                                                                                       monkeypatch):
+    """PyTorch runs torch._int_mm with a plain loop on CPUs without AVX-512 VNNI: there each int8
+    layer is packed for torch.ao's engine at load, from the same kept copy, and lets its plain
+    weight go. The head is packed in blocks of rows (here 64 stand in for 16,384)."""
+    from a11y_caption.captioner import quantize
+
+    monkeypatch.setattr(quantize, "packs_int8", lambda: True)
+    monkeypatch.setattr(quantize, "PACK_ROWS", 64)
+    converted = load_captioner(str(tiny_qwen), quantize="int8")
+    kept = load_captioner(str(tiny_qwen), quantize="int8")
+    assert (converted.loaded_from, kept.loaded_from) == ("converted", "kept copy")
+    for captioner in (converted, kept):
+        layers = [m for m in captioner.model.modules() if type(m) is Int8Linear]
+        assert layers and all(m._packed is not None and m.qweight.numel() == 0 for m in layers)
+        assert len(captioner.model.lm_head._packed) > 1
+    assert _answer(kept, screen) == _answer(converted, screen)
+
+
 def test_a_new_copy_removes_the_models_copies_in_an_older_format_and_no_others(tiny_qwen):
     from a11y_caption.captioner.int8_store import FORMAT, SCHEMES
 

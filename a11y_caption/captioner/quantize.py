@@ -1,10 +1,13 @@
 """int8 dynamic weight quantization for the CPU, one layer at a time.
 
 Each nn.Linear becomes an Int8Linear: int8 weights with a scale per output row, and activations
-quantized per row on the fly, multiplied by PyTorch's int8 matrix product (oneDNN's s8s8s32 GEMM,
-which has kernels for AVX2, AVX-512 VNNI and AMX alike). The weights are plain int8 tensors that the
-kernel reads as they are: a kept copy (int8_store) is mapped from its file, never repacked. The other
-layers (norms, attention, embeddings) run in fp32, which CPUs without native bf16 do far faster.
+quantized per row on the fly. Where PyTorch's int8 matrix product (``torch._int_mm``) runs oneDNN's
+kernels, which PyTorch allows only on CPUs with AVX-512 VNNI, the weights are plain int8 tensors
+that the kernel reads as they are: a kept copy (int8_store) is mapped from its file, never
+repacked. Elsewhere (AVX2-only x86, ARM) ``torch._int_mm`` is a plain loop, so each layer is
+packed for torch.ao's quantized engine (fbgemm, or qnnpack on ARM) when it is loaded
+(``pack_for_this_cpu``): slower to load, fast to run. The other layers (norms, attention,
+embeddings) run in fp32, which CPUs without native bf16 do far faster.
 
 Memory: transformers maps the checkpoint's safetensors file into memory. Each Linear is read once,
 quantized, and its pages of the mapping handed back to the OS (Linux), so the float weights are
@@ -19,7 +22,8 @@ import sys
 import torch
 from torch import nn
 
-__all__ = ["Int4Linear", "Int8Linear", "float_embedding_output", "int4_layers", "quantize_int4", "quantize_int8"]
+__all__ = ["Int4Linear", "Int8Linear", "float_embedding_output", "int4_layers", "pack_for_this_cpu", "packs_int8",
+           "quantize_int4", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,40 @@ def _int8_linear(weight, bias) -> "Int8Linear":
     return module
 
 
+def packs_int8() -> bool:
+    """Whether Int8Linear layers must be packed for torch.ao's quantized engine on this machine:
+    PyTorch runs ``torch._int_mm`` with oneDNN only on CPUs with AVX-512 VNNI (and oneDNN on),
+    and with a plain loop, far too slow for a model, everywhere else."""
+    import torch.backends.mkldnn
+
+    fast = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+    return not (fast and torch.cpu._is_vnni_supported())
+
+
+def pack_for_this_cpu(model, mapped: list[tuple[int, int]] | None = None) -> None:
+    """Pack every Int8Linear of ``model`` for torch.ao's quantized engine if this CPU needs it
+    (``packs_int8``), layers on all cores at once; the plain weights are let go, and their pages
+    of a kept copy's mapping (``mapped``) handed back to the OS."""
+    if not packs_int8():
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .int8_store import _give_back_freed_memory
+
+    def pack(layer: Int8Linear) -> None:
+        layer.pack(mapped or [])
+        # Each thread frees into its own allocator arena, which keeps what it frees: handed back
+        # at once, Qwen2-VL-2B's load peaked at 3.0 GB instead of 4.0 GB (replica, 2 threads).
+        _give_back_freed_memory()
+
+    layers = [m for m in model.modules() if type(m) is Int8Linear]
+    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:  # packing runs outside the GIL
+        list(pool.map(pack, layers))
+
+
+# Rows per block when Int8Linear.pack packs a weight (only a vocabulary-sized head has more).
+PACK_ROWS = 16384
+
 # Up to this many rows, Int8Linear computes (W x^T)^T rather than x W^T: the same kernel then reads
 # the weight about 1.6x faster from memory (19.5 against 11.9 GB/s for one row, measured on 60
 # distinct 8960 x 1536 weights, past the caches); from about 48 rows on, x W^T is the faster.
@@ -80,8 +118,11 @@ class Int8Linear(nn.Module):
     Each call quantizes its input per row (symmetric int8, the row's largest magnitude -> 127),
     multiplies with ``torch._int_mm`` (int8 x int8 -> int32) and scales the result back. The weight
     is used as stored, (out, in) in rows: the kernel reads it transposed in place, so nothing is
-    packed at load time and a kept copy's mapped file is the weight itself.
+    packed at load time and a kept copy's mapped file is the weight itself. After ``pack`` (CPUs
+    where that kernel is slow) torch.ao's dynamic int8 Linear kernel computes it instead.
     """
+
+    _packed = None  # after pack(): torch.ao's packed weights and biases, a block of rows each
 
     def __init__(self, in_features: int, out_features: int, bias: bool, device=None):
         super().__init__()
@@ -90,9 +131,34 @@ class Int8Linear(nn.Module):
         self.register_buffer("scale", torch.empty(out_features, dtype=torch.float32, device=device))
         self.bias = nn.Parameter(torch.empty(out_features, device=device), requires_grad=False) if bias else None
 
+    def pack(self, mapped: list[tuple[int, int]] = ()) -> None:
+        """Pack the weight for torch.ao's quantized engine and let the plain one go, at most
+        ``PACK_ROWS`` rows at a time: a head over a 151,936-token vocabulary is packed as blocks
+        of rows, so that it is never held three times at once (read, quantized, packed)."""
+        import warnings
+
+        blocks = []
+        with warnings.catch_warnings():  # torch.ao's deprecation notes: for developers, noise for users
+            warnings.simplefilter("ignore")
+            for start in range(0, self.out_features, PACK_ROWS):
+                rows = slice(start, start + PACK_ROWS)
+                scale = self.scale[rows].double()
+                weight = torch._make_per_channel_quantized_tensor(self.qweight[rows], scale,
+                                                                  torch.zeros_like(scale, dtype=torch.long), 0)
+                blocks.append(torch.ops.quantized.linear_prepack(weight, None if self.bias is None else self.bias[rows]))
+                _drop_pages(self.qweight[rows], list(mapped))
+                del weight
+        self._packed = blocks
+        self.qweight = torch.empty(0, self.in_features, dtype=torch.int8)
+
     def forward(self, x):
         shape = x.shape
         x = x.reshape(-1, self.in_features).float()
+        if self._packed is not None:
+            # reduce_range: 7-bit inputs, as torch.ao's dynamic Linear uses them with fbgemm (whose
+            # kernels without VNNI saturate on full-range products)
+            ys = [torch.ops.quantized.linear_dynamic(x, block, reduce_range=True) for block in self._packed]
+            return (ys[0] if len(ys) == 1 else torch.cat(ys, dim=-1)).reshape(*shape[:-1], self.out_features)
         # Per-row scale: the row's largest magnitude maps to 127 (a zero row to a tiny scale).
         step = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127.0)
         q = torch.div(x, step).round_().to(torch.int8)
@@ -107,7 +173,8 @@ class Int8Linear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+        kernel = "packed" if self._packed is not None else "int_mm"
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 ({kernel})"
 
 
 def float_embedding_output(model) -> None:
