@@ -157,7 +157,11 @@ class Desktop:
         read_fd, write_fd = os.pipe()
         self.procs = []
         self.xvfb = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp", *extra_args],
+            # -noreset: an X server resets when its last client leaves, and refuses connections
+            # meanwhile; without a window manager the readiness probe below was such a client
+            # (the next connection failed in 4 of 20 runs under load).
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset",
+             *extra_args],
             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(write_fd)
         with os.fdopen(read_fd) as f:
