@@ -479,8 +479,9 @@ def _first_word(describer, image, task: str):
 
 
 def _grounded(spec: dict, describer, image) -> "Row":
-    """The default row again, grounded in OCR (grounding.py), next to an ungrounded run of the same
-    moment: what grounding costs in time to the first word, and in prompt tokens."""
+    """The default row again, grounded in OCR (grounding.py; the image at the grounded budget,
+    [model] grounded_image_tokens), next to an ungrounded run of the same moment at the default
+    budget: what grounding costs in time to the first word, and in prompt tokens."""
     from dataclasses import replace
 
     from .captioner.base import Request
@@ -489,6 +490,7 @@ def _grounded(spec: dict, describer, image) -> "Row":
     captioner = describer.captioner
     budget = _default_budget()
     captioner.screen_pixels = budget * 28 * 28
+    grounded_pixels = describer.config.grounded_image_tokens * 28 * 28
     _cold(describer)
     ungrounded_word, ungrounded_token, _, _ = _first_word(describer, image, "screen")
     describer.config = replace(describer.config, ground_in_ocr="auto")
@@ -496,8 +498,8 @@ def _grounded(spec: dict, describer, image) -> "Row":
     t = time.perf_counter()
     screen = describer.read_screen_text(image)
     ocr_s = time.perf_counter() - t
-    plain = captioner.prepare(Request(image, "screen"))["input_ids"].shape[-1]
-    inputs = captioner.prepare(Request(image, "screen", screen_text=screen))
+    plain = captioner.prepare(Request(image, "screen", pixels=grounded_pixels))["input_ids"].shape[-1]
+    inputs = captioner.prepare(Request(image, "screen", screen_text=screen, pixels=grounded_pixels))
     # The other way, for comparison: OCR first, then the whole prompt (as a backend without prefill).
     _cold(describer)
     captioner.prefill = None
@@ -514,6 +516,7 @@ def _grounded(spec: dict, describer, image) -> "Row":
              "sequential_grounding_cost_s": sequential_word - ungrounded_word,
              "sequential_grounding_cost_first_token_s": sequential_token - ungrounded_token,
              "prompt_tokens_read_while_ocr_ran": reused,
+             "grounded_image_tokens": describer.config.grounded_image_tokens,
              "ocr_s": ocr_s, "ocr_lines": len(screen.lines),
              # Tokens by this checkpoint's tokenizer (a replica's is learnt from less English than
              # Qwen2's, so a little finer), and the characters, which do not depend on it.
@@ -521,7 +524,7 @@ def _grounded(spec: dict, describer, image) -> "Row":
              "prompt_chars_added_by_ocr": len(prompt_for(Request(image, "screen", screen_text=screen)))
              - len(prompt_for(Request(image, "screen"))),
              **_what_the_model_sees(captioner)}
-    variant = f"{spec['precision']}, {budget} image tokens (default), grounded"
+    variant = f"{spec['precision']}, {describer.config.grounded_image_tokens} image tokens, grounded"
     return Row(spec["model"], variant, int((inputs["input_ids"] == captioner.model.config.image_token_id).sum()),
                None, token, word, generation.finished_at - t0, generation.new_tokens,
                (generation.new_tokens - 1) / decode_s if decode_s > 0 else None, None, extra)

@@ -44,6 +44,9 @@ class ModelConfig:
     blip_prefix: str = ""
     screen_image_tokens: int = 256
     photo_image_tokens: int = 192
+    # A screen grounded in OCR (ground_in_ocr "auto"/"always"): its text comes from OCR, so the
+    # image, read for layout, icons and pictures, gets fewer tokens (README: grounding)
+    grounded_image_tokens: int = 128
     add_ocr_text: str = "auto"
     ground_in_ocr: str = "check"  # "auto" (lines in the prompt) misses its latency budget on 2 cores (README)
     idle_unload_minutes: float = 0.0
@@ -136,6 +139,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("model", "temperature"): _between(0.0, 2.0),
     ("model", "screen_image_tokens"): _between(16, 16384),
     ("model", "photo_image_tokens"): _between(16, 16384),
+    ("model", "grounded_image_tokens"): _between(16, 16384),
     # Longer than a week is "never" in practice, and is written 0; the agent's wait needs a finite bound.
     ("model", "idle_unload_minutes"): _between(0, 10080, " (0 never unloads; 10080 is a week)"),
     ("model", "server"): Rule(_server_url, "an http:// or https:// URL such as \"http://127.0.0.1:11434/v1\", "

@@ -196,6 +196,8 @@ class Describer:
             raise self.missing
         request = Request(image, task, question, self.config.language or None, history, image_kind)
         grounds = self._grounds(task, history, screen_text)
+        if grounds == "prompt" and request.is_screen:  # prefill, generate and follow-ups: one budget
+            request = replace(request, pixels=self.config.grounded_image_tokens * 28 * 28)
         key = self._key(image, task, question, (history, image_kind, grounds))
         if key in self._cache:
             self._cache.move_to_end(key)

@@ -34,7 +34,7 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert variants == [
         ("qwen2-vl-2b", "baseline (float32, default image size, no streaming)"),
         ("qwen2-vl-2b", "int8, 64 image tokens"), ("qwen2-vl-2b", "int8, 128 image tokens"),
-        ("qwen2-vl-2b", "int8, 256 image tokens (default), grounded"), ("qwen2-vl-2b", "follow-up question"),
+        ("qwen2-vl-2b", "int8, 128 image tokens, grounded"), ("qwen2-vl-2b", "follow-up question"),
         ("qwen2-vl-2b", "int4, 64 image tokens"), ("qwen2-vl-2b", "int4, 128 image tokens"),
         ("qwen2-vl-2b", "fp32, 64 image tokens"), ("qwen2-vl-2b", "fp32, 128 image tokens"),
         ("blip-base", "baseline (float32, default image size, no streaming)"),
@@ -50,8 +50,9 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert qwen["int8, 64 image tokens"]["image_tokens"] <= 64 < qwen["int8, 128 image tokens"]["image_tokens"] <= 128
     assert qwen["fp32, 128 image tokens"]["identical_image_s"] < 0.05
     assert qwen["fp32, 128 image tokens"]["press_to_model_start_s"] < 0.5
-    grounded = qwen["int8, 256 image tokens (default), grounded"]
+    grounded = qwen["int8, 128 image tokens, grounded"]
     assert grounded["ocr_lines"] > 5 and grounded["prompt_tokens_added_by_ocr"] > 20
+    assert grounded["image_tokens"] <= grounded["grounded_image_tokens"] == 128  # the ungrounded run had 256
     assert grounded["ocr_s"] > 0  # timed on its own; the row's first word includes a second OCR run
     assert grounded["grounding_cost_s"] == pytest.approx(
         grounded["time_to_first_word_s"] - grounded["ungrounded_time_to_first_word_s"], abs=0.002)

@@ -93,7 +93,8 @@ def test_the_prompt_read_while_ocr_runs_is_reused_and_changes_nothing(tiny_qwen)
     generation = describer.describe(screen.image, "screen")
     overlapped = generation.collect().text
     read = model.reused_tokens
-    inputs = model.prepare(Request(screen.image, "screen", screen_text=generation.screen_text))
+    inputs = model.prepare(Request(screen.image, "screen", screen_text=generation.screen_text,
+                                   pixels=describer.config.grounded_image_tokens * 28 * 28))
     instruction = len(model.processor.tokenizer(prompt_for(Request(screen.image, "screen")))["input_ids"])
     assert read > model._last_image_position(inputs) + instruction, "the image and instruction came from the cache"
     assert read < inputs["input_ids"].shape[-1] - len(screen.lines), "the OCR lines were read after OCR"
@@ -117,6 +118,28 @@ def test_ground_in_ocr_chooses_the_tasks(tiny_qwen, mode, task, grounded):
     generation.collect()
     assert (model.requests[0].screen_text is not None) is grounded
     assert (generation.screen_text is not None) is grounded
+    # A screen whose lines are in the prompt gets the grounded image budget; nothing else does (a
+    # question without image_kind is about a photo).
+    expected = 128 * 28 * 28 if grounded and task == "screen" else None
+    assert model.requests[0].pixels == expected
+
+
+def test_a_grounded_screen_reaches_the_model_at_the_grounded_budget(tiny_qwen):
+    """With the screen's text in the prompt the image gets [model] grounded_image_tokens: fewer
+    image tokens in the real processor's input than an ungrounded description of the same screen."""
+    screen = render_screen()
+    image_tokens = {}
+    for mode in ("never", "auto"):
+        describer = _describer(tiny_qwen, ground_in_ocr=mode, grounded_image_tokens=32, screen_image_tokens=256)
+        describer.load()
+        model = describer.captioner
+        seen = []
+        prepare = model.prepare
+        model.prepare = lambda request, *a, **k: seen.append(request) or prepare(request, *a, **k)
+        describer.describe(screen.image, "screen").collect()
+        inputs = prepare(seen[-1])
+        image_tokens[mode] = int((inputs["input_ids"] == model.model.config.image_token_id).sum())
+    assert image_tokens["auto"] <= 32 < image_tokens["never"] <= 256
 
 
 def test_a_photo_without_text_is_not_grounded_even_always(tiny_qwen):

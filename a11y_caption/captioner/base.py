@@ -40,6 +40,9 @@ class Request:
     # The text OCR found on the image, for a grounded description (grounding.py): its lines go into
     # the first turn's prompt, and the model may quote only them. None: not grounded.
     screen_text: "ScreenText | None" = None
+    # The image's pixel budget where the caller sets one (a screen grounded in OCR gets
+    # [model] grounded_image_tokens); None: the backend's budget for the image's kind.
+    pixels: int | None = None
 
     @property
     def is_screen(self) -> bool:

@@ -33,7 +33,10 @@ def fit_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
 
 
 def pixel_budget(request: Request, screen_pixels: int, photo_pixels: int) -> int:
-    """The pixel budget of ``request``'s image: screens and windows get the screen budget."""
+    """The pixel budget of ``request``'s image: its own where it has one, else screens and windows
+    get the screen budget and other images the photo budget."""
+    if request.pixels:
+        return request.pixels
     return screen_pixels if request.is_screen else photo_pixels
 
 
