@@ -81,14 +81,14 @@ def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
     ``build(config)`` makes the model's modules (called on the meta device); ``load()`` loads the float
     checkpoint as from_pretrained does. Returns (model, "kept copy" | "converted").
     """
-    from .quantize import _file_mappings, pack_for_this_cpu, quantize_int4, quantize_int8
+    from .quantize import _give_back_freed_memory, pack_for_this_cpu, quantize_int4, quantize_int8
 
     name = model_key(name)
     store = _store_for(folder, name, scheme)
     if (store / "meta.json").exists():
         try:
             model = _read(build, folder, store, scheme)
-            pack_for_this_cpu(model, _file_mappings())
+            pack_for_this_cpu(model)
             _give_back_freed_memory()
             return model, "kept copy"
         except Exception as e:  # anything wrong with a cached file: never trusted, made again
@@ -106,19 +106,6 @@ def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
     pack_for_this_cpu(model)  # after writing: the copy keeps the plain int8 weights
     _give_back_freed_memory()  # the copies written out
     return model, "converted"
-
-
-def _give_back_freed_memory() -> None:
-    """Return the memory freed while loading (float copies, file reads) to the system: glibc keeps
-    freed blocks for reuse, and a process that loaded a model once would keep them for its lifetime."""
-    import ctypes
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # another C library (musl): nothing to trim this way
-            pass
 
 
 def _int8_modules(model) -> list[str]:

@@ -67,13 +67,6 @@ def quantize_int8(model) -> None:
     float_embedding_output(model)
 
 
-def _give_back_freed_memory() -> None:
-    """int8_store's: hand the memory the C allocator keeps after frees back to the system."""
-    from .int8_store import _give_back_freed_memory as give_back
-
-    give_back()
-
-
 def _int8_linear(weight, bias) -> "Int8Linear":
     module = Int8Linear(weight.shape[1], weight.shape[0], bias is not None, device="cpu")
     module.qweight, module.scale = _quantize_rows(weight)
@@ -92,16 +85,18 @@ def packs_int8() -> bool:
     return not (fast and torch.cpu._is_vnni_supported())
 
 
-def pack_for_this_cpu(model, mapped: list[tuple[int, int]] | None = None) -> None:
+def pack_for_this_cpu(model) -> None:
     """Pack every Int8Linear of ``model`` for torch.ao's quantized engine if this CPU needs it
     (``packs_int8``), layers on all cores at once; the plain weights are let go, and their pages
-    of a kept copy's mapping (``mapped``) handed back to the OS."""
+    of a kept copy's mapped files handed back to the OS."""
     if not packs_int8():
         return
     from concurrent.futures import ThreadPoolExecutor
 
+    mapped = _file_mappings()
+
     def pack(layer: Int8Linear) -> None:
-        layer.pack(mapped or [])
+        layer.pack(mapped)
         # Each thread frees into its own allocator arena, which keeps what it frees: handed back
         # at once, Qwen2-VL-2B's load peaked at 3.0 GB instead of 4.0 GB (replica, 2 threads).
         _give_back_freed_memory()
@@ -244,6 +239,18 @@ def _drop_pages(tensor, mapped: list[tuple[int, int]]) -> None:
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     if libc.madvise(first, last - first, 4) != 0:  # 4 = MADV_DONTNEED
         log.debug("madvise failed: errno %d", ctypes.get_errno())
+
+
+def _give_back_freed_memory() -> None:
+    """Return the memory freed while loading (float copies, file reads) to the system: glibc keeps
+    freed blocks for reuse, and a process that loaded a model once would keep them for its lifetime."""
+    import ctypes
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # another C library (musl): nothing to trim this way
+            pass
 
 
 # -- int4: weight-only 4-bit for the language model, for small machines ---------------------------
