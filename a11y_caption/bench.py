@@ -86,12 +86,12 @@ def run_bench(args) -> int:
             one = _run_child({**spec, "kind": "one-description"})[0] if quantized else None
             for row in _run_child({**spec, "int8_gops": machine["int8_gops"]}):
                 if first is not None and "load_s" in row.extra:
+                    # The model's size in use: a kept copy's weights are mapped from its files and
+                    # resident once a description has read them.
+                    in_use = one.extra["rss_after_one_description_mb"]
                     row.extra = {"first_load_s": first.extra["first_load_s"], **row.extra,
-                                 "first_load_peak_rss_mb": first.peak_rss_mb,
-                                 # The model's size in use: a kept copy's weights are mapped from
-                                 # its files and resident once a description has read them.
-                                 "rss_in_use_mb": one.extra["rss_after_one_description_mb"],
-                                 "first_load_peak_to_final": first.peak_rss_mb / one.extra["rss_after_one_description_mb"],
+                                 "first_load_peak_rss_mb": first.peak_rss_mb, "rss_in_use_mb": in_use,
+                                 "first_load_peak_to_final": first.peak_rss_mb / in_use,
                                  "peak_rss_load_and_one_description_mb": one.peak_rss_mb}
                 rows.append(row)
                 if args.json:
