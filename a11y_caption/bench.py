@@ -717,13 +717,17 @@ def _server_overhead(spec: dict, runs: int = 10) -> Row:
     with tempfile.TemporaryDirectory(prefix="a11y-caption-bench-server-") as tmp:
         folder = build_replica("qwen2-vl-2b", Path(tmp) / "tiny-qwen2-vl", full=False)
         (Path(tmp) / "hf-home" / "hub").mkdir(parents=True)  # transformers serve's model list needs it
+        # The server's own temporary files (its model process's multiprocessing sockets, which a
+        # terminated server leaves behind) go into this folder, removed with it.
+        (Path(tmp) / "tmp").mkdir()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         server = subprocess.Popen(
             [sys.executable, "-m", "transformers.cli.transformers", "serve", str(folder), "--host", "127.0.0.1",
              "--port", str(port), "--dtype", "float32"],
-            env={**os.environ, "HF_HOME": str(Path(tmp) / "hf-home"), "HF_HUB_OFFLINE": "1"},
+            env={**os.environ, "HF_HOME": str(Path(tmp) / "hf-home"), "HF_HUB_OFFLINE": "1",
+                 "TMPDIR": str(Path(tmp) / "tmp")},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 300
