@@ -52,3 +52,22 @@ def test_blank_screens_are_recognised(image, expected):
 def test_a_single_small_word_is_not_blank():
     screen = render_screen(["OK"], px=12, buttons=())
     assert blank_description(screen.image, "screen") is None
+
+
+def test_a_read_gives_its_buffers_back():
+    """Detection's buffers (hundreds of MB for a full screen) are freed on the reading thread, where
+    a model's threads could not reuse them: after a read the process holds little more than before
+    it (measured: about 0.1 GB more with them given back, 0.36 GB without)."""
+    import threading
+
+    import psutil
+
+    screen = render_screen(size=(1920, 1080), px=14).image
+    reader = OcrReader()
+    before = psutil.Process().memory_info().rss
+    for _ in range(2):
+        thread = threading.Thread(target=reader.read_lines, args=(screen,))  # as grounding reads
+        thread.start()
+        thread.join()
+    grown = (psutil.Process().memory_info().rss - before) / 2**20
+    assert grown < 220, f"{grown:.0f} MB more after reading"

@@ -81,7 +81,8 @@ def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
     ``build(config)`` makes the model's modules (called on the meta device); ``load()`` loads the float
     checkpoint as from_pretrained does. Returns (model, "kept copy" | "converted").
     """
-    from .quantize import _give_back_freed_memory, pack_for_this_cpu, quantize_int4, quantize_int8
+    from ..memory import give_back_freed_memory
+    from .quantize import pack_for_this_cpu, quantize_int4, quantize_int8
 
     name = model_key(name)
     store = _store_for(folder, name, scheme)
@@ -89,7 +90,7 @@ def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
         try:
             model = _read(build, folder, store, scheme)
             pack_for_this_cpu(model)
-            _give_back_freed_memory()
+            give_back_freed_memory()
             return model, "kept copy"
         except Exception as e:  # anything wrong with a cached file: never trusted, made again
             log.warning("the %s copy of %s failed its check (%s); converting the model again", scheme, name,
@@ -97,14 +98,14 @@ def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
             shutil.rmtree(store, ignore_errors=True)
     model = load()
     (quantize_int4 if scheme == "int4" else quantize_int8)(model)
-    _give_back_freed_memory()
+    give_back_freed_memory()
     try:
         _write(model, store, name, scheme)
     except Exception as e:  # a full disk or a read-only cache costs speed next time, never this load
         log.warning("could not keep the %s copy of %s (%s); it will be converted again next time", scheme, name,
                     getattr(e, "strerror", None) or type(e).__name__)
     pack_for_this_cpu(model)  # after writing: the copy keeps the plain int8 weights
-    _give_back_freed_memory()  # the copies written out
+    give_back_freed_memory()  # the copies written out
     return model, "converted"
 
 

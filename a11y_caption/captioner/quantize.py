@@ -22,6 +22,8 @@ import sys
 import torch
 from torch import nn
 
+from ..memory import give_back_freed_memory
+
 __all__ = ["Int4Linear", "Int8Linear", "float_embedding_output", "int4_layers", "pack_for_this_cpu", "packs_int8",
            "quantize_int4", "quantize_int8"]
 
@@ -50,7 +52,7 @@ def quantize_int8(model) -> None:
         del linear, weight
         # The float blocks each layer converts through are freed, but the C allocator keeps them:
         # handed back at once, Qwen2-VL-2B's first load peaked at 3.46 GB, not 4.2-5.0 GB (replica).
-        _give_back_freed_memory()
+        give_back_freed_memory()
     keep = embedding.weight if embedding is not None else None
     if keep is not None:
         # A tied head was read in full: only the rows a prompt looks up are needed from now on.
@@ -99,7 +101,7 @@ def pack_for_this_cpu(model) -> None:
         layer.pack(mapped)
         # Each thread frees into its own allocator arena, which keeps what it frees: handed back
         # at once, Qwen2-VL-2B's load peaked at 3.0 GB instead of 4.0 GB (replica, 2 threads).
-        _give_back_freed_memory()
+        give_back_freed_memory()
 
     layers = [m for m in model.modules() if type(m) is Int8Linear]
     with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:  # packing runs outside the GIL
@@ -239,18 +241,6 @@ def _drop_pages(tensor, mapped: list[tuple[int, int]]) -> None:
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     if libc.madvise(first, last - first, 4) != 0:  # 4 = MADV_DONTNEED
         log.debug("madvise failed: errno %d", ctypes.get_errno())
-
-
-def _give_back_freed_memory() -> None:
-    """Return the memory freed while loading (float copies, file reads) to the system: glibc keeps
-    freed blocks for reuse, and a process that loaded a model once would keep them for its lifetime."""
-    import ctypes
-
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # another C library (musl): nothing to trim this way
-            pass
 
 
 # -- int4: weight-only 4-bit for the language model, for small machines ---------------------------
