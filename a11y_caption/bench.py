@@ -92,7 +92,9 @@ def run_bench(args) -> int:
                     row.extra = {"first_load_s": first.extra["first_load_s"], **row.extra,
                                  "first_load_peak_rss_mb": first.peak_rss_mb, "rss_in_use_mb": in_use,
                                  "first_load_peak_to_final": first.peak_rss_mb / in_use,
-                                 "peak_rss_load_and_one_description_mb": one.peak_rss_mb}
+                                 "peak_rss_load_and_one_description_mb": one.extra["peak_rss_model_alone_mb"]}
+                    if "rss_after_grounded_description_mb" in one.extra:
+                        row.extra["peak_rss_load_and_one_grounded_description_mb"] = one.peak_rss_mb
                 rows.append(row)
                 if args.json:
                     print(json.dumps(row.as_json()), flush=True)
@@ -176,10 +178,13 @@ def int8_kernel() -> str:
     return f"torch.ao packed ({torch.backends.quantized.engine})" if packs_int8() else "torch._int_mm (oneDNN)"
 
 
-def int8_gops(seconds: float = 1.0) -> float:
+def int8_gops(seconds: float = 0.5, windows: int = 3) -> float:
     """Measured int8 GEMM throughput (GOP/s) of the kernel our int8 Linear layers use on this
     machine (``int8_kernel``): a 512 x 2048 by 2048 x 2048 product (a prefill's shape), the weight
-    as Int8Linear holds it, repeated for about ``seconds`` after a warm-up."""
+    as Int8Linear holds it, repeated for about ``seconds`` after a warm-up, in ``windows`` windows;
+    the best window counts. A shared virtual machine has slow moments: one 1 s window measured
+    192 and 234 GOP/s on the same machine an hour apart, which moved the prefill efficiency
+    computed from it by a fifth."""
     import torch
 
     from .captioner.quantize import _int8_linear, packs_int8
@@ -196,11 +201,14 @@ def int8_gops(seconds: float = 1.0) -> float:
         step = lambda: torch._int_mm(x8, weight.t())  # noqa: E731
     for _ in range(3):
         step()
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or count < 3:
-        step()
-        count += 1
-    return 2 * m * k * n * count / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for _ in range(windows):
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or count < 3:
+            step()
+            count += 1
+        best = max(best, 2 * m * k * n * count / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def _prefill_ops(captioner, inputs) -> float:
@@ -377,15 +385,25 @@ def _model_config(spec: dict):
 def _one_description(spec: dict) -> Row:
     """What an agent does after it starts: load the model (its kept copy) and describe one screen
     (BLIP: one photo) at the default image budget, in a process of its own, for its peak memory.
-    The rows of ``_ours`` share one process across budgets, so their peak is the largest budget's."""
+    The rows of ``_ours`` share one process across budgets, so their peak is the largest budget's.
+    A chat model then describes the screen again grounded in OCR, as the default settings do
+    (``ground_in_ocr``): the peak with OCR's reader and buffers too."""
+    from dataclasses import replace
+
+    from .config import ModelConfig
     from .describer import Describer
 
-    chat = spec["kind"] == "chat"
+    chat = BENCH_MODELS[spec["model"]] == "chat"  # this child's kind is "one-description"
     describer = Describer(_model_config(spec))
     describer.load()
     describer.describe(screenshot() if chat else photo(), "screen" if chat else "photo").collect()
-    return Row(spec["model"], "load and one description", peak_rss_mb=_peak_rss_mb(),
-               extra={"rss_after_one_description_mb": _rss_mb()})
+    extra = {"rss_after_one_description_mb": _rss_mb(), "peak_rss_model_alone_mb": _peak_rss_mb()}
+    if chat:
+        describer.config = replace(describer.config, ground_in_ocr=ModelConfig().ground_in_ocr)
+        describer._cache.clear()
+        describer.describe(screenshot(), "screen").collect()
+        extra["rss_after_grounded_description_mb"] = _rss_mb()
+    return Row(spec["model"], "load and one description", peak_rss_mb=_peak_rss_mb(), extra=extra)
 
 
 def _ours(spec: dict) -> list[Row]:
@@ -481,7 +499,9 @@ def _first_word(describer, image, task: str):
 def _grounded(spec: dict, describer, image) -> "Row":
     """The default row again, grounded in OCR (grounding.py; the image at the grounded budget,
     [model] grounded_image_tokens), next to an ungrounded run of the same moment at the default
-    budget: what grounding costs in time to the first word, and in prompt tokens."""
+    budget: what grounding costs in time to the first word, and in prompt tokens. Both ways of
+    running OCR are timed (before the model, and beside the model reading the image); the row is
+    the way the product takes on this machine (Describer._ocr_beside_model)."""
     from dataclasses import replace
 
     from .captioner.base import Request
@@ -500,22 +520,25 @@ def _grounded(spec: dict, describer, image) -> "Row":
     ocr_s = time.perf_counter() - t
     plain = captioner.prepare(Request(image, "screen", pixels=grounded_pixels))["input_ids"].shape[-1]
     inputs = captioner.prepare(Request(image, "screen", screen_text=screen, pixels=grounded_pixels))
-    # The other way, for comparison: OCR first, then the whole prompt (as a backend without prefill).
-    _cold(describer)
-    captioner.prefill = None
-    sequential_word, sequential_token, _, _ = _first_word(describer, image, "screen")
-    del captioner.prefill
-    # The product's way: OCR (one thread) while the model reads the image and the prompt's start.
-    _cold(describer)
-    word, token, generation, t0 = _first_word(describer, image, "screen")
-    reused = captioner.reused_tokens
+    product_way = describer._ocr_beside_model()
+    runs = {}
+    for beside in (not product_way, product_way):  # the product's way last: its generation makes the row
+        describer.ocr_beside_model = beside
+        _cold(describer)
+        runs[beside] = _first_word(describer, image, "screen")
+        runs[beside] += (captioner.reused_tokens,)
+    describer.ocr_beside_model = None
+    word, token, generation, t0, _ = runs[product_way]
+    first, beside = runs[False], runs[True]
     describer.config = replace(describer.config, ground_in_ocr="never")
     decode_s = generation.finished_at - generation.first_token_at
     extra = {"ungrounded_time_to_first_word_s": ungrounded_word, "grounding_cost_s": word - ungrounded_word,
              "grounding_cost_first_token_s": token - ungrounded_token,
-             "sequential_grounding_cost_s": sequential_word - ungrounded_word,
-             "sequential_grounding_cost_first_token_s": sequential_token - ungrounded_token,
-             "prompt_tokens_read_while_ocr_ran": reused,
+             "ocr_runs": "beside the model" if product_way else "before the model",
+             "ocr_first_cost_s": first[0] - ungrounded_word, "ocr_first_cost_first_token_s": first[1] - ungrounded_token,
+             "ocr_beside_model_cost_s": beside[0] - ungrounded_word,
+             "ocr_beside_model_cost_first_token_s": beside[1] - ungrounded_token,
+             "prompt_tokens_read_while_ocr_ran": beside[4],
              "grounded_image_tokens": describer.config.grounded_image_tokens,
              "ocr_s": ocr_s, "ocr_lines": len(screen.lines),
              # Tokens by this checkpoint's tokenizer (a replica's is learnt from less English than
@@ -894,8 +917,11 @@ def _targets(rows: list[Row]) -> list[str]:
             checks.append(("Qwen2-VL-2B first word, times faster than the baseline",
                            qwen_base.time_to_first_word_s / qwen.time_to_first_word_s, ">=", 12, "x"))
         checks.append(("Qwen2-VL-2B int8 load with the kept copy present", qwen.extra["load_s"], "<=", 5, " s"))
-        checks.append(("Qwen2-VL-2B int8 peak RSS, load + one default description", _one_peak(qwen), "<=", 3000,
-                       " MB"))
+        checks.append(("Qwen2-VL-2B int8 peak RSS, load + one description (the model alone)", _one_peak(qwen),
+                       "<=", 3000, " MB"))
+        if "peak_rss_load_and_one_grounded_description_mb" in qwen.extra:
+            checks.append(("Qwen2-VL-2B int8 peak RSS, load + one description + one grounded in OCR (the default)",
+                           qwen.extra["peak_rss_load_and_one_grounded_description_mb"], "<=", 3000, " MB"))
         if "first_load_peak_to_final" in qwen.extra:
             checks.append(("Qwen2-VL-2B first load (conversion): peak RSS / RSS of a kept-copy load after one "
                            "description",

@@ -48,7 +48,7 @@ class ModelConfig:
     # image, read for layout, icons and pictures, gets fewer tokens (README: grounding)
     grounded_image_tokens: int = 128
     add_ocr_text: str = "auto"
-    ground_in_ocr: str = "check"  # "auto" (lines in the prompt): opt-in until its smaller picture is checked (README)
+    ground_in_ocr: str = "auto"  # screens, windows and questions: the OCR lines in the prompt, quotes checked
     idle_unload_minutes: float = 0.0
     # A model on an OpenAI-compatible server instead of in this process ("" = in this process);
     # name is then the server's name for the model. The key is read from the environment variable

@@ -56,6 +56,10 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert grounded["ocr_s"] > 0  # timed on its own; the row's first word includes a second OCR run
     assert grounded["grounding_cost_s"] == pytest.approx(
         grounded["time_to_first_word_s"] - grounded["ungrounded_time_to_first_word_s"], abs=0.002)
+    # Both ways of running OCR are timed; on the CPU the row is the product's: OCR before the model.
+    assert grounded["ocr_runs"] == "before the model"
+    assert grounded["grounding_cost_s"] == pytest.approx(grounded["ocr_first_cost_s"], abs=0.002)
+    assert "ocr_beside_model_cost_s" in grounded and grounded["prompt_tokens_read_while_ocr_ran"] > 0
     # What the model itself sees of a screen, at the default budget (the tiny model has Qwen2-VL's processor).
     assert 0.2 < grounded["scale_1920x1080"] < grounded["scale_1280x800"] < 0.6
     assert grounded["text_12px_in_model_input_px_1920x1080"] == pytest.approx(12 * grounded["scale_1920x1080"], abs=0.06)
@@ -66,6 +70,10 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
         assert row["first_load_s"] > 0 and row["load_s"] > 0 and row["loaded_from"] == "kept copy"
         assert row["first_load_peak_rss_mb"] > 0 and row["first_load_peak_to_final"] > 0 and row["rss_in_use_mb"] > 0
     assert {"prefill_efficiency", "prefill_gop"} <= set(qwen["int8, 64 image tokens"])  # a tiny model's: ~0
+    # The chat model's memory with grounding's OCR too (the default), beside the model alone.
+    int8 = qwen["int8, 64 image tokens"]
+    assert int8["peak_rss_load_and_one_grounded_description_mb"] >= int8["peak_rss_load_and_one_description_mb"] > 0
+    assert "peak_rss_load_and_one_grounded_description_mb" not in blip["int8"]
     assert "measured int8 GEMM throughput" in report.read_text()
     follow_up = qwen["follow-up question"]
     assert follow_up["reused_prompt_tokens"] > follow_up["new_tokens"] and follow_up["kept_cache_mb"] > 0

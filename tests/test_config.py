@@ -17,7 +17,7 @@ def test_packaged_default_is_the_repo_file_and_valid():
     assert {b.action for b in config.hotkeys} == set(ACTIONS), "every action has a default chord"
     assert config.speech.engine == "auto" and config.speech.braille is True
     assert config.model.name == "Qwen/Qwen2-VL-2B-Instruct"
-    assert config.model.ground_in_ocr == "check", "quotes checked by default; lines in the prompt opt-in (README)"
+    assert config.model.ground_in_ocr == "auto", "screens grounded in their OCR lines by default (README)"
 
 
 def test_packaged_file_is_a_real_file_that_the_wheel_ships():

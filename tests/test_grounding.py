@@ -58,7 +58,7 @@ class ScriptedModel:
 
 
 def _describer(model_dir, **overrides) -> Describer:
-    overrides.setdefault("ground_in_ocr", "auto")  # grounding is opt-in: these tests opt in
+    overrides.setdefault("ground_in_ocr", "auto")  # the default, whatever a test's settings file says
     overrides.setdefault("max_new_tokens", 6)
     return Describer(ModelConfig(name=str(model_dir), device="cpu", dtype="fp32", quantize="none", **overrides))
 
@@ -71,10 +71,9 @@ def test_the_processor_is_given_the_ocr_lines_with_their_positions(tiny_qwen):
     describer.captioner.processor = RecordingProcessor(describer.captioner.processor, texts)
     generation = describer.describe(screen.image, "window", image_kind="screen")
     generation.collect()
-    # Two inputs: the image and the prompt's start, read while OCR ran; then the whole prompt.
-    assert len(texts) == 2
-    prefix, prompt = texts
-    assert prompt.startswith(prefix) and TITLE not in prefix
+    # On the CPU OCR runs first: one input, the whole prompt with the lines found.
+    assert len(texts) == 1
+    prompt = texts[0]
     assert f"[top left]\n{TITLE}\n" in prompt  # the title bar, at the top left of the window
     for line in screen.lines:
         assert " ".join(line.split()) in prompt
@@ -82,11 +81,31 @@ def test_the_processor_is_given_the_ocr_lines_with_their_positions(tiny_qwen):
     assert [line.text for line in generation.screen_text.lines] == [" ".join(x.split()) for x in screen.lines]
 
 
+def test_on_the_cpu_ocr_runs_before_the_model_on_every_core(tiny_qwen):
+    """A model on the CPU takes every core: grounding's OCR runs first, with the reader that uses
+    every core, and the model reads the whole prompt after it (nothing is read ahead)."""
+    screen = render_screen()
+    describer = _describer(tiny_qwen)
+    describer.load()
+    assert describer._ocr_alongside is None, "the one-thread reader is not loaded where nothing uses it"
+    events = []
+    read, prefill = describer.ocr.read_boxed_lines, describer.captioner.prefill
+    describer.ocr.read_boxed_lines = lambda image: events.append("ocr") or read(image)
+    describer.captioner.prefill = lambda request: events.append("prefill") or prefill(request)
+    generate = describer.captioner.generate
+    describer.captioner.generate = lambda *a, **k: events.append("generate") or generate(*a, **k)
+    describer.describe(screen.image, "screen").collect()
+    assert events == ["ocr", "generate"] and describer.captioner.reused_tokens == 0
+    assert describer._ocr_alongside is None
+
+
 def test_the_prompt_read_while_ocr_runs_is_reused_and_changes_nothing(tiny_qwen):
-    """The image and the prompt's start are read into the cache while OCR runs (prefill); the
-    answer is token for token the one a single pass over the whole prompt gives."""
+    """Where OCR runs beside the model (a model on a GPU; here asked for), the image and the
+    prompt's start are read into the cache while OCR runs (prefill); the answer is token for
+    token the one a single pass over the whole prompt gives."""
     screen = render_screen()
     describer = _describer(tiny_qwen, max_new_tokens=12)
+    describer.ocr_beside_model = True
     describer.load()
     model = describer.captioner
     model.model.generation_config.min_new_tokens = 12  # nonsense text may end early; compare 12 tokens
@@ -100,7 +119,7 @@ def test_the_prompt_read_while_ocr_runs_is_reused_and_changes_nothing(tiny_qwen)
     assert read < inputs["input_ids"].shape[-1] - len(screen.lines), "the OCR lines were read after OCR"
     describer._cache.clear()
     model.forget()  # else the first answer's cache, same image and prompt, would be reused
-    model.prefill = None  # as a backend without it: the whole prompt in one pass
+    describer.ocr_beside_model = False  # as on the CPU: the whole prompt in one pass
     single = describer.describe(screen.image, "screen").collect().text
     assert model.reused_tokens == 0
     assert overlapped == single and overlapped.strip()
@@ -177,7 +196,7 @@ def test_a_quote_not_on_the_screen_is_replaced_and_counted_never_logged(tiny_qwe
 
 
 def test_check_mode_reads_the_screen_only_when_a_quote_comes_and_checks_it(tiny_qwen):
-    """ground_in_ocr = "check" (the default): the prompt is the plain one, OCR starts when the first
+    """ground_in_ocr = "check": the prompt is the plain one, OCR starts when the first
     quote opens (text before it is not held up) and the quotes are checked against what it read; an
     answer without quotes costs no OCR at all."""
     screen = render_screen()
@@ -281,13 +300,13 @@ def test_stop_cuts_the_ocr_of_a_grounded_description(tiny_qwen):
     describer = Describer(config.model)
     describer.load()
     reading, generated = threading.Event(), []
-    read_boxed_lines = describer.ocr_alongside.read_boxed_lines
+    read_boxed_lines = describer.ocr.read_boxed_lines  # the CPU's way: OCR first, on every core
 
     def slow_read(image):
         reading.set()
         return read_boxed_lines(image)
 
-    describer.ocr_alongside.read_boxed_lines = slow_read
+    describer.ocr.read_boxed_lines = slow_read
     real_generate = describer.captioner.generate
     describer.captioner.generate = lambda *a, **k: generated.append(1) or real_generate(*a, **k)
     agent = Agent(config, speaker, describer=describer, capture=Capture)
@@ -314,7 +333,7 @@ def test_stop_cuts_the_ocr_of_a_grounded_description(tiny_qwen):
 
 @pytest.mark.desktop
 def test_describe_screen_json_reports_the_text_on_screen_and_the_prompt_had_it(desktop, tiny_qwen, monkeypatch,
-                                                                             capsys, tmp_path):
+                                                                             capsys):
     from a11y_caption.captioner.chat_vlm import ChatVLMCaptioner
     from a11y_caption.cli import main
 
@@ -335,9 +354,7 @@ def test_describe_screen_json_reports_the_text_on_screen_and_the_prompt_had_it(d
         return prepare(self, request)
 
     monkeypatch.setattr(ChatVLMCaptioner, "prepare", recording_prepare)
-    settings = tmp_path / "grounded.toml"
-    settings.write_text('[model]\nground_in_ocr = "auto"\n')
-    monkeypatch.setenv("A11Y_CAPTION_CONFIG", str(settings))
+    # The default settings (the packaged hotkeys.toml) ground a screen: no settings file here.
     status = main(["describe", "--screen", "--json", "--model", str(tiny_qwen), "--no-speak",
                    "--max-new-tokens", "6", "--dtype", "fp32", "--quantize", "none"])
     out = capsys.readouterr().out
@@ -359,7 +376,7 @@ def test_text_on_screen_comes_through_the_warm_agent_and_a_follow_up_stays_groun
     from conftest import run_cli
     from test_agent import MESSAGE
 
-    agent, env = warm_agent(max_new_tokens=8, extra='ground_in_ocr = "auto"')
+    agent, env = warm_agent(max_new_tokens=8)  # the default settings ground a screen
     r = run_cli("describe", "--screen", "--json", "--no-speak", env=env)
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)
