@@ -9,9 +9,10 @@ __all__ = ["give_back_freed_memory"]
 
 def give_back_freed_memory() -> None:
     """Return the memory freed by a finished step (a model load's float copies, an OCR read's
-    buffers) to the system. glibc keeps freed blocks for reuse, each thread's in an arena of its
-    own: what one thread freed is not reused by another, and an agent that loaded a model or read
-    a screen once would hold it for its lifetime. A few milliseconds; elsewhere than glibc, nothing."""
+    buffers) to the system. glibc keeps freed blocks for reuse, in arenas that threads mostly keep
+    to themselves: what one thread freed is seldom reused by another, and an agent that loaded a
+    model or read a screen once would hold it for its lifetime. A few milliseconds; elsewhere than
+    glibc, nothing."""
     import ctypes
 
     if sys.platform.startswith("linux"):
