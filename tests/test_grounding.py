@@ -109,8 +109,15 @@ def test_the_prompt_read_while_ocr_runs_is_reused_and_changes_nothing(tiny_qwen)
     describer.load()
     model = describer.captioner
     model.model.generation_config.min_new_tokens = 12  # nonsense text may end early; compare 12 tokens
+    texts: list[str] = []
+    processor, model.processor = model.processor, RecordingProcessor(model.processor, texts)
     generation = describer.describe(screen.image, "screen")
     overlapped = generation.collect().text
+    model.processor = processor
+    # Two inputs: the image and the prompt's start, read while OCR ran; then the whole prompt.
+    assert len(texts) == 2
+    prefix, prompt = texts
+    assert prompt.startswith(prefix) and TITLE not in prefix and TITLE in prompt
     read = model.reused_tokens
     inputs = model.prepare(Request(screen.image, "screen", screen_text=generation.screen_text,
                                    pixels=describer.config.grounded_image_tokens * 28 * 28))
