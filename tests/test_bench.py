@@ -26,6 +26,10 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     machine, *rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert machine["model"] == "machine" and machine["cpu"] and machine["int8_gops"] > 0
     assert machine["int8_kernel"].startswith(("torch._int_mm", "torch.ao packed"))
+    import torch
+
+    assert machine["torch"] == torch.__version__
+    assert machine["torch_build"] == (f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU only")
     assert isinstance(machine["isa"], list) and set(machine["isa"]) <= {
         "avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
     for row in rows:
@@ -75,6 +79,7 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert int8["peak_rss_load_and_one_grounded_description_mb"] >= int8["peak_rss_load_and_one_description_mb"] > 0
     assert "peak_rss_load_and_one_grounded_description_mb" not in blip["int8"]
     assert "measured int8 GEMM throughput" in report.read_text()
+    assert f"torch {torch.__version__} ({machine['torch_build']} build)" in report.read_text()
     follow_up = qwen["follow-up question"]
     assert follow_up["reused_prompt_tokens"] > follow_up["new_tokens"] and follow_up["kept_cache_mb"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG")
