@@ -65,7 +65,8 @@ def run_bench(args) -> int:
         raise A11yCaptionError(f"Unknown bench model {unknown[0]}; choose from {', '.join(BENCH_MODELS)}.")
     machine = machine_info()
     _say(f"machine: {machine['cpu']}, {machine['cores']} cores, {' '.join(machine['isa']) or 'no AVX2'}, "
-         f"torch {machine['torch']} ({machine['torch_build']} build), torch threads {machine['torch_threads']}, int8 GEMM ({machine['int8_kernel']}) "
+         f"torch {machine['torch']} ({machine['torch_build']} build), torch threads {machine['torch_threads']}, "
+         f"int8 GEMM ({machine['int8_kernel']}) "
          f"{machine['int8_gops']:.0f} GOP/s; replicas in {cache}")
     if args.json:
         print(json.dumps(machine), flush=True)

@@ -9,6 +9,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from a11y_caption.bench import KEYS
 from conftest import run_cli
@@ -26,8 +27,6 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     machine, *rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert machine["model"] == "machine" and machine["cpu"] and machine["int8_gops"] > 0
     assert machine["int8_kernel"].startswith(("torch._int_mm", "torch.ao packed"))
-    import torch
-
     assert machine["torch"] == torch.__version__
     assert machine["torch_build"] == (f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU only")
     assert isinstance(machine["isa"], list) and set(machine["isa"]) <= {
