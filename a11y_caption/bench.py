@@ -416,7 +416,7 @@ def _one_description(spec: dict) -> Row:
     extra = {"rss_after_one_description_mb": _rss_mb(), "peak_rss_model_alone_mb": _peak_rss_mb()}
     if chat:
         describer.config = replace(describer.config, ground_in_ocr=ModelConfig().ground_in_ocr)
-        describer._cache.clear()
+        _cold(describer)
         describer.describe(screenshot(), "screen").collect()
         extra["rss_after_grounded_description_mb"] = _rss_mb()
     return Row(spec["model"], "load and one description", peak_rss_mb=_peak_rss_mb(), extra=extra)
