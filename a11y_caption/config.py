@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
+import sys
 import tomllib
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
 from .errors import ConfigError
-from .hotkeys import parse_chord
+from .hotkeys import Chord, parse_chord
 
 __all__ = [
     "ACTIONS", "DTYPES", "MODEL_ACTIONS", "QUANTIZE_MODES", "RULES", "SPEECH_ENGINES", "Binding", "CaptureConfig",
@@ -57,6 +60,8 @@ class ModelConfig:
     api_key_env: str = ""
     connect_timeout: float = 3.0
     first_token_timeout: float = 60.0
+    answer_timeout: float = 300.0  # the whole answer from a server, first token to last
+    proxy: str = ""  # a proxy for the server; the environment's proxy variables are never used
     fallback: str = ""  # "ocr": when the server cannot be reached, read the text on the image here
 
 
@@ -148,6 +153,9 @@ RULES: dict[tuple[str, str], Rule] = {
                                    "the name of an environment variable that holds the key, never the key itself"),
     ("model", "connect_timeout"): _between(0.1, 60.0, " seconds"),
     ("model", "first_token_timeout"): _between(1.0, 3600.0, " seconds"),
+    ("model", "answer_timeout"): _between(10.0, 3600.0, " seconds"),
+    ("model", "proxy"): Rule(_server_url, "an http:// or https:// URL such as \"http://proxy.example:3128\", "
+                                          "or \"\" for none"),
     ("model", "fallback"): _one_of("", "ocr", text="\"ocr\" or \"\""),
 }
 # Settings whose refused value is not repeated in the error: it may be a secret pasted in the wrong place.
@@ -198,9 +206,36 @@ def _line_of(lines: list[str], header: str, occurrence: int = 0, key: str | None
     return None
 
 
+def _line_of_key(lines: list[str], key: str) -> int | None:
+    """1-based line of a top-level ``key = ...`` (written before any table header), or None."""
+    for i, raw in enumerate(lines):
+        s = raw.strip()
+        if s.startswith("["):
+            return None
+        if re.match(rf"{re.escape(key)}\s*=", s):
+            return i + 1
+    return None
+
+
+def _shown(value) -> str:
+    """A refused value as the error repeats it: short enough to hear (a 400-digit number is not)."""
+    text = repr(value)
+    if len(text) <= 40:
+        return text
+    if isinstance(value, int):
+        return f"a number of {len(str(abs(value)))} digits"
+    return f"{text[:30]}... ({len(text)} characters)"
+
+
+def _has_control_character(text: str) -> bool:
+    """True when ``text`` holds a line break or another control character (a tab, an escape...)."""
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text)
+
+
 def _build(cls, table, path: Path, lines: list[str], header: str, occurrence: int = 0):
     if not isinstance(table, dict):
-        raise ConfigError(path, _line_of(lines, header, occurrence), f"{header} must be a table")
+        line = _line_of(lines, header, occurrence) or _line_of_key(lines, header.strip("[]"))
+        raise ConfigError(path, line, f"{header} must be a table")
     known = {f.name: f for f in fields(cls)}
     values = {}
     for key, value in table.items():
@@ -212,8 +247,15 @@ def _build(cls, table, path: Path, lines: list[str], header: str, occurrence: in
               "int": isinstance(value, int) and not isinstance(value, bool),
               "float": isinstance(value, (int, float)) and not isinstance(value, bool)}[expected]
         if not ok:
-            raise ConfigError(path, line, f"{key} must be a {expected}, not {value!r}")
-        values[key] = float(value) if expected == "float" else value
+            raise ConfigError(path, line, f"{key} must be a {expected}, not {_shown(value)}")
+        if expected == "float":
+            try:
+                value = float(value)
+            except OverflowError as e:  # an integer of hundreds of digits
+                rule = RULES.get((header.strip("[]"), key))
+                raise ConfigError(path, line, f"{key} must be {rule.text if rule else 'a smaller number'}, "
+                                              f"not {_shown(value)}") from e
+        values[key] = value
     return cls(**values)
 
 
@@ -231,18 +273,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                 raise ConfigError(path, None, "A11Y_CAPTION_CONFIG names this file, which does not exist.")
             path = default_config_path()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(path, None, f"cannot read the file ({e.strerror or e})") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(path, None, "the file is not UTF-8 text") from e
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
-        raise ConfigError(path, int(m.group(1)) if m else None, f"invalid TOML: {message}") from e
+    text = _read_text(path)
+    data = _parse_toml(text, path)
     lines = text.splitlines()
     sections = {"model": ModelConfig, "speech": SpeechConfig, "capture": CaptureConfig}
     for name in data:
@@ -254,27 +286,109 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
     raw_bindings = data.get("hotkey", [])
     if not isinstance(raw_bindings, list):
-        raise ConfigError(path, _line_of(lines, "[hotkey]"), "hotkeys are written as [[hotkey]] tables")
-    bindings, chords = [], {}
+        raise ConfigError(path, _line_of(lines, "[hotkey]") or _line_of_key(lines, "hotkey"),
+                          "hotkeys are written as [[hotkey]] tables")
+    bindings, chords = [], []
     for i, table in enumerate(raw_bindings):
         header_line = _line_of(lines, "[[hotkey]]", i)
+        if not isinstance(table, dict):  # hotkey = [1]
+            raise ConfigError(path, header_line or _line_of_key(lines, "hotkey"),
+                              "each hotkey is a [[hotkey]] table with keys and action")
         for required in ("keys", "action"):
             if required not in table:
                 raise ConfigError(path, header_line, f"this [[hotkey]] has no {required!r}")
         binding = _build(Binding, table, path, lines, "[[hotkey]]", i)
+        for f in fields(Binding):  # the shortcut writers put each one in another program's file
+            if _has_control_character(getattr(binding, f.name)):
+                raise ConfigError(path, _line_of(lines, "[[hotkey]]", i, f.name),
+                                  f"{f.name} must be one line, with no line break or other control character")
         if binding.action not in ACTIONS:
             raise ConfigError(path, _line_of(lines, "[[hotkey]]", i, "action"),
                               f"unknown action {binding.action!r}; actions: {', '.join(ACTIONS)}")
         keys_line = _line_of(lines, "[[hotkey]]", i, "keys")
         try:
-            chord = parse_chord(binding.keys)
+            chord = Chord.parse(binding.keys)
         except ValueError as e:
             raise ConfigError(path, keys_line, str(e)) from e
-        if chord in chords:
-            raise ConfigError(path, keys_line, f"chord {binding.keys!r} is already bound on line {chords[chord]}")
-        chords[chord] = keys_line
+        for earlier, line in chords:
+            if chord.overlaps(earlier):  # one press would fire both
+                same = (earlier.modifiers, earlier.main) == (chord.modifiers, chord.main)
+                how = "" if same else f" as {earlier.keys!r}, and one press would fire both"
+                raise ConfigError(path, keys_line, f"chord {binding.keys!r} is already bound on line {line}{how}")
+        chords.append((chord, keys_line))
         bindings.append(binding)
     return Config(path=path, hotkeys=tuple(bindings), **parts)
+
+
+# The largest settings file read: the packaged one is 10 KB; a bound keeps /dev/zero or a huge file
+# from filling the memory.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, if it is a regular file of at most MAX_CONFIG_BYTES in UTF-8 (ConfigError if not).
+
+    Opened without blocking (a FIFO would wait for a writer for ever), then checked on the open file
+    itself, so what is read is what was checked.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise ConfigError(path, None, f"cannot read the file ({e.strerror or e})") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError(path, None, "this is a folder; name the settings file itself")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(path, None, "this is not a regular file (a pipe or a device); name a settings file")
+        chunks, size = [], 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise ConfigError(path, None, f"cannot read the file ({e.strerror or e})") from e
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(path, None, f"the file is larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB, "
+                                      "far more than a settings file holds")
+    try:
+        text = b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, None, "the file is not UTF-8 text") from e
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
+
+
+def _parse_toml(text: str, path: Path) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
+        raise ConfigError(path, int(m.group(1)) if m else None, f"invalid TOML: {message}") from e
+    except ValueError as e:  # int() refuses a number of more than sys.get_int_max_str_digits() digits
+        limit = sys.get_int_max_str_digits()
+        line = next((i + 1 for i, raw in enumerate(text.splitlines())
+                     if any(len(run.replace("_", "")) > limit for run in re.findall(r"[0-9_]+", raw))), None)
+        raise ConfigError(path, line, f"a number has more than {limit} digits") from e
+    except RecursionError as e:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(path, _deepest_line(text), "arrays or tables are nested too deeply") from e
+
+
+def _deepest_line(text: str) -> int | None:
+    """1-based line where ``[``/``{`` nesting is deepest (brackets in strings count too: a guess)."""
+    depth = deepest = 0
+    line = None
+    for i, raw in enumerate(text.splitlines()):
+        for ch in raw:
+            depth += (ch in "[{") - (ch in "]}")
+            if depth > deepest:
+                deepest, line = depth, i + 1
+    return line
 
 
 def _check_values(parts: dict, path: Path, lines: list[str]) -> None:
@@ -283,5 +397,5 @@ def _check_values(parts: dict, path: Path, lines: list[str]) -> None:
             value = getattr(part, f.name)
             problem = setting_problem(section, f.name, value)
             if problem:
-                shown = "" if (section, f.name) in _SECRET_SETTINGS else f", not {value!r}"
+                shown = "" if (section, f.name) in _SECRET_SETTINGS else f", not {_shown(value)}"
                 raise ConfigError(path, _line_of(lines, f"[{section}]", 0, f.name), f"{f.name} {problem}{shown}")

@@ -60,6 +60,31 @@ def key_names(platform: str | None = None) -> frozenset[str]:
     return frozenset(MODIFIERS | _SPECIAL_KEYS | _PLATFORM_KEYS.get(_platform(platform), _NOT_ON_MACOS))
 
 
+# Keys that type, edit or move (and so read, with a screen reader): a chord with one of them needs a
+# modifier that typing never uses. Shift is part of typing (<shift>+a types "A"); F-keys, media keys,
+# print_screen, pause and scroll_lock may stand alone.
+_TYPING_KEYS = {
+    "space", "enter", "tab", "backspace", "delete", "esc", "up", "down", "left", "right", "home", "end",
+    "page_up", "page_down", "menu", "num_lock",
+}
+_TYPING_MODIFIERS = frozenset({"shift"})
+
+
+def _check_takeover(keys: str, main: str, families: set[str]) -> None:
+    """Refuse a chord that takes a key from typing or from the screen reader (ValueError)."""
+    if main == "caps_lock":  # NVDA's and Orca's laptop-layout key: a hotkey on it breaks the screen reader
+        raise ValueError(f"chord {keys!r} uses Caps Lock, which is the screen reader key (NVDA, Orca); "
+                         "choose another key, like <ctrl>+<alt>+d")
+    if main == "insert" and not families & {"ctrl", "alt"}:  # NVDA's and Orca's desktop-layout key
+        raise ValueError(f"chord {keys!r} uses Insert, which is the screen reader key (NVDA, Orca), "
+                         "without <ctrl> or <alt>; add one of them")
+    typing = len(main) == 1 or main.isdigit() or main in _TYPING_KEYS  # a key code may be a letter's
+    if typing and not families - _TYPING_MODIFIERS:
+        held = "has only Shift as modifier" if families else "has no modifier key"
+        raise ValueError(f"chord {keys!r} {held} and would take over typing; "
+                         "add <ctrl>, <alt> or <cmd>, as in <ctrl>+<alt>+d")
+
+
 def parse_chord(keys: str, platform: str | None = None) -> frozenset[str]:
     """``"<ctrl>+<alt>+d"`` -> ``{"ctrl", "alt", "d"}``; raises ValueError saying what is wrong.
 
@@ -88,10 +113,12 @@ def parse_chord(keys: str, platform: str | None = None) -> frozenset[str]:
         if name in names:
             raise ValueError(f"key {part} appears twice in chord {keys!r}")
         names.append(name)
-    if not any(n in MODIFIERS for n in names) and all(len(n) == 1 for n in names):
-        raise ValueError(f"chord {keys!r} has no modifier key and would take over normal typing")
-    if sum(n not in MODIFIERS for n in names) > 1:
+    main = [n for n in names if n not in MODIFIERS]
+    if not main:
+        raise ValueError(f"chord {keys!r} has only modifier keys; add the key to press with them, as in <ctrl>+<alt>+d")
+    if len(main) > 1:
         raise ValueError(f"chord {keys!r} has more than one key besides modifiers; use one, like <ctrl>+<alt>+d")
+    _check_takeover(keys, main[0], {_FAMILY_OF[n] for n in names if n in MODIFIERS})
     return frozenset(names)
 
 
@@ -99,12 +126,12 @@ def parse_chord(keys: str, platform: str | None = None) -> frozenset[str]:
 class Chord:
     keys: str  # as written in hotkeys.toml
     modifiers: frozenset[str]  # "ctrl" (either side), "ctrl_r" (that side only), ...
-    main: str | None  # the one other key ("d", "f5", or a key code "65"); None: modifiers only
+    main: str  # the one other key ("d", "f5", or a key code "65")
 
     @classmethod
     def parse(cls, keys: str, platform: str | None = None) -> Chord:
         names = parse_chord(keys, platform)
-        main = next((n for n in names if n not in MODIFIERS), None)
+        main = next(n for n in names if n not in MODIFIERS)
         return cls(keys, frozenset(n for n in names if n in MODIFIERS), main)
 
     def families(self) -> frozenset[str]:
@@ -116,6 +143,19 @@ class Chord:
         if frozenset(_FAMILY_OF[h] for h in held) != self.families():
             return False
         return all(m in held for m in self.modifiers if m not in FAMILIES)
+
+    def overlaps(self, other: Chord) -> bool:
+        """True when pressing one of the two chords, with no more keys than it needs, fires the other
+        too: the same main key and families, and in each family the sides one names include the
+        other's (``<ctrl>`` names none, so it overlaps ``<ctrl_l>``; ``<ctrl_l>`` and ``<ctrl_r>`` do not)."""
+        if self.main != other.main or self.families() != other.families():
+            return False
+        for family in self.families():
+            mine = {m for m in self.modifiers if m != family and _FAMILY_OF[m] == family}
+            theirs = {m for m in other.modifiers if m != family and _FAMILY_OF[m] == family}
+            if not (mine <= theirs or theirs <= mine):
+                return False
+        return True
 
 
 class ChordMatcher:
@@ -150,11 +190,7 @@ class ChordMatcher:
         if auto_repeat:
             return
         held = self.held_modifiers()
-        if key in MODIFIERS:
-            matches = [cb for chord, cb in self._chords if chord.main is None and key in _sides_of(chord)
-                       and chord.held_by(held)]
-        else:
-            matches = [cb for chord, cb in self._chords if chord.main in names and chord.held_by(held)]
+        matches = [cb for chord, cb in self._chords if chord.main in names and chord.held_by(held)]
         for callback in matches:
             callback()
 
@@ -175,10 +211,6 @@ class ChordMatcher:
         for family in families:
             if family in FAMILIES and not any(_FAMILY_OF[k] == family for k in self._down if k in MODIFIERS):
                 self._down.add(family)
-
-
-def _sides_of(chord: Chord) -> set[str]:
-    return {side for m in chord.modifiers for side in (FAMILIES.get(m) or (m,))}
 
 
 # -- pynput -----------------------------------------------------------------------------------

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .autostart import desktop_exec, desktop_string
 from .config import Binding
 from .errors import A11yCaptionError
 
@@ -48,6 +51,16 @@ COMMANDS = {
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
 GNOME_BASE = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/"
 GNOME_PREFIX = GNOME_BASE + "a11y-caption-"
+# xkb's keysym names of the ASCII punctuation keys: sway and GNOME name a key by its keysym, and the
+# character itself (a quote, a semicolon) would be read as their own syntax.
+KEYSYMS = {
+    "!": "exclam", '"': "quotedbl", "#": "numbersign", "$": "dollar", "%": "percent", "&": "ampersand",
+    "'": "apostrophe", "(": "parenleft", ")": "parenright", "*": "asterisk", "+": "plus", ",": "comma",
+    "-": "minus", ".": "period", "/": "slash", ":": "colon", ";": "semicolon", "<": "less", "=": "equal",
+    ">": "greater", "?": "question", "@": "at", "[": "bracketleft", "\\": "backslash", "]": "bracketright",
+    "^": "asciicircum", "_": "underscore", "`": "grave", "{": "braceleft", "|": "bar", "}": "braceright",
+    "~": "asciitilde",
+}
 
 
 def shortcut_ids(bindings: Iterable[Binding]) -> list[str]:
@@ -95,6 +108,8 @@ def _keys(keys: str, style: str) -> str:
     if style == "kde":
         key = {"plus": "+", "Prior": "PgUp", "Next": "PgDown", "Return": "Return", "Escape": "Esc"}.get(
             key, key.upper() if len(key) == 1 else key)
+    else:
+        key = KEYSYMS.get(key, key)
     return "".join(names[m] for m in mods) + key
 
 
@@ -125,20 +140,45 @@ def _gnome_list() -> list[str]:
 
 
 def _gnome_set_list(paths: list[str]) -> None:
-    _gsettings("set", MEDIA_KEYS, "custom-keybindings", "[" + ", ".join(repr(p) for p in paths) + "]")
+    _gsettings("set", MEDIA_KEYS, "custom-keybindings", "[" + ", ".join(_gvariant_string(p) for p in paths) + "]")
+
+
+def _gvariant_string(text: str) -> str:
+    """``text`` as a GVariant string literal, which gsettings stores exactly. gsettings takes a bare
+    value as a string only when it does not start like GVariant text: a command that starts with a
+    quoted path (``'/opt/my app/a11y-caption' describe``) was refused, and ``'x'`` lost its quotes."""
+    if "\0" in text:
+        raise A11yCaptionError(f"{text[:60]!r} holds a NUL character, which GNOME's settings cannot hold.")
+    escapes = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    return "'" + "".join(escapes.get(ch) or (f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+                                          else ch) for ch in text) + "'"
+
+
+def _gnome_get(schema: str, key: str) -> str | None:
+    try:
+        return ast.literal_eval(_gsettings("get", schema, key))
+    except (SyntaxError, ValueError):
+        return None
 
 
 def _gnome_install(bound) -> list[str]:
-    keep = [p for p in _gnome_list() if not p.startswith(GNOME_PREFIX)]
-    ours = []
+    ours, written = [], []
     for sid, b, cmd in bound:
         path = f"{GNOME_PREFIX}{sid}/"
         schema = f"{MEDIA_KEYS}.custom-keybinding:{path}"
-        _gsettings("set", schema, "name", f"a11y-caption: {binding_description(b)}")
-        _gsettings("set", schema, "command", shlex.join(cmd))
-        _gsettings("set", schema, "binding", _keys(b.keys, "gnome"))
+        for key, value in (("name", f"a11y-caption: {binding_description(b)}"), ("command", shlex.join(cmd)),
+                           ("binding", _keys(b.keys, "gnome"))):
+            written.append((schema, key, value, _gvariant_string(value)))  # all checked before any is written
         ours.append(path)
+    keep = [p for p in _gnome_list() if not p.startswith(GNOME_PREFIX)]
+    for schema, key, _value, literal in written:
+        _gsettings("set", schema, key, literal)
     _gnome_set_list(keep + ours)
+    # Without a session bus gsettings saves nothing (the dconf backend only warns; the memory backend,
+    # where dconf is missing, says nothing) and still exits 0: read back what was written.
+    if _gnome_list() != keep + ours or any(_gnome_get(schema, key) != value for schema, key, value, _ in written):
+        bus = "" if os.environ.get("DBUS_SESSION_BUS_ADDRESS") else " (there is no session bus here)"
+        raise A11yCaptionError(f"GNOME did not save the shortcuts{bus}; run this command in your GNOME session.")
     return [f"{_keys(b.keys, 'gnome')}\t{shlex.join(cmd)}" for _sid, b, cmd in bound]
 
 
@@ -172,24 +212,48 @@ def kde_file() -> Path:
     return _data_home() / "kglobalaccel" / "a11y-caption.desktop"
 
 
+def _sway_word(arg: str) -> str:
+    """One argument of a sway binding's command as ``sh -c`` must read it, in a form sway's own
+    parsing leaves alone: sway splits words at spaces outside quotes and commands at ``;`` and ``,``,
+    and takes a backslash as an escape even inside single quotes, so each backslash and apostrophe
+    is written in double quotes (``"\\\\"``, ``"'"``) and everything else in single quotes."""
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:./-]+", arg):
+        return arg
+    pieces = re.findall(r"'|\\|[^'\\]+", arg)
+    return "".join({"'": "\"'\"", "\\": '"\\\\"'}.get(p) or f"'{p}'" for p in pieces) or "''"
+
+
+def sway_binding(keys: str, cmd: Sequence[str]) -> str:
+    """The ``bindsym`` line that runs ``cmd`` on ``keys`` (sway's notation).
+
+    sway replaces ``$name`` twice, when it reads the file and when the binding runs, and undoes
+    ``\\\\`` once when it reads the file: so ``$`` is written ``$$$$`` and a backslash ``\\\\\\\\``.
+
+    Raises:
+        A11yCaptionError: a line break or another control character, which one config line cannot hold.
+    """
+    for text in (keys, *cmd):
+        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
+            raise A11yCaptionError(f"{text[:60]!r} holds a line break or another control character, "
+                                   "which a sway config line cannot hold.")
+    if not re.fullmatch(r"[A-Za-z0-9_+]+", keys):
+        raise A11yCaptionError(f"sway cannot bind the keys {keys!r}.")
+    command = "exec " + " ".join(_sway_word(a).replace("$", "$$") for a in cmd)  # as the binding runs it
+    return f"bindsym {keys} " + command.replace("\\", "\\\\").replace("$", "$$")  # as sway reads the file
+
+
 def sway_text(bound) -> str:
     lines = ["# a11y-caption hotkeys (written by: a11y-caption shortcuts install --desktop sway)"]
-    lines += [f"bindsym {_keys(b.keys, 'sway')} exec {shlex.join(cmd)}" for _sid, b, cmd in bound]
+    lines += [sway_binding(_keys(b.keys, "sway"), cmd) for _sid, b, cmd in bound]
     return "\n".join(lines) + "\n"
 
 
 def kde_text(bound) -> str:
-    def exec_quote(arg: str) -> str:  # the desktop entry spec's Exec quoting
-        if not any(c in arg for c in " \t\n\"'\\><~|&;$*?#()`"):
-            return arg
-        return '"' + "".join("\\" + c if c in '"`$\\' else c for c in arg) + '"'
-
     lines = ["[Desktop Entry]", "Type=Application", "Name=a11y-caption", "NoDisplay=true",
              "X-KDE-GlobalShortcutType=Service", f"Actions={';'.join(sid for sid, _b, _c in bound)};", ""]
     for sid, b, cmd in bound:
-        lines += [f"[Desktop Action {sid}]", f"Name={binding_description(b)}",
-                  f"Exec={' '.join(exec_quote(a) for a in cmd).replace('%', '%%')}",
-                  f"X-KDE-Shortcuts={_keys(b.keys, 'kde')}", ""]
+        lines += [f"[Desktop Action {sid}]", f"Name={desktop_string(binding_description(b))}",
+                  f"Exec={desktop_exec(cmd)}", f"X-KDE-Shortcuts={desktop_string(_keys(b.keys, 'kde'))}", ""]
     return "\n".join(lines)
 
 

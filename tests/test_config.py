@@ -96,3 +96,35 @@ def test_cli_refuses_a_bad_config_with_file_line(tmp_path):
     r = run_cli("run", "--config", str(bad), "--speech", "none")
     assert r.returncode == 1
     assert r.stderr.strip().startswith(f"a11y-caption: {bad}:3: unknown action 'explode'")
+
+
+@pytest.mark.parametrize("first, second", [
+    ("<ctrl>+<alt>+d", "<ctrl_l>+<alt>+d"), ("<ctrl_r>+<alt>+d", "<alt>+<ctrl>+D"), ("<ctrl>+<f9>", "<ctrl_r>+<f9>"),
+])
+def test_chords_that_one_press_fires_together_are_duplicates(tmp_path, first, second):
+    path = tmp_path / "hotkeys.toml"
+    path.write_text(f'[[hotkey]]\nkeys = "{first}"\naction = "stop"\n\n'
+                    f'[[hotkey]]\nkeys = "{second}"\naction = "repeat_last"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == (f"{path}:6: chord {second!r} is already bound on line 2 as {first!r}, and one press "
+                            "would fire both")
+
+
+def test_chords_on_different_sides_are_not_duplicates(tmp_path):
+    path = tmp_path / "hotkeys.toml"
+    path.write_text('[[hotkey]]\nkeys = "<ctrl_l>+<alt>+d"\naction = "stop"\n\n'
+                    '[[hotkey]]\nkeys = "<ctrl_r>+<alt>+d"\naction = "repeat_last"\n')
+    assert [b.keys for b in load_config(path).hotkeys] == ["<ctrl_l>+<alt>+d", "<ctrl_r>+<alt>+d"]
+
+
+@pytest.mark.parametrize("keys, message", [
+    ("<space>", "would take over typing"), ("<shift>+a", "would take over typing"),
+    ("<caps_lock>", "Caps Lock, which is the screen reader key"), ("<ctrl>+<alt>", "has only modifier keys"),
+])
+def test_chords_that_take_over_typing_are_refused_with_file_and_line(tmp_path, keys, message):
+    path = tmp_path / "hotkeys.toml"
+    path.write_text(f'[[hotkey]]\naction = "stop"\nkeys = "{keys}"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value).startswith(f"{path}:3: chord {keys!r} ") and message in str(e.value), str(e.value)

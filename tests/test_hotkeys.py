@@ -143,3 +143,55 @@ def test_real_listener_fires_sided_and_plain_chords_under_x(desktop):
         desktop.key("shift")
         listener.join(5)
     assert not listener.is_alive()
+
+
+@pytest.mark.parametrize("keys, why", [
+    ("<space>", "has no modifier key and would take over typing"),
+    ("<enter>", "has no modifier key and would take over typing"),
+    ("<tab>", "has no modifier key and would take over typing"),
+    ("<backspace>", "has no modifier key and would take over typing"),
+    ("<down>", "has no modifier key and would take over typing"),
+    ("<65>", "has no modifier key and would take over typing"),  # a key code may be a letter's
+    ("<shift>+a", "has only Shift as modifier and would take over typing"),  # it types a capital A
+    ("<shift_r>+<space>", "has only Shift as modifier and would take over typing"),
+    ("<caps_lock>", "uses Caps Lock, which is the screen reader key"),
+    ("<ctrl>+<alt>+<caps_lock>", "uses Caps Lock, which is the screen reader key"),
+    ("<insert>", "uses Insert, which is the screen reader key (NVDA, Orca), without <ctrl> or <alt>"),
+    ("<shift>+<insert>", "uses Insert, which is the screen reader key (NVDA, Orca), without <ctrl> or <alt>"),
+    ("<ctrl>", "has only modifier keys"),
+    ("<ctrl>+<alt>+<shift>", "has only modifier keys"),
+    ("<cmd_r>", "has only modifier keys"),
+])
+def test_chords_that_take_over_typing_or_the_screen_reader_are_refused(keys, why):
+    with pytest.raises(ValueError) as e:
+        parse_chord(keys, "linux")
+    assert str(e.value).startswith(f"chord {keys!r} {why}"), str(e.value)
+
+
+@pytest.mark.parametrize("keys", [
+    "<f9>", "<shift>+<f9>", "<media_play_pause>", "<media_next>", "<print_screen>", "<ctrl>+<space>",
+    "<alt>+<enter>", "<cmd>+a", "<alt_gr>+<tab>", "<ctrl>+<insert>", "<alt>+<insert>", "<ctrl>+<shift>+a",
+    "<ctrl>+<alt>+<shift>+d", "<ctrl_r>+<65>", "<ctrl>++",
+])
+def test_chords_that_leave_typing_alone_are_accepted(keys):
+    parse_chord(keys, "linux")
+
+
+def test_a_sided_modifier_overlaps_its_family_and_both_chords_would_fire():
+    """Why load_config refuses the second of two overlapping chords: one press fires both."""
+    m, fired = matcher("<ctrl>+<alt>+d", "<ctrl_l>+<alt>+d")
+    tap(m, "ctrl_l", "alt_l", "d")
+    assert fired == ["<ctrl>+<alt>+d", "<ctrl_l>+<alt>+d"]
+    overlapping = [("<ctrl>+<alt>+d", "<ctrl_l>+<alt>+d"), ("<ctrl>+<alt>+d", "<alt_r>+<ctrl_r>+D"),
+                   ("<ctrl_l>+<ctrl_r>+x", "<ctrl>+x"), ("<ctrl_l>+<ctrl_r>+x", "<ctrl_l>+x"),
+                   ("<shift>+<f9>", "<shift_l>+<f9>")]
+    for a, b in overlapping:
+        assert Chord.parse(a).overlaps(Chord.parse(b)) and Chord.parse(b).overlaps(Chord.parse(a)), (a, b)
+    apart = [("<ctrl_l>+<alt>+d", "<ctrl_r>+<alt>+d"), ("<ctrl>+<alt>+d", "<ctrl>+<alt>+<shift>+d"),
+             ("<ctrl>+<alt>+d", "<ctrl>+<alt>+e"), ("<ctrl>+<alt>+d", "<ctrl>+<cmd>+d")]
+    for a, b in apart:
+        assert not Chord.parse(a).overlaps(Chord.parse(b)), (a, b)
+    m, fired = matcher("<ctrl_l>+<alt>+d", "<ctrl_r>+<alt>+d")
+    tap(m, "ctrl_l", "alt_l", "d")
+    tap(m, "ctrl_r", "alt_l", "d")
+    assert fired == ["<ctrl_l>+<alt>+d", "<ctrl_r>+<alt>+d"], "one side each: never both at once"

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import ast
 import configparser
+import json
 import os
 import plistlib
 import pwd
 import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, wait_for
 from screen_readers import _stop_group
 
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
@@ -29,10 +31,7 @@ WITH_COMMANDS = ["describe_screen", "describe_window", "describe_clipboard", "al
                  "repeat_last", "copy_last", "stop", "release_model", "describe_window-2"]  # the packaged hotkeys
 
 
-@pytest.fixture
-def gnome(tmp_path):
-    """(env, gsettings) for a private GNOME settings store: a session bus started with the test's HOME,
-    so that the dconf-service it starts on demand writes under tmp_path, never the real home."""
+def require_gsettings() -> None:
     missing = [t for t in ("dbus-daemon", "gsettings") if shutil.which(t) is None]
     schema = Path("/usr/share/glib-2.0/schemas/org.gnome.settings-daemon.plugins.media-keys.gschema.xml")
     dconf = list(Path("/usr/lib").glob("*/gio/modules/libdconfsettings.so"))
@@ -41,6 +40,13 @@ def gnome(tmp_path):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def gnome(tmp_path):
+    """(env, gsettings) for a private GNOME settings store: a session bus started with the test's HOME,
+    so that the dconf-service it starts on demand writes under tmp_path, never the real home."""
+    require_gsettings()
     home = tmp_path / "home"
     env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_RUNTIME_DIR": str(tmp_path / "rt"),
            "GSETTINGS_BACKEND": "dconf"}
@@ -168,6 +174,167 @@ def test_kde_service_file_contract(tmp_path):
     assert prompt[-2] == "--prompt" and prompt[-1].startswith("Is there an error message")
     r = run_cli("shortcuts", "remove", "--desktop", "kde", env={"XDG_DATA_HOME": str(data)})
     assert r.returncode == 0 and not path.exists()
+
+
+# -- text from outside in another program's file -------------------------------------------------
+
+# Each is one argument that a desktop's own parsing could mangle: quotes, backslashes (sway takes
+# them as escapes even inside single quotes), $variables (sway replaces them twice), ; and , (sway's
+# command separators), field codes (%f), brackets (sway's criteria, blocks), a leading "--".
+HOSTILE = ["a b", "it's", 'say "hi"', "$mod $HOME $$ $", "back\\slash\\", "\\'", "'\\", "`id`", "%f %% %",
+           "a;b,c|d&e", "#x", "~", "", "日本語 é", "\\\\$", "[x] {y} }", "  two  spaces  ", "\\$mod",
+           "\\n\\t\\x41\\0", "--no-startup-id", "x, exec touch pwned", "'; exec touch pwned; '"]
+# Prints its arguments (after the output file) as JSON.
+RECORD = "import json, sys; open(sys.argv[1], 'w', encoding='utf-8').write(json.dumps(sys.argv[2:]))"
+
+
+def _bound(prompt: str, program: list[str]):
+    from a11y_caption.config import Binding
+    from a11y_caption.shortcuts import command_for
+
+    b = Binding("<ctrl>+<alt>+w", "describe_window", prompt)
+    return [("describe_window", b, command_for(b, program))]
+
+
+@pytest.mark.desktop
+def test_sway_runs_each_argument_exactly_as_given(tmp_path):
+    """A binding's command through real sway 1.7: the written line goes through sway's config parsing,
+    then its command parsing, then `sh -c`. A binding runs only on a real key press, so the same
+    command is bound with `for_window` instead, which sway parses the same way (its arguments are
+    unescaped and stored, unquoted, when the file is read; the stored command runs through
+    execute_command) and which runs when a window opens."""
+    from a11y_caption.shortcuts import sway_text
+    from wayland_session import USER, Sway, require_wayland_tools
+
+    require_wayland_tools()
+    python = shutil.which("python3", path="/usr/bin:/bin")  # sway's user cannot run the test's own Python
+    if python is None:
+        pytest.skip("no python3 in /usr/bin for sway's user")
+    out_dir = Path(tempfile.mkdtemp(prefix="a11y-sway-quoting-", dir="/tmp"))
+    user = pwd.getpwnam(USER)
+    os.chown(out_dir, user.pw_uid, user.pw_gid)
+    out = out_dir / "argv.json"
+    prompt = "What's \"this\"; $HOME, $mod, `id`, 100% \\ done? [x] {y}"
+    text = sway_text(_bound(prompt, [python, "-c", RECORD, str(out), *HOSTILE]))
+    line = text.splitlines()[1]
+    assert line.startswith("bindsym Ctrl+Mod1+w exec ") and len(text.splitlines()) == 2, text
+    rule = line.replace("bindsym Ctrl+Mod1+w ", 'for_window [title="^a11y-sway-quoting$"] ', 1)
+    sway = Sway(f"set $mod Mod4\nset $HOME /nowhere\n{line}\n{rule}\n")
+    try:
+        sway.terminal("quoting", "a11y-sway-quoting")
+        wait_for(out.exists, timeout=30)
+        argv = wait_for(lambda: out.read_text(encoding="utf-8"), timeout=10)
+    finally:
+        sway.close()
+        shutil.rmtree(out_dir, ignore_errors=True)
+    assert json.loads(argv) == [*HOSTILE, "describe", "--window", "--prompt", prompt]
+
+
+def _launch(exec_line: str, tmp_path: Path, out: Path) -> list[str]:
+    """What GLib runs for a desktop entry with ``exec_line`` (gio launch: the spec's string escapes,
+    then its Exec quoting and field codes), as the recorder saw it."""
+    if shutil.which("gio") is None:
+        message = "gio is missing (make test installs it with gsettings)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    entry = tmp_path / "launch.desktop"
+    entry.write_text(f"[Desktop Entry]\nType=Application\nName=launch\n{exec_line}\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run(["gio", "launch", str(entry)], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and not done.stderr, done
+    wait_for(out.exists, timeout=30)
+    return json.loads(wait_for(lambda: out.read_text(encoding="utf-8"), timeout=10))
+
+
+@pytest.mark.desktop
+@pytest.mark.parametrize("writer", ["kde", "autostart"])
+def test_desktop_entries_run_each_argument_exactly_as_given(tmp_path, writer):
+    import sys
+
+    from a11y_caption.autostart import desktop_entry
+    from a11y_caption.shortcuts import kde_text
+
+    out = tmp_path / "argv.json"
+    program = [sys.executable, "-c", RECORD, str(out), *HOSTILE, "line\nbreak", "tab\there", "cr\rx"]
+    prompt = "What's \"this\"; $HOME, `id`, 100% \\ done?"
+    if writer == "kde":
+        text = kde_text(_bound(prompt, program))
+        expected = [*HOSTILE, "line\nbreak", "tab\there", "cr\rx", "describe", "--window", "--prompt", prompt]
+    else:
+        text = desktop_entry(program)
+        expected = [*HOSTILE, "line\nbreak", "tab\there", "cr\rx", "run"]
+    entry = configparser.ConfigParser(interpolation=None, strict=True)
+    entry.optionxform = str
+    entry.read_string(text)  # one key a line: no line break got through
+    exec_lines = [line for line in text.splitlines() if line.startswith("Exec=")]
+    assert len(exec_lines) == 1, text
+    assert _launch(exec_lines[0], tmp_path, out) == expected
+
+
+def test_text_no_desktop_file_can_hold_is_refused_not_written(tmp_path):
+    """A Binding built in code, not read from hotkeys.toml, cannot write a second line either."""
+    from a11y_caption.autostart import desktop_entry
+    from a11y_caption.errors import A11yCaptionError
+    from a11y_caption.shortcuts import kde_text, sway_text
+
+    with pytest.raises(A11yCaptionError, match="which a sway config line cannot hold"):
+        sway_text(_bound("Describe it.\nexec rm -rf ~", ["/usr/bin/a11y-caption"]))
+    with pytest.raises(A11yCaptionError, match="which a sway config line cannot hold"):
+        sway_text(_bound("", ["/opt/a11y\ncaption/bin/a11y-caption"]))
+    with pytest.raises(A11yCaptionError, match="which a desktop entry cannot hold"):
+        kde_text(_bound("an \x1b[2J escape", ["/usr/bin/a11y-caption"]))
+    with pytest.raises(A11yCaptionError, match="which a desktop entry cannot hold"):
+        desktop_entry(["/usr/bin/a11y-caption", "a\x00b"])
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    r = run_cli("shortcuts", "install", "--desktop", "sway", env=env)
+    assert r.returncode == 0 and (tmp_path / "config" / "sway" / "config.d" / "a11y-caption.conf").is_file()
+
+
+def test_a_multi_line_prompt_never_reaches_a_shortcut_file(tmp_path):
+    config = tmp_path / "hotkeys.toml"
+    config.write_text('[[hotkey]]\nkeys = "<ctrl>+<alt>+w"\naction = "describe_window"\n'
+                      'prompt = """Describe the window.\nexec rm -rf ~"""\n')
+    for desktop, env in (("sway", {"XDG_CONFIG_HOME": str(tmp_path / "c")}),
+                         ("kde", {"XDG_DATA_HOME": str(tmp_path / "d")})):
+        r = run_cli("shortcuts", "install", "--desktop", desktop, "--config", str(config), env=env)
+        assert r.returncode == 1 and r.stderr == (f"a11y-caption: {config}:4: prompt must be one line, with no line "
+                                                  "break or other control character\n"), r
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+@pytest.mark.desktop
+@pytest.mark.parametrize("backend", ["dconf", "memory"])
+def test_gnome_install_without_a_session_bus_says_nothing_was_saved(tmp_path, monkeypatch, backend):
+    """gsettings exits 0 when it saves nothing: dconf only warns that it has no bus, and the memory
+    backend (no dconf) says nothing at all."""
+    require_gsettings()
+    monkeypatch.delenv("DISPLAY", raising=False)  # D-Bus may autolaunch a bus on an X display
+    (tmp_path / "rt").mkdir(mode=0o700)  # and no bus socket in it
+    env = {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "home" / ".config"),
+           "XDG_RUNTIME_DIR": str(tmp_path / "rt"), "GSETTINGS_BACKEND": backend}
+    r = run_cli("shortcuts", "install", "--desktop", "gnome", env=env)
+    assert r.returncode == 1, r
+    assert r.stderr == ("a11y-caption: GNOME did not save the shortcuts (there is no session bus here); run this "
+                        "command in your GNOME session.\n"), r.stderr
+
+
+@pytest.mark.desktop
+def test_gnome_keeps_quotes_backslashes_and_symbols_exactly(gnome, tmp_path, monkeypatch):
+    env, gsettings = gnome
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from a11y_caption.errors import A11yCaptionError
+    from a11y_caption.shortcuts import install
+
+    prompt = "What's \"this\"; $HOME, `id`, 100% \\ done? 'x'"
+    program = ["/opt/my app/bin/a11y-caption", *HOSTILE]
+    install("gnome", [b for _sid, b, _cmd in _bound(prompt, program)], program=program)
+    name, command, binding = _keybinding(gsettings, BASE + "a11y-caption-describe_window/")
+    assert name == f"a11y-caption: Describe the active window: {prompt}" and binding == "<Control><Alt>w"
+    assert shlex.split(command) == [*program, "describe", "--window", "--prompt", prompt]
+    with pytest.raises(A11yCaptionError, match="holds a NUL character"):
+        install("gnome", [b for _sid, b, _cmd in _bound("a\x00b", program)], program=program)
 
 
 def test_show_prints_keys_and_commands():
