@@ -593,14 +593,15 @@ def _server_models(args) -> int:
     """``models list --server URL``: the server's models; a server without a usable list is no error."""
     from .captioner.server import ServerCaptioner
     from .config import load_config
-    from .errors import ServerUnreachable
+    from .errors import ServerRedirected, ServerUnreachable
 
     model = load_config(args.config).model
     server = ServerCaptioner("", args.server, api_key_env=model.api_key_env, connect_timeout=model.connect_timeout,
-                             first_token_timeout=model.first_token_timeout)
+                             first_token_timeout=model.first_token_timeout, answer_timeout=model.answer_timeout,
+                             proxy=model.proxy)
     try:
         names = server.list_models()
-    except ServerUnreachable:
+    except (ServerUnreachable, ServerRedirected):  # not a server without a list: say it, exit 1
         raise
     except A11yCaptionError as e:
         print(f"a11y-caption: {e} Ask for a model by the name the server knows it as (--model).", file=sys.stderr)

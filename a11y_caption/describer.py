@@ -67,6 +67,7 @@ class Describer:
                 blip_prefix=c.blip_prefix, screen_image_tokens=c.screen_image_tokens,
                 photo_image_tokens=c.photo_image_tokens, server=c.server, api_key_env=c.api_key_env,
                 connect_timeout=c.connect_timeout, first_token_timeout=c.first_token_timeout,
+                answer_timeout=c.answer_timeout, proxy=c.proxy,
             )
         except ModelNotFound as e:
             log.info("%s", e)

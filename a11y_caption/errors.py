@@ -67,6 +67,10 @@ class ServerError(A11yCaptionError):
     """The configured model server failed a request (refused it, timed out, broke off the answer)."""
 
 
+class ServerRedirected(ServerError):
+    """The server pointed the request elsewhere; nothing was sent there."""
+
+
 class ServerUnreachable(ServerError):
     """No connection to the model server at all (nothing listens, or it did not answer in time);
     ``fallback = "ocr"`` reads the text locally instead."""

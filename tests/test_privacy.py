@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLE, add_to_hub_cache, run_cli
-from model_server import served_qwen  # noqa: F401  (fixture)
+from model_server import Listener, served_qwen, stand_in  # noqa: F401  (fixtures)
 from test_agent import wordy_qwen  # noqa: F401  (fixture)
 
 AUDIT_SITE = '''
@@ -116,12 +116,12 @@ def _require_strace() -> None:
         pytest.skip("strace is not installed (make test installs it)")
 
 
-def _strace_network(args: list[str], env: dict, trace: Path) -> list[str]:
+def _strace_network(args: list[str], env: dict, trace: Path, returncode: int = 0) -> list[str]:
     """Run the CLI under strace; the lines where it connects or sends to an internet address."""
     r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve,socket,connect,sendto,sendmsg", "-o", str(trace),
                         sys.executable, "-m", "a11y_caption", *args, "--no-speak"],
                        env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == returncode, r.stderr
     calls = trace.read_text()
     assert "execve(" in calls, "strace traced the program"
     # Creating an IPv6 socket to probe for support (urllib3 does at import) is no traffic;
@@ -130,21 +130,55 @@ def _strace_network(args: list[str], env: dict, trace: Path) -> list[str]:
             if ("AF_INET" in line or "sin_port" in line) and any(f" {c}(" in line for c in ("connect", "sendto", "sendmsg"))]
 
 
-def test_with_a_server_configured_connections_go_only_to_it(served_qwen, tmp_path):
-    """The server backend at the system-call level: every connection and every packet sent goes to
-    the configured host and port, nowhere else (no name lookup, no other address)."""
+def _proxied_env(proxy: Listener) -> dict:
+    """The environment with every proxy variable naming ``proxy``, which the program must ignore."""
+    env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        env[name] = proxy.url
+    return {**env, "HF_HUB_OFFLINE": "1"}
+
+
+def _targets(network: list[str]) -> set[tuple[str, str]]:
     import re
 
+    assert all("sin_port" in line for line in network), network
+    return {(m.group(1), m.group(2)) for m in
+            (re.search(r"sin_port=htons\((\d+)\), sin_addr=inet_addr\(\"([\d.]+)\"\)", line) for line in network)
+            if m}
+
+
+def test_with_a_server_configured_connections_go_only_to_it(served_qwen, tmp_path):
+    """The server backend at the system-call level: every connection and every packet sent goes to
+    the configured host and port, nowhere else (no name lookup, no other address), even with the
+    environment's proxy variables naming a proxy (a real listening socket, which gets no byte)."""
     _require_strace()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    network = _strace_network(["describe", str(SAMPLE), "--server", served_qwen.url, "--model", served_qwen.model,
-                               "--max-new-tokens", "4"], env, tmp_path / "trace")
+    proxy = Listener()
+    try:
+        args = ["describe", str(SAMPLE), "--server", served_qwen.url, "--model", served_qwen.model,
+                "--max-new-tokens", "4"]
+        network = _strace_network(args, _proxied_env(proxy), tmp_path / "trace")
+    finally:
+        proxy.close()
     assert network, "the description went through the server"
-    targets = {(m.group(1), m.group(2)) for m in
-               (re.search(r"sin_port=htons\((\d+)\), sin_addr=inet_addr\(\"([\d.]+)\"\)", line) for line in network)
-               if m}
-    assert len(targets) == 1 and all("sin_port" in line for line in network), network
-    assert targets == {(str(served_qwen.port), "127.0.0.1")}, network
+    assert _targets(network) == {(str(served_qwen.port), "127.0.0.1")}, network
+    assert proxy.connections == 0 and proxy.received == b""
+
+
+def test_a_redirecting_server_gets_the_screenshot_and_nothing_else_does(stand_in, tmp_path):
+    """A server that redirects to another address (a real listening socket, which the proxy
+    variables name too): the program refuses to follow, so the one address it connects to is the
+    configured server's."""
+    _require_strace()
+    server, target = stand_in(), Listener()
+    server.redirect = (307, f"http://127.0.0.1:{target.port}/v1/chat/completions")
+    try:
+        network = _strace_network(["describe", str(SAMPLE), "--server", server.url, "--model", "m"],
+                                  _proxied_env(target), tmp_path / "trace", returncode=1)
+    finally:
+        target.close()
+    assert _targets(network) == {(str(server.port), "127.0.0.1")}, network
+    assert target.connections == 0 and target.received == b""
+    assert [r["path"] for r in server.requests] == ["/v1/chat/completions"]
 
 
 def test_no_telemetry_files_and_no_network_at_the_system_call_level(tiny_qwen, tmp_path):

@@ -198,7 +198,7 @@ def test_request_carries_the_same_prompt_turns_and_pixel_budget(stand_in, monkey
     request = Request(big, "question", "Is there an error?", language="German",
                       history=(("Describe the screen.", "A dialog."),), image_kind="screen")
     text = captioner.generate(request, GenerationOptions(max_new_tokens=7)).collect().text
-    assert text == server.text
+    assert text.split() == server.text.split()[:7]  # the stand-in ignores max_tokens; the reader does not
     (sent,) = server.requests
     body, headers = sent["body"], sent["headers"]
     assert sent["path"] == "/v1/chat/completions" and headers["authorization"] == "Bearer sekrit-123"

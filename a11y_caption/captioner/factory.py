@@ -49,7 +49,8 @@ def backend_for(folder: Path, *, trust_remote_code: bool = False) -> str:
 def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quantize: str = "auto",
                    trust_remote_code: bool = False, blip_prefix: str = "", screen_image_tokens: int = 256,
                    photo_image_tokens: int = 192, server: str = "", api_key_env: str = "",
-                   connect_timeout: float = 3.0, first_token_timeout: float = 60.0) -> Captioner:
+                   connect_timeout: float = 3.0, first_token_timeout: float = 60.0, answer_timeout: float = 300.0,
+                   proxy: str = "") -> Captioner:
     """Load model ``ref`` (hub id, alias, local folder, or "ocr") with the backend its config names;
     with ``server``, ``ref`` is the name of a model on that OpenAI-compatible server (nothing loads here).
 
@@ -61,8 +62,8 @@ def load_captioner(ref: str, *, device: str = "auto", dtype: str = "auto", quant
         from .server import ServerCaptioner
 
         return ServerCaptioner(ref, server, api_key_env=api_key_env, connect_timeout=connect_timeout,
-                               first_token_timeout=first_token_timeout, screen_pixels=screen_image_tokens * 28 * 28,
-                               photo_pixels=photo_image_tokens * 28 * 28)
+                               first_token_timeout=first_token_timeout, answer_timeout=answer_timeout, proxy=proxy,
+                               screen_pixels=screen_image_tokens * 28 * 28, photo_pixels=photo_image_tokens * 28 * 28)
     if ref == OCR_NAME:
         from .ocr import OcrReader
 

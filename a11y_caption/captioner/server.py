@@ -6,25 +6,34 @@ to the same pixel budget (chat.py), the image as a data URL. The answer streams 
 events, parsed by the official ``openai`` client. The request runs on a thread of its own and the
 reader waits on Stop too, so Stop is answered at once in every phase; it also shuts the connection
 down, so the server sees the client go and can stop generating.
+
+The screenshot goes only to the server the user named: the environment's proxy variables are not
+used (only [model] proxy), redirects are refused, not followed, and every response is bounded
+(bytes read, time, text) so a hostile or broken server cannot hang or flood the program.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import io
 import ipaddress
+import json
 import logging
 import os
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
 
 from PIL import Image
 
-from ..errors import ServerError, ServerUnreachable
+from ..errors import ServerError, ServerRedirected, ServerUnreachable
+from ..safe_text import one_line
 from .base import Generation, GenerationOptions, Request
 from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
 
@@ -34,7 +43,12 @@ log = logging.getLogger(__name__)
 
 NO_KEY = "no-key"  # the openai client insists on a key; local servers ignore this one
 _POLL_S = 0.05  # how often a waiting reader looks at Stop (as grounding's OCR wait does)
-_warned_unencrypted: set[str] = set()
+# Bytes read per response: room for a model list, and for each allowed token an event far larger
+# than any real server sends; an answer larger than this is not a model's answer.
+_BASE_BYTES = 1 << 20
+_BYTES_PER_TOKEN = 4096
+_CHARS_PER_TOKEN = 32  # no tokenizer's token is longer; a text cap a local model also keeps
+_warned_unencrypted: set[tuple[str, str]] = set()
 
 
 def server_label(url: str) -> str:
@@ -56,13 +70,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def warn_if_unencrypted(url: str) -> None:
-    """Once per server: plain http to another computer carries screenshots in the clear."""
+def warn_if_unencrypted(url: str, proxy: str = "") -> None:
+    """Once per server: plain http to another computer (or through a proxy on one) carries
+    screenshots in the clear."""
     parts = urlsplit(url)
-    if parts.scheme == "http" and not is_loopback(parts.hostname or "") and url not in _warned_unencrypted:
-        _warned_unencrypted.add(url)
-        log.warning("The model server %s is reached over plain http, so screenshots would cross the network "
-                    "unencrypted; use an https URL unless the network is yours alone.", server_label(url))
+    remote_proxy = bool(proxy) and not is_loopback(urlsplit(proxy).hostname or "")
+    if (parts.scheme == "http" and (remote_proxy or not is_loopback(parts.hostname or ""))
+            and (url, proxy) not in _warned_unencrypted):
+        _warned_unencrypted.add((url, proxy))
+        through = f" through the proxy {server_label(proxy)}" if remote_proxy else ""
+        log.warning("The model server %s is reached over plain http%s, so screenshots would cross the network "
+                    "unencrypted; use an https URL unless the network is yours alone.", server_label(url), through)
 
 
 def image_data_url(image: Image.Image) -> str:
@@ -75,7 +93,122 @@ def image_data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _client(url: str, api_key_env: str, connect_timeout: float, read_timeout: float):
+def _httpx():
+    """httpx2, which openai 3 uses; or httpx, which older ones use (the same API for what is used here)."""
+    try:
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
+    return httpx
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_bytes: int
+    deadline: float | None = None  # time.monotonic(); None: the caller watches the time itself
+
+
+# Set by each request's own thread, read by the transport below it (a sync client calls the
+# transport and reads the body on the calling thread), so each answer gets the bounds of its call.
+_limits: contextvars.ContextVar[_Limits | None] = contextvars.ContextVar("a11y_server_limits", default=None)
+
+
+def _guarded_transport(label: str, proxy: str, verify, answer_timeout: float):
+    httpx = _httpx()
+
+    class CappedStream(httpx.SyncByteStream):
+        """Counts the raw bytes below every decoder and parser, so nothing unbounded is ever held."""
+
+        def __init__(self, inner, limits: _Limits):
+            self._inner, self._limits, self._read = inner, limits, 0
+
+        def __iter__(self):
+            for chunk in self._inner:
+                self._read += len(chunk)
+                if self._read > self._limits.max_bytes:
+                    raise _too_large(label, self._limits.max_bytes)
+                if self._limits.deadline is not None and time.monotonic() > self._limits.deadline:
+                    raise _too_slow(label, answer_timeout)
+                yield chunk
+
+        def close(self):
+            self._inner.close()
+
+    class GuardedTransport(httpx.BaseTransport):
+        """The one way out: the named server (or [model] proxy), no redirect, no compression."""
+
+        def __init__(self):
+            # trust_env=False: neither proxy variables nor netrc decide where the screenshot goes.
+            self._inner = httpx.HTTPTransport(verify=verify, trust_env=False, proxy=proxy or None)
+
+        def handle_request(self, request):
+            # A compressed answer can expand a thousandfold past the byte cap; ask for none.
+            request.headers["Accept-Encoding"] = "identity"
+            limits = _limits.get() or _Limits(_BASE_BYTES, time.monotonic() + answer_timeout)
+            response = self._inner.handle_request(request)
+            try:
+                if 300 <= response.status_code < 400 and "location" in response.headers:
+                    raise ServerRedirected(f"The model server at {label} redirected the request to "
+                                      f"{_where(request.url, response.headers['location'])}; a11y-caption sends "
+                                      "the screen only to the server you named: set [model] server to that address "
+                                      "if it is yours.")
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise ServerError(f"The model server at {label} sent a compressed answer "
+                                      f"({_one_line(encoding, 40)}), which a11y-caption does not unpack; "
+                                      "turn compression off on the server.")
+                length = response.headers.get("content-length", "")
+                if length.isdigit() and int(length) > limits.max_bytes:
+                    raise _too_large(label, limits.max_bytes)
+            except BaseException:
+                response.close()
+                raise
+            return httpx.Response(response.status_code, headers=response.headers.raw,
+                                  stream=CappedStream(response.stream, limits), extensions=response.extensions)
+
+        def close(self):
+            self._inner.close()
+
+    return GuardedTransport()
+
+
+def _where(request_url, location: str) -> str:
+    """``host:port`` a redirect points at, as safe text (``location`` is the server's, any text)."""
+    try:
+        where = server_label(urljoin(str(request_url), location.strip()))
+    except ValueError:  # a port that is no number, a malformed address
+        where = "an address that is not valid"
+    return _one_line(where, 80) or "an address that is not valid"
+
+
+def _too_large(label: str, max_bytes: int) -> ServerError:
+    return ServerError(f"The model server at {label} sent more than {max_bytes / 2**20:.1f} MB for one answer; "
+                       "check that the server address is a model server.")
+
+
+def _too_slow(label: str, answer_timeout: float) -> ServerError:
+    return ServerError(f"The model server at {label} was still answering after {answer_timeout:g} s; "
+                       "raise [model] answer_timeout if it is only slow.")
+
+
+def _verify(url: str):
+    """The certificates the server's https is checked against. trust_env=False also drops
+    SSL_CERT_FILE and SSL_CERT_DIR, and a user's own server may have its own CA named there."""
+    if urlsplit(url).scheme != "https":
+        return True
+    cafile = os.environ.get("SSL_CERT_FILE") or None
+    capath = os.environ.get("SSL_CERT_DIR") or None
+    if not (cafile or capath):
+        return True
+    try:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    except (OSError, ssl.SSLError) as e:
+        names = " and ".join(n for n, v in (("SSL_CERT_FILE", cafile), ("SSL_CERT_DIR", capath)) if v)
+        raise ServerError(f"The certificates named by {names} cannot be read; correct the setting or unset it.") from e
+
+
+def _client(url: str, api_key_env: str, connect_timeout: float, read_timeout: float, proxy: str,
+            answer_timeout: float):
     import openai
 
     # Request bodies (screenshots, prompts with screen text) appear in these libraries' debug logs.
@@ -87,8 +220,14 @@ def _client(url: str, api_key_env: str, connect_timeout: float, read_timeout: fl
         if not key:
             raise ServerError(f"The environment variable {api_key_env}, named by api_key_env, holds no key "
                               "for the model server.")
+    httpx = _httpx()
+    timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+    transport = _guarded_transport(server_label(url), proxy, _verify(url), answer_timeout)
+    # openai's own client follows redirects and reads the proxy variables: either can carry the
+    # screenshot to another computer.
+    http_client = httpx.Client(transport=transport, trust_env=False, follow_redirects=False, timeout=timeout)
     # No retries: a failure is said at once, and the next press tries again.
-    return openai.OpenAI(base_url=url, api_key=key, max_retries=0,
+    return openai.OpenAI(base_url=url, api_key=key, max_retries=0, http_client=http_client,
                          timeout=openai.Timeout(read_timeout, connect=connect_timeout))
 
 
@@ -99,15 +238,16 @@ class ServerCaptioner:
     answers_questions = True
 
     def __init__(self, name: str, url: str, *, api_key_env: str = "", connect_timeout: float = 3.0,
-                 first_token_timeout: float = 60.0, screen_pixels: int = SCREEN_PIXELS,
-                 photo_pixels: int = PHOTO_PIXELS):
+                 first_token_timeout: float = 60.0, answer_timeout: float = 300.0, proxy: str = "",
+                 screen_pixels: int = SCREEN_PIXELS, photo_pixels: int = PHOTO_PIXELS):
         self.name, self.url = name, url
         self.label = server_label(url)
         self.api_key_env = api_key_env
         self.connect_timeout, self.first_token_timeout = connect_timeout, first_token_timeout
+        self.answer_timeout = answer_timeout
         self.screen_pixels, self.photo_pixels = screen_pixels, photo_pixels
-        warn_if_unencrypted(url)
-        self._client = _client(url, api_key_env, connect_timeout, first_token_timeout)
+        warn_if_unencrypted(url, proxy)
+        self._client = _client(url, api_key_env, connect_timeout, first_token_timeout, proxy, answer_timeout)
 
     def messages(self, request: Request) -> list[dict]:
         """The chat turns sent for ``request``, the image fitted to its budget as a data URL."""
@@ -124,23 +264,28 @@ class ServerCaptioner:
         def chunks() -> Iterator[str]:
             call.start()
             deadline = time.monotonic() + self.first_token_timeout
+            # From the first token: an answer kept open by keep-alives or a trickle still ends.
+            answer_deadline = None
             count = 0
             try:
                 while True:
                     try:
                         kind, value = call.events.get(timeout=_POLL_S)
                     except queue.Empty:
-                        if stop.is_set():
-                            return
+                        kind = None
+                    if stop.is_set():
+                        return
+                    if kind != "end" and answer_deadline is not None and time.monotonic() > answer_deadline:
+                        raise _too_slow(self.label, self.answer_timeout)
+                    if kind is None:
                         if generation.first_token_at is None and time.monotonic() > deadline:
                             raise ServerError(f"The model server at {self.label} sent no answer within "
                                               f"{self.first_token_timeout:g} s.")
                         continue
-                    if stop.is_set():
-                        return
                     if kind == "text":
                         if generation.first_token_at is None:
                             generation.first_token_at = time.perf_counter()
+                            answer_deadline = time.monotonic() + self.answer_timeout
                         count += 1
                         yield value
                     elif kind == "end":
@@ -160,10 +305,13 @@ class ServerCaptioner:
         Raises:
             ServerError: the server cannot be reached or its list fails (some servers have none).
         """
+        limits = _limits.set(_Limits(_BASE_BYTES, time.monotonic() + self.answer_timeout))
         try:
             return sorted(m.id for m in self._client.models.list())
         except Exception as e:
             raise self.error(e, started=False) from e
+        finally:
+            _limits.reset(limits)
 
     def error(self, e: BaseException, *, started: bool, answered: bool = False) -> ServerError:
         """The one sentence for a failed request; ``started``: the server had begun its answer
@@ -179,6 +327,9 @@ class ServerCaptioner:
             return ServerError(f"{at} sent nothing more for {self.first_token_timeout:g} s." if answered else
                                f"{at} sent no answer within {self.first_token_timeout:g} s.")
         if isinstance(e, openai.APIConnectionError):
+            if _caused_by(e, "SSLCertVerificationError"):
+                return ServerError(f"{at} shows a certificate this computer does not trust; "
+                                   "name its CA's file in SSL_CERT_FILE.")
             if started:
                 return ServerError(f"{at} broke off its answer.")
             return ServerUnreachable(f"{at} cannot be reached; is it running?")
@@ -218,6 +369,8 @@ class _Call:
         self._aborted = threading.Event()
         self._lock = threading.Lock()
         self._stream = None
+        self._count = self._chars = 0
+        self._max_chars = options.max_new_tokens * _CHARS_PER_TOKEN
         self._thread = threading.Thread(target=self._work, name="a11y-server", daemon=True)
 
     def start(self) -> None:
@@ -232,9 +385,45 @@ class _Call:
         if stream is not None:
             _shut_down(stream)
 
+    def _emit(self, text: str) -> bool:
+        """Pass ``text`` on, cut to the text cap; False once the answer is as long as
+        ``max_new_tokens`` allows (it then ends as a local model's does there)."""
+        text = text[:self._max_chars - self._chars]
+        self._count += 1
+        self._chars += len(text)
+        self.events.put(("text", text))
+        return self._count < self.options.max_new_tokens and self._chars < self._max_chars
+
+    def _whole_answer(self, response) -> None:
+        """A server that ignored stream=true sent one chat.completion as JSON: its text, bounded."""
+        at = f"The model server at {self.owner.label}"
+        try:
+            body = json.loads(response.read())
+        except ValueError as e:
+            raise ServerError(f"{at} sent an answer that is not an OpenAI chat completion.") from e
+        if isinstance(body, dict) and body.get("error"):
+            detail = _message_of(body)
+            raise ServerError(f"{at} reported an error while answering"
+                              + (f": {detail}." if detail else "."))
+        try:
+            choice = body["choices"][0]
+            content = choice["message"]["content"]
+            if isinstance(content, list):  # content parts
+                content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+            if not isinstance(content, (str, type(None))):
+                raise TypeError(type(content).__name__)
+            usage = body.get("usage") or {}
+            tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        except (KeyError, IndexError, TypeError, AttributeError) as e:
+            raise ServerError(f"{at} sent an answer that is not an OpenAI chat completion.") from e
+        if content:
+            self._emit(content)
+        self.events.put(("end", tokens if isinstance(tokens, int) and tokens > 0 else self._count))
+
     def _work(self) -> None:
         client = self.owner._client
         started = answered = False
+        _limits.set(_Limits(_BASE_BYTES + _BYTES_PER_TOKEN * self.options.max_new_tokens))
         try:
             if client is None:
                 raise ServerError("The model server's connection was closed.")
@@ -248,6 +437,10 @@ class _Call:
                 _shut_down(stream)
                 return
             started = True
+            content_type = stream.response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type == "application/json":
+                self._whole_answer(stream.response)
+                return
             finish, tokens = None, 0
             for chunk in stream:
                 if self._aborted.is_set():
@@ -259,7 +452,9 @@ class _Call:
                     text = choice.delta.content if choice.delta is not None else None
                     if text:
                         answered = True
-                        self.events.put(("text", text))
+                        if not self._emit(text):  # as long as allowed: end here, as a local model would
+                            self.events.put(("end", self._count))
+                            return
                     finish = choice.finish_reason or finish
             if self._aborted.is_set():
                 return
@@ -300,7 +495,10 @@ def _caused_by(e: BaseException, name: str) -> bool:
 
 def _server_message(e) -> str:
     """The server's own short error text, if it gave one (JSON ``detail``, ``error.message``, ``error``)."""
-    body = getattr(e, "body", None)
+    return _message_of(getattr(e, "body", None))
+
+
+def _message_of(body) -> str:
     message = ""
     if isinstance(body, dict):
         inner = body.get("error", body.get("detail", body.get("message", "")))
@@ -311,6 +509,8 @@ def _server_message(e) -> str:
 
 
 def _one_line(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split()).rstrip(".")
+    """A server's text for one of our sentences: escape sequences and other controls written out
+    visibly (they would rewrite the terminal, or what the screen reader reads), and short."""
+    text = one_line(" ".join(text.split()).rstrip("."))
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
