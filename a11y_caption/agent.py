@@ -77,6 +77,10 @@ class Job:
     task: str | None = None
     reply: object = None
     speak: bool = True
+    # A command's work that must not interrupt the user (the folder index): it waits until the
+    # worker is free, and a user's press interrupts it as "replaced", never as Stop.
+    background: bool = False
+    replaced: bool = False
 
 
 @dataclass
@@ -120,6 +124,7 @@ class Agent:
         self._job_waiting = threading.Condition(self._lock)
         self._press: tuple[Press, int] | None = None  # the newest press the dispatcher has not taken
         self._job: Job | None = None  # the newest job the worker has not taken
+        self._background: Job | None = None  # a background job waiting for the worker to be free
         self._current: Job | None = None
         self._stops = 0  # Stop presses so far; a press or job from before the latest Stop is void
         self._closing = False
@@ -160,9 +165,10 @@ class Agent:
         """Drop the press and the job still waiting, and stop the running job (hold the lock)."""
         if self._press is not None:
             _end_stopped(self._press[0].reply)
-        if self._job is not None:
-            _end_stopped(self._job.reply)
-        self._press = self._job = None
+        for job in (self._job, self._background):
+            if job is not None:
+                _end_stopped(job.reply)
+        self._press = self._job = self._background = None
         if self._current is not None:
             self._current.stop.set()
 
@@ -173,6 +179,8 @@ class Agent:
                 self._press = None
             if self._job is not None and self._job.reply is reply:
                 self._job = None
+            if self._background is not None and self._background.reply is reply:
+                self._background = None
             if self._current is not None and self._current.reply is reply:
                 self._current.stop.set()
 
@@ -300,8 +308,13 @@ class Agent:
 
     def _cancel_current(self) -> None:
         with self._lock:
-            if self._current is not None:
-                self._current.stop.set()
+            self._interrupt_current()
+
+    def _interrupt_current(self) -> None:
+        """Stop the running job for a newer one (hold the lock): a background job is "replaced"."""
+        if self._current is not None:
+            self._current.replaced = self._current.background
+            self._current.stop.set()
 
     def _put_job(self, job: Job, stops: int) -> None:
         """Hand ``job`` to the worker, replacing one still waiting; dropped if Stop came since the press."""
@@ -309,8 +322,7 @@ class Agent:
             if stops != self._stops or self._closing:
                 _end_stopped(job.reply)
                 return
-            if self._current is not None:
-                self._current.stop.set()
+            self._interrupt_current()
             if self._job is not None:
                 _end_stopped(self._job.reply)
             self._job = job
@@ -330,11 +342,14 @@ class Agent:
         idle_since = time.monotonic()
         while True:
             with self._lock:
-                if self._job is None and not self._closing:
+                if self._job is None and self._background is None and not self._closing:
                     self._job_waiting.wait(idle_limit)
                 if self._closing:
                     return
-                job, self._job = self._job, None
+                if self._job is not None:  # the user's own work comes first
+                    job, self._job = self._job, None
+                else:
+                    job, self._background = self._background, None
                 self._current = job  # taken and made current in one step: a press can always cancel it
             if job is None:
                 if idle_limit and time.monotonic() - idle_since >= idle_limit and self._model_ready.is_set() \
@@ -356,7 +371,8 @@ class Agent:
             finally:
                 with self._lock:
                     self._current = None
-                _end_stopped(job.reply)  # a job that ended without an answer was stopped
+                # A job that ended without an answer was stopped, or made way for the user's own.
+                _end_stopped(job.reply, "replaced" if job.replaced else "stop")
                 self.jobs_run += 1
                 idle_since = time.monotonic()
 
@@ -409,7 +425,8 @@ class Agent:
                     say(line)
                     if reply is not None:
                         reply.chunk(line + "\n")
-                self.last = text
+                if not job.background:  # the index's work is not what the user heard last
+                    self.last = text
                 if reply is not None:
                     reply.done(text=text, lines=lines)
             return
@@ -447,6 +464,9 @@ class Agent:
             self._log_generation(job, generation, start)
             if job.stop.is_set() or not text:
                 return
+        if job.background:  # the index's work: neither the last answer nor a conversation of the user's
+            reply.done(text=text, model=generation.model, seconds=round(time.perf_counter() - start, 3))
+            return
         self.last = text
         if job.action == "ask":
             self.conversation.turns.append((question, text))
@@ -535,7 +555,30 @@ class Agent:
                 press = Press(action, prompt, task=task or ("question" if prompt else None), image=picture,
                               reply=reply, speak=speak)
         reply.cancel = lambda: self.cancel_reply(reply)
+        if request.get("background") is True:
+            if press.image is None:
+                reply.error("Only an image sent with the request can be described in the background.")
+                return
+            self._put_background(press)
+            return
         self.submit(press)
+
+    def _put_background(self, p: Press) -> None:
+        """A command's image for when the worker is free (the folder index): no cue, no capture, and
+        it interrupts nothing; a second one while one waits is refused, so two indexes cannot take
+        turns replacing each other."""
+        job = Job(p.action, p.image, p.prompt, None, task=p.task or ("screen" if p.action == "read_text" else None),
+                  reply=p.reply, speak=False, background=True)
+        with self._lock:
+            if self._closing:
+                _end_stopped(job.reply)
+                return
+            if self._background is not None:
+                job.reply.error("The agent is already working through another command's images; try again "
+                                "when it is done.")
+                return
+            self._background = job
+            self._job_waiting.notify()
 
     @staticmethod
     def _log_generation(job: Job, generation, start: float) -> None:
@@ -544,9 +587,9 @@ class Agent:
                  time.perf_counter() - start, " (stopped)" if job.stop.is_set() else "")
 
 
-def _end_stopped(reply) -> None:
+def _end_stopped(reply, reason: str = "stop") -> None:
     if reply is not None:
-        reply.stopped()
+        reply.stopped(reason)
 
 
 def _end_error(reply, message: str) -> None:

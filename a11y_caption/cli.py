@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import A11yCaptionError, describe_unexpected
+from .safe_text import one_line, path_text, terminal_text
 
 __all__ = ["main"]
 
@@ -39,6 +40,19 @@ _FLAG_SETTINGS = {
 _LIST_FLAG_SETTINGS = {"image_tokens": ("model", "screen_image_tokens")}  # bench
 
 
+# Flags that are text for a model, a voice or a search (not file names, which may be any bytes).
+_TEXT_FLAGS = ("prompt", "question", "language", "voice", "model", "server", "query")
+_LIST_FLAG_CHOICES = {"precisions": ("int8", "int4", "bf16", "fp32")}
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with one line (status 2) naming the first flag whose value its setting would refuse."""
     from .config import setting_problem
@@ -46,6 +60,15 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     def refuse(dest: str, what: str) -> None:
         parser.exit(2, f"a11y-caption: --{dest.replace('_', '-')} {what}\n")
 
+    for dest in _TEXT_FLAGS:  # undecodable bytes in argv arrive as lone surrogates: no model, file or socket takes them
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not _is_text(value):
+            name = dest if dest in ("question", "query") else f"--{dest.replace('_', '-')}"
+            parser.exit(2, f"a11y-caption: {name} is not valid text (check the terminal's character encoding)\n")
+    for dest, choices in _LIST_FLAG_CHOICES.items():
+        for piece in [] if getattr(args, dest, None) is None else getattr(args, dest).split(","):
+            if piece not in choices:
+                refuse(dest, f"must be some of {', '.join(choices)}, separated by commas, not {one_line(piece)!r}")
     given = [(dest, setting, getattr(args, dest)) for dest, setting in _FLAG_SETTINGS.items()
              if getattr(args, dest, None) is not None]
     for dest, setting in _LIST_FLAG_SETTINGS.items():
@@ -193,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     except A11yCaptionError as e:
         if args.debug:
             log.exception("failed; the traceback may quote your screen or clipboard")
-        print(f"a11y-caption: {e}", file=sys.stderr)
+        print(f"a11y-caption: {one_line(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("a11y-caption: stopped.", file=sys.stderr)
@@ -254,7 +277,7 @@ def _inputs(args):
         return [("window", window)]
     if args.clipboard:
         return [("clipboard", lambda: (grab_clipboard_image(), "photo", ""))]
-    return [(path, lambda p=path: (open_image(p), "photo", "")) for path in args.images]
+    return [(path_text(path), lambda p=path: (open_image(p), "photo", "")) for path in args.images]
 
 
 def _capture_asked(args) -> str | None:
@@ -289,7 +312,7 @@ def _each_image(args, inputs, speaker, handle) -> int:
                 failures += 1
                 if args.debug:
                     log.exception("failed; the traceback may quote your screen or clipboard")
-                print(f"a11y-caption: {e}", file=sys.stderr)
+                print(f"a11y-caption: {one_line(str(e))}", file=sys.stderr)
                 speaker.say(str(e))
         if args.copy and last:
             from .clipboard import copy_text
@@ -341,8 +364,9 @@ def _describe(args) -> int:
             _emit(json.dumps(row, ensure_ascii=False) + "\n")
         else:
             if len(inputs) > 1:
-                _emit(f"{label}:\n")
-            text = speaker.say_stream(_tee(generation, _emit)).strip()
+                _emit(f"{one_line(label)}:\n")
+            # A server's answer is text from outside: no escape sequence of its reaches the terminal.
+            text = speaker.say_stream(_tee(generation, lambda chunk: _emit(terminal_text(chunk)))).strip()
             _emit("\n")
         return text
 
@@ -375,7 +399,7 @@ def _read(args) -> int:
             _emit(json.dumps({"path": label, "text": text, "lines": lines,
                               "seconds": round(time.perf_counter() - start, 3)}, ensure_ascii=False) + "\n")
         else:
-            _emit((f"{label}:\n" if len(inputs) > 1 else "") + text + "\n")
+            _emit((f"{one_line(label)}:\n" if len(inputs) > 1 else "") + terminal_text(text) + "\n")
         for line in text.splitlines():
             speaker.say(line)
         return text
@@ -394,11 +418,10 @@ def _tunes_model(args) -> bool:
 
 
 def _through_agent(args, op: str) -> int | None:
-    """describe/read by the running agent; None when no agent runs (the caller works in-process)."""
-    from .control import MAX_IMAGE_BYTES, AgentNotRunning, agent_running, request
+    """describe/read by the running agent; None when no agent runs (the caller works in-process).
+    An agent that runs but is busy or stuck is said: a second model is never loaded behind it."""
+    from .control import MAX_IMAGE_BYTES, AgentBusy, AgentNotRunning, request
 
-    if not agent_running():
-        return None
     speak = not (args.no_speak or args.speech == "none")
     capture = _capture_asked(args)
     jobs = [(capture, None)] if capture else [("image", path) for path in args.images]
@@ -407,20 +430,26 @@ def _through_agent(args, op: str) -> int | None:
         fields["task"] = "alt_text" if args.alt_text else "question" if args.prompt else None
         fields["prompt"] = args.prompt
     failures, last = 0, None
-    for source, path in jobs:
-        label = path or source
+    for number, (source, path) in enumerate(jobs):
+        label = path_text(path) if path else source
         try:
             image = _image_bytes(path, MAX_IMAGE_BYTES) if path else None
-            messages = request(op, source=source, image=image, name=Path(path).name if path else None, **fields)
+            messages = request(op, source=source, image=image, name=path_text(Path(path).name) if path else None,
+                               **fields)
             tags = _agent_tags if op == "describe" and getattr(args, "tags", False) else None
             text = _show_reply(args, messages, label, len(jobs) > 1, more=tags)
         except AgentNotRunning as e:
+            if number == 0:
+                return None
             raise A11yCaptionError("The agent stopped answering.") from e
+        except AgentBusy as e:
+            raise A11yCaptionError(f"{e} Or add --local to {op} in this command instead "
+                                   "(it loads a model of its own).") from e
         except A11yCaptionError as e:
             failures += 1
             if args.debug:
                 log.exception("failed; the traceback may quote your screen or clipboard")
-            print(f"a11y-caption: {e}", file=sys.stderr)
+            print(f"a11y-caption: {one_line(str(e))}", file=sys.stderr)
             continue
         if text is None:
             print("a11y-caption: stopped.", file=sys.stderr)
@@ -448,58 +477,59 @@ def _image_bytes(path: str, limit: int) -> bytes:
 def _agent_tags(text: str) -> dict:
     """describe --tags through the agent: a follow-up question about the image it just described;
     a model that cannot answer questions (BLIP) has its caption split instead."""
-    from .control import request
+    from .control import read_reply, request
     from .prompts import TAGS_PROMPT
     from .tags import tags_from
 
-    reply = list(request("ask", question=TAGS_PROMPT, speak=False))
-    if reply[-1].get("type") == "done":
-        answer = reply[-1].get("text") or "".join(m.get("text", "") for m in reply if m.get("type") == "chunk")
-    else:
-        answer = text.partition("\nText found:")[0]
-    return {"tags": tags_from(answer)}
+    try:
+        reply = read_reply(request("ask", question=TAGS_PROMPT, speak=False))
+        answer = None if reply.stopped else reply.text
+    except A11yCaptionError:
+        answer = None
+    return {"tags": tags_from(answer if answer is not None else text.partition("\nText found:")[0])}
 
 
 def _show_reply(args, messages, label: str, several: bool, label_key: str = "path", more=None) -> str | None:
     """Print an agent's streamed reply as the in-process commands do (``--json``: one object whose
     ``label_key`` is ``label``, plus the fields ``more(text)`` returns). Returns the whole text, or
     None when the request was stopped (by Stop or a newer request)."""
+    from .control import read_reply
+
     streaming = not getattr(args, "json", False)
     if streaming and several:
-        _emit(f"{label}:\n")
-    parts = []
-    for message in messages:
-        kind = message.get("type")
-        if kind == "chunk":
-            parts.append(message.get("text", ""))
-            if streaming:
-                _emit(message.get("text", ""))
-        elif kind == "error":
-            if streaming and parts:
-                _emit("\n")
-            raise A11yCaptionError(message.get("message", "The agent could not do it."))
-        elif kind == "stopped":
-            if streaming and parts:
-                _emit("\n")
-            return None
-        elif kind == "done":
-            text = message.get("text") or "".join(parts)
-            if not streaming:
-                row = {label_key: label, "text": text.strip(), "model": message.get("model"),
-                       "seconds": message.get("seconds")}
-                if message.get("text_on_screen") is not None:
-                    row["text_on_screen"] = message["text_on_screen"]
-                if message.get("lines") is not None:
-                    row = {label_key: label, "text": text, "lines": message["lines"], "seconds": message.get("seconds")}
-                if more is not None:
-                    row.update(more(text))
-                _emit(json.dumps(row, ensure_ascii=False) + "\n")
-            elif not parts and text:
-                _emit(text + "\n")
-            elif not "".join(parts).endswith("\n"):
-                _emit("\n")
-            return text
-    raise A11yCaptionError("The agent stopped answering.")
+        _emit(f"{one_line(label)}:\n")
+    shown = []
+
+    def show(text: str) -> None:
+        shown.append(text)
+        if streaming:
+            _emit(terminal_text(text))
+
+    try:
+        answer = read_reply(messages, show)
+    except A11yCaptionError:
+        if streaming and shown:
+            _emit("\n")
+        raise
+    if answer.stopped:
+        if streaming and shown:
+            _emit("\n")
+        return None
+    text, done = answer.text, answer.done
+    if not streaming:
+        row = {label_key: label, "text": text.strip(), "model": done.get("model"), "seconds": done.get("seconds")}
+        if done.get("text_on_screen") is not None:
+            row["text_on_screen"] = done["text_on_screen"]
+        if done.get("lines") is not None:
+            row = {label_key: label, "text": text, "lines": done["lines"], "seconds": done.get("seconds")}
+        if more is not None:
+            row.update(more(text))
+        _emit(json.dumps(row, ensure_ascii=False) + "\n")
+    elif not shown and text:
+        _emit(terminal_text(text) + "\n")
+    elif not "".join(shown).endswith("\n"):
+        _emit("\n")
+    return text
 
 
 def _ask(args) -> int:
@@ -518,7 +548,7 @@ def _ask(args) -> int:
 
 def _agent_only(args) -> int:
     """stop, repeat and status: things only a running agent can do."""
-    from .control import AgentNotRunning, request
+    from .control import AgentNotRunning, read_reply, request
 
     op = {"stop": "stop", "repeat": "repeat", "status": "status", "copy-last": "copy_last",
           "release": "release"}[args.command]
@@ -526,14 +556,12 @@ def _agent_only(args) -> int:
         messages = request(op, **({"speak": not args.no_speak} if op == "repeat" else {}))
         if op == "repeat":
             return 0 if _show_reply(args, messages, "", False) is not None else 1
-        reply = list(messages)[-1]
+        reply = read_reply(messages).done
     except AgentNotRunning as e:
         if op == "status":
             print("not running")
             return 1
         raise A11yCaptionError(f"{e} Start it with: a11y-caption run") from e
-    if reply.get("type") == "error":
-        raise A11yCaptionError(reply.get("message", "The agent could not do it."))
     if op == "status":
         if args.json:
             _emit(json.dumps({k: v for k, v in reply.items() if k != "type"}) + "\n")
@@ -609,7 +637,7 @@ def _server_models(args) -> int:
     finally:
         server.close()
     for name in names:
-        print(name)
+        print(one_line(name))
     if not names:
         print("a11y-caption: the server lists no models.", file=sys.stderr)
     return 0

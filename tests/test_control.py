@@ -46,13 +46,19 @@ class EchoAgent:
             reply.done(state="ready")
 
 
-@pytest.fixture
-def server(tmp_path, monkeypatch):
+def started(handler, tmp_path, monkeypatch):
+    """A control server for ``handler`` in a runtime folder of its own: (server, folder)."""
     folder = tmp_path / "run"
     monkeypatch.setenv("A11Y_CAPTION_RUNTIME_DIR", str(folder))
-    handler = EchoAgent()
     srv = control.ControlServer(handler, control.runtime_dir(create=True))
     srv.start()
+    return srv, folder
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    handler = EchoAgent()
+    srv, folder = started(handler, tmp_path, monkeypatch)
     yield srv, handler, folder
     srv.close()
 
@@ -110,7 +116,7 @@ def test_requests_stream_and_bad_clients_never_stop_the_server(server):
     key = (folder / "agent.key").read_bytes()
     with connection.Client(srv.address, "AF_UNIX", authkey=key) as c:
         c.send_bytes(json.dumps({"v": 99, "op": "status"}).encode())
-        assert "protocol 1" in json.loads(c.recv_bytes())["message"]
+        assert "protocol 2" in json.loads(c.recv_bytes())["message"]
     assert list(control.request("ask", question=["a", "list"]))[-1]["message"] == "question must be text."
     # An oversized request header and an oversized image: the connection is dropped.
     with connection.Client(srv.address, "AF_UNIX", authkey=key) as c:
