@@ -16,12 +16,15 @@ Schema changes are migrations: ``MIGRATIONS[n]`` brings ``PRAGMA user_version`` 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
 import sqlite3
+import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -29,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import A11yCaptionError
+from .safe_text import path_text
 
 __all__ = [
     "IMAGE_SUFFIXES", "MIGRATIONS", "SCHEMA_VERSION", "AgentAnalyser", "Analysis", "IndexStore", "LocalAnalyser",
-    "Summary", "default_db_path", "find_images", "first_sentence", "fts_query", "index_folders",
+    "Summary", "csv_cell", "default_db_path", "export", "find_images", "first_sentence", "fts_query",
+    "index_folders",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,8 +107,38 @@ class Analysis:
     seconds: float = 0.0
 
 
+def _make_private(fd: int) -> None:
+    """chmod 0600 the open file ``fd`` when others may read or write it and it is ours (someone
+    else's file is left as it is: chmod would fail, and it is not ours to change)."""
+    if os.name != "posix":
+        return
+    st = os.fstat(fd)
+    if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077:
+        os.fchmod(fd, 0o600)
+
+
+def _make_private_if_there(path: Path) -> None:
+    try:  # not through a symbolic link: SQLite's own -wal and -shm files are never links
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return
+        raise
+    try:
+        _make_private(fd)
+    finally:
+        os.close(fd)
+
+
 class IndexStore:
-    """The SQLite file. One writer at a time (SQLite's lock); readers may run alongside (WAL)."""
+    """The SQLite file. One writer at a time (SQLite's lock); readers may run alongside (WAL).
+
+    Paths are keys as ``safe_text.path_text`` writes them: a file name that is not valid UTF-8
+    (which SQLite cannot store) gets its odd bytes as ``\\xNN``. Every method taking a path takes
+    the real one or that text alike.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -111,7 +146,13 @@ class IndexStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # It holds the text of screenshots: private to the user (SQLite gives its -wal and -shm
             # files the same permissions).
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                _make_private(fd)  # an index made before 0600 was the rule, or copied in, may be readable
+            finally:
+                os.close(fd)
+            for journal in ("-wal", "-shm"):
+                _make_private_if_there(self.path.with_name(self.path.name + journal))
             # Autocommit: every transaction below is an explicit BEGIN ... COMMIT.
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -163,9 +204,10 @@ class IndexStore:
         """path -> (size, mtime_ns, hash) of every known file under ``roots``."""
         out = {}
         for root in roots:
-            prefix = str(root).rstrip(os.sep) + os.sep
+            root = path_text(root)
+            prefix = root.rstrip(os.sep) + os.sep
             rows = self.db.execute("SELECT path, size, mtime_ns, hash FROM files WHERE path = ? OR "
-                                   "substr(path, 1, ?) = ?", (str(root), len(prefix), prefix))
+                                   "substr(path, 1, ?) = ?", (root, len(prefix), prefix))
             out.update((p, (s, m, h)) for p, s, m, h in rows)
         return out
 
@@ -174,11 +216,12 @@ class IndexStore:
         return {h for (h,) in self.db.execute("SELECT hash FROM descriptions WHERE model = ?", (model,))}
 
     # -- writing (each call one transaction) -------------------------------------------------------
-    def put_file(self, path: str, digest: str, size: int, mtime_ns: int) -> None:
+    def put_file(self, path: str | os.PathLike, digest: str, size: int, mtime_ns: int) -> None:
         with self.transaction() as db:
-            self._put_file(db, path, digest, size, mtime_ns)
+            self._put_file(db, path_text(path), digest, size, mtime_ns)
 
-    def put_description(self, path: str, digest: str, size: int, mtime_ns: int, analysis: Analysis) -> None:
+    def put_description(self, path: str | os.PathLike, digest: str, size: int, mtime_ns: int,
+                        analysis: Analysis) -> None:
         """Store ``analysis`` for content ``digest`` and point ``path`` at it, in one transaction."""
         with self.transaction() as db:
             db.execute(
@@ -188,18 +231,19 @@ class IndexStore:
                 "ocr_text = excluded.ocr_text, seconds = excluded.seconds, described_at = excluded.described_at",
                 (digest, analysis.model, analysis.description, analysis.alt_text,
                  json.dumps(analysis.tags, ensure_ascii=False), analysis.ocr_text, analysis.seconds, time.time()))
-            self._put_file(db, path, digest, size, mtime_ns)
+            self._put_file(db, path_text(path), digest, size, mtime_ns)
 
-    def forget_file(self, path: str) -> None:
+    def forget_file(self, path: str | os.PathLike) -> None:
+        path = path_text(path)
         with self.transaction() as db:
             old = db.execute("SELECT hash FROM files WHERE path = ?", (path,)).fetchone()
             db.execute("DELETE FROM files WHERE path = ?", (path,))
             if old:
                 self._drop_orphans(db, old[0])
 
-    def prune(self, paths: Iterable[str]) -> int:
+    def prune(self, paths: Iterable[str | os.PathLike]) -> int:
         """Forget ``paths`` and every description no file refers to any more. Returns how many files."""
-        paths = list(paths)
+        paths = [path_text(p) for p in paths]
         with self.transaction() as db:
             db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths])
             db.execute("DELETE FROM descriptions WHERE hash NOT IN (SELECT hash FROM files)")
@@ -241,8 +285,9 @@ class IndexStore:
                 break
         return rows
 
-    def show(self, path: str) -> dict | None:
-        row = self.db.execute("SELECT path, hash, size, mtime_ns FROM files WHERE path = ?", (path,)).fetchone()
+    def show(self, path: str | os.PathLike) -> dict | None:
+        row = self.db.execute("SELECT path, hash, size, mtime_ns FROM files WHERE path = ?",
+                              (path_text(path),)).fetchone()
         if row is None:
             return None
         path, digest, size, mtime_ns = row
@@ -372,6 +417,9 @@ class LocalAnalyser:
             self._describer.release()
 
 
+BUSY_WAIT_S = 60.0  # how long an index waits for room in a busy agent before it gives up
+
+
 class AgentAnalyser:
     """Describes through the running agent (its warm model), as ``describe`` does when one runs."""
 
@@ -384,9 +432,9 @@ class AgentAnalyser:
     def if_running(cls) -> "AgentAnalyser | None":
         from .control import AgentNotRunning, request
 
-        try:
+        try:  # an agent that is there but stuck is said so (AgentNotAnswering), never loaded beside
             reply = list(request("status"))[-1]
-        except A11yCaptionError:
+        except AgentNotRunning:
             return None
         if reply.get("type") != "done" or not reply.get("model"):
             return None
@@ -399,36 +447,42 @@ class AgentAnalyser:
         from .tags import tags_from
 
         if path.stat().st_size > MAX_IMAGE_BYTES:
-            raise ImageError(f"{path.name} is larger than {MAX_IMAGE_BYTES // 2**20} MB, too large to send to the "
+            raise ImageError(f"{path_text(path.name)} is larger than {MAX_IMAGE_BYTES // 2**20} MB, too large to send to the "
                              "agent; index with --local.")
         data = path.read_bytes()
+        name = path_text(path.name)  # the agent takes text: a name that is not UTF-8 goes as \xNN
         start = time.perf_counter()
-        description, model = self._ask("describe", data, path.name, task="photo")
-        alt, _ = self._ask("describe", data, path.name, task="alt_text")
-        tags, _ = self._ask("describe", data, path.name, task="question", prompt=TAGS_PROMPT)
-        ocr, _ = self._ask("read", data, path.name)
+        description, model = self._ask("describe", data, name, task="photo")
+        alt, _ = self._ask("describe", data, name, task="alt_text")
+        tags, _ = self._ask("describe", data, name, task="question", prompt=TAGS_PROMPT)
+        ocr, _ = self._ask("read", data, name)
         return Analysis(self.model, description, first_sentence(alt) or first_sentence(description),
                         tags_from(tags), "" if ocr == "No text found." else ocr, time.perf_counter() - start)
 
     @staticmethod
     def _ask(op: str, data: bytes, name: str, **fields) -> tuple[str, str | None]:
-        from .control import AgentNotRunning, request
+        """One request in the agent's background: it waits for the worker to be free, and when the
+        user presses a key meanwhile it makes way ("replaced") and is sent again."""
+        from .control import AgentBusy, AgentNotRunning, read_reply, request
 
-        parts = []
-        try:
-            for message in request(op, source="image", image=data, name=name, speak=False, **fields):
-                kind = message.get("type")
-                if kind == "chunk":
-                    parts.append(message.get("text", ""))
-                elif kind == "error":
-                    raise A11yCaptionError(message.get("message", "The agent could not do it."))
-                elif kind == "stopped":
-                    raise KeyboardInterrupt  # Stop pressed in the agent: stop indexing, as Ctrl+C does
-                elif kind == "done":
-                    return (message.get("text") or "".join(parts)).strip(), message.get("model")
-        except AgentNotRunning as e:
-            raise A11yCaptionError("The agent stopped answering.") from e
-        raise A11yCaptionError("The agent stopped answering.")
+        busy_since = None
+        while True:
+            try:
+                reply = read_reply(request(op, source="image", image=data, name=name, speak=False, background=True,
+                                           **fields))
+            except AgentNotRunning as e:
+                raise A11yCaptionError("The agent stopped answering.") from e
+            except AgentBusy:
+                busy_since = busy_since or time.monotonic()
+                if time.monotonic() - busy_since > BUSY_WAIT_S:
+                    raise
+                time.sleep(1.0)
+                continue
+            if reply.stopped == "replaced":
+                continue  # the user's own press went first; this image waits for the worker again
+            if reply.stopped:
+                raise KeyboardInterrupt  # Stop pressed in the agent: stop indexing, as Ctrl+C does
+            return reply.text.strip(), reply.model
 
     def close(self) -> None:
         pass
@@ -470,7 +524,7 @@ def index_folders(roots: Iterable[str | os.PathLike], store: IndexStore, analyse
     if progress is not None:
         progress(0, len(paths), summary)
     for done, path in enumerate(paths, 1):
-        key = str(path)
+        key = path_text(path)  # the real path reads the file; the key is what the index stores
         try:
             st = path.stat()
             old = known.get(key)
@@ -498,33 +552,79 @@ def index_folders(roots: Iterable[str | os.PathLike], store: IndexStore, analyse
         if progress is not None:
             progress(done, len(paths), summary)
     if prune:
-        present = {str(p) for p in paths}
-        gone = [p for p in known if p not in present and not os.path.exists(p)]
+        present = {path_text(p) for p in paths}
+        gone = [k for k in known if k not in present and not any(os.path.exists(p) for p in _paths_of(k))]
         summary.pruned = store.prune(gone)
     return summary
 
 
-def export(store: IndexStore, folder: str | os.PathLike, fmt: str, model: str | None = None) -> tuple[Path, int]:
+def _paths_of(key: str) -> tuple[str, ...]:
+    """The real paths whose ``path_text`` may be ``key``: itself, and, when it holds ``\\xNN``
+    escapes of bytes that are not UTF-8 on their own (80 to ff), the path with those bytes."""
+    raw = re.sub(rb"\\x([89a-f][0-9a-f])", lambda m: bytes([int(m[1], 16)]), key.encode("utf-8"))
+    return (key,) if raw == key.encode("utf-8") else (key, os.fsdecode(raw))
+
+
+# A spreadsheet takes a cell that starts with one of these for a formula (=HYPERLINK(...), =cmd|...):
+# text from a screen or a model must never become one (OWASP, "CSV Injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """``text`` as a CSV cell a spreadsheet shows as text: a leading formula character gets a ``'``."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def export(store: IndexStore, folder: str | os.PathLike, fmt: str, model: str | None = None, *,
+           force: bool = False) -> tuple[Path, int]:
     """Write path, model, alt text, description and tags of every described file to a file in
-    ``folder``; returns (the file, how many rows)."""
+    ``folder``; returns (the file, how many rows).
+
+    The file is private (0600, as the index) and appears whole or not at all. Without ``force`` an
+    existing one is never replaced; with it, whatever has that name (a symbolic link too) is
+    replaced, never written through.
+
+    Raises:
+        A11yCaptionError: no such folder; the file exists (without ``force``); it cannot be written.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise A11yCaptionError(f"{folder} is not a folder.")
     out = folder / f"a11y-caption-index.{fmt}"
+    exists = A11yCaptionError(f"{out} exists already; use --force to replace it.")
+    if not force and os.path.lexists(out):
+        raise exists
     n = 0
+    tmp = None
     try:
-        with open(out, "w", encoding="utf-8", newline="") as f:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".a11y-caption-index.", suffix=".part")  # 0600, O_EXCL
+        with open(fd, "w", encoding="utf-8", newline="") as f:
             if fmt == "csv":
-                writer = csv.writer(f)
+                writer = csv.writer(f, quoting=csv.QUOTE_ALL)
                 writer.writerow(["path", "model", "alt_text", "description", "tags"])
                 for row in store.rows(model):
-                    writer.writerow([row["path"], row["model"], row["alt_text"], row["description"],
-                                     ", ".join(row["tags"])])
+                    writer.writerow([csv_cell(cell) for cell in (row["path"], row["model"], row["alt_text"],
+                                                                 row["description"], ", ".join(row["tags"]))])
                     n += 1
             else:
                 for row in store.rows(model):
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                     n += 1
+        if force:
+            os.replace(tmp, out)  # a rename: a symbolic link of that name is replaced, not followed
+        else:
+            try:
+                os.link(tmp, out)  # fails on any file of that name, a link too, made since the check above
+            except FileExistsError:
+                raise exists from None
+            except OSError:  # a file system without hard links: the check above must do
+                os.replace(tmp, out)
     except OSError as e:
         raise A11yCaptionError(f"Could not write {out} ({e.strerror or e}).") from e
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
     return out, n

@@ -3,16 +3,29 @@ messages to stderr."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 from .errors import A11yCaptionError
+from .safe_text import one_line, path_text, terminal_text
 
 __all__ = ["HANDLERS", "add_parsers"]
 
 SPEAK_EVERY_S = 30.0  # --speak: the count is said at most this often
+MAX_LIMIT = 10_000  # search --limit: more than anyone reads, and far inside SQLite's integers
+
+
+def _limit(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = None
+    if n is None or not 1 <= n <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_LIMIT}, not {one_line(value)!r}")
+    return n
 
 
 def add_parsers(sub, common) -> None:
@@ -30,7 +43,8 @@ def add_parsers(sub, common) -> None:
     s = sub.add_parser("search", help="find indexed images by words of their description, tags or text")
     s.add_argument("query", metavar="QUERY", help="words to find (all of them must match)")
     db(s)
-    s.add_argument("--limit", type=int, default=10, metavar="N", help="at most N results (default 10)")
+    s.add_argument("--limit", type=_limit, default=10, metavar="N",
+                   help=f"at most N results (default 10, at most {MAX_LIMIT})")
     s.add_argument("--model", metavar="ID_OR_DIR", help="only results of this model")
     s.add_argument("--json", action="store_true", help="one JSON object per result")
     common(s, model=False)
@@ -44,6 +58,7 @@ def add_parsers(sub, common) -> None:
     e.add_argument("folder", metavar="DIR", help="where to write a11y-caption-index.csv or .jsonl")
     e.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     e.add_argument("--model", metavar="ID_OR_DIR", help="only results of this model")
+    e.add_argument("--force", action="store_true", help="replace an export that is there already")
     db(e)
 
 
@@ -109,9 +124,10 @@ def _index(args) -> int:
     analyser.close()
     line = (f"{summary.found} image{'s' * (summary.found != 1)}: {summary.described} described, "
             f"{summary.unchanged + summary.known} already indexed, {len(summary.bad)} could not be read"
-            + (f", {summary.pruned} deleted ones forgotten" if args.prune else "") + f". Index: {store.path}")
-    for path, why in summary.bad:
-        print(f"a11y-caption: {path}: {why}", file=sys.stderr)
+            + (f", {summary.pruned} deleted ones forgotten" if args.prune else "")
+            + f". Index: {one_line(str(store.path))}")
+    for path, why in summary.bad:  # a file name may hold line breaks and escape sequences
+        print(f"a11y-caption: {one_line(path)}: {one_line(why)}", file=sys.stderr)
     print(f"a11y-caption: {line}", file=sys.stderr)
     if speaker is not None:
         speaker.say(line.partition(". Index:")[0] + ".")
@@ -130,8 +146,6 @@ def _search(args) -> int:
     from .models import canonical_id
     from .speech import open_speaker
 
-    if args.limit < 1:
-        raise A11yCaptionError("--limit must be at least 1.")
     with _store(args) as store:
         rows = store.search(args.query, args.limit, canonical_id(args.model) if args.model else None)
     speaker = open_speaker(_settings(args).speech)
@@ -140,7 +154,8 @@ def _search(args) -> int:
             print("a11y-caption: nothing found.", file=sys.stderr)
             speaker.say("Nothing found.")
         for row in rows:
-            _emit(json.dumps(row, ensure_ascii=False) + "\n" if args.json else f"{row['path']}: {row['text']}\n")
+            _emit(json.dumps(row, ensure_ascii=False) + "\n" if args.json
+                  else f"{one_line(row['path'])}: {one_line(row['text'])}\n")  # one line per result, whatever the name
             speaker.say(f"{Path(row['path']).name}: {row['text']}")
         speaker.wait()
     finally:
@@ -156,16 +171,17 @@ def _show(args) -> int:
     with _store(args) as store:
         record = store.show(os.path.abspath(args.path))
     if record is None:
-        raise A11yCaptionError(f"{args.path} is not in the index; index its folder first.")
+        raise A11yCaptionError(f"{path_text(args.path)} is not in the index; index its folder first.")
     if args.json:
         _emit(json.dumps(record, ensure_ascii=False) + "\n")
         return 0
-    out = [f"path: {record['path']}", f"hash: {record['hash']}", f"size: {record['size']} bytes",
+    out = [f"path: {one_line(record['path'])}", f"hash: {record['hash']}", f"size: {record['size']} bytes",
            f"modified: {record['modified']}"]
     for d in record["descriptions"]:
-        out += ["", f"model: {d['model']} (described {d['described_at']}, {d['seconds']:.1f} s)",
-                f"description: {d['description']}", f"alt text: {d['alt_text']}",
-                f"tags: {', '.join(d['tags'])}", "text found:" + ("\n" + d["ocr_text"] if d["ocr_text"] else " none")]
+        out += ["", f"model: {one_line(d['model'])} (described {d['described_at']}, {d['seconds']:.1f} s)",
+                f"description: {terminal_text(d['description'])}", f"alt text: {one_line(d['alt_text'])}",
+                f"tags: {one_line(', '.join(d['tags']))}",
+                "text found:" + ("\n" + terminal_text(d["ocr_text"]) if d["ocr_text"] else " none")]
     _emit("\n".join(out) + "\n")
     return 0
 
@@ -175,9 +191,10 @@ def _export(args) -> int:
     from .models import canonical_id
 
     with _store(args) as store:
-        out, n = export(store, args.folder, args.format, canonical_id(args.model) if args.model else None)
-    print(out)
-    print(f"a11y-caption: wrote {n} row{'s' * (n != 1)} to {out}", file=sys.stderr)
+        out, n = export(store, args.folder, args.format, canonical_id(args.model) if args.model else None,
+                        force=args.force)
+    print(one_line(str(out)))
+    print(f"a11y-caption: wrote {n} row{'s' * (n != 1)} to {one_line(str(out))}", file=sys.stderr)
     return 0
 
 
