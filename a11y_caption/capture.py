@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 from PIL import Image
 
 from .errors import CaptureError, ImageError, NoImageOnClipboard
-from .images import normalize, open_image
+from .images import normalize, open_image, pixel_bound
 
 __all__ = ["NO_DISPLAY", "WINDOW_NOT_ISOLATED", "WindowShot", "capture_window", "grab_clipboard_image", "grab_screen",
            "grab_window", "permission_note"]
@@ -231,7 +231,10 @@ def grab_clipboard_image() -> Image.Image:
     from PIL import ImageGrab, UnidentifiedImageError
 
     try:
-        content = ImageGrab.grabclipboard()
+        with pixel_bound("The image on the clipboard"):  # ImageGrab decodes as it opens: bound it first
+            content = ImageGrab.grabclipboard()
+    except ImageError:
+        raise
     except UnidentifiedImageError:  # Linux: text on the clipboard
         content = None
     except Exception as e:  # no clipboard tool, no display, data changed while read

@@ -35,9 +35,11 @@ class A11yCaptionError(Exception):
 
 
 class ModelNotFound(A11yCaptionError):
-    def __init__(self, model: str):
+    def __init__(self, model: str, *, folder: bool = False):
+        """``folder``: ``model`` was written as a path, which no download can make appear."""
         self.model = model
         super().__init__(
+            f"The model folder {model} does not exist; check the path given as the model's name." if folder else
             f"The model {model} is not on this computer. "
             f"Download it with: a11y-caption models pull {model}"
         )

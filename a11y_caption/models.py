@@ -61,7 +61,7 @@ def resolve(ref: str) -> Path:
     if path.is_dir():
         return path
     if _looks_like_path(ref) or path.exists():
-        raise ModelNotFound(ref) if not path.exists() else ModelLoadError(f"{ref} is not a model folder.")
+        raise ModelNotFound(ref, folder=True) if not path.exists() else ModelLoadError(f"{ref} is not a model folder.")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 

@@ -107,11 +107,16 @@ def _desktop_file(app_id: str) -> None:
     dirs = [data_home, *(os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share").split(":")]
     if any(os.path.exists(os.path.join(d, "applications", f"{app_id}.desktop")) for d in dirs if d):
         return
-    from .autostart import _exec_quote
+    from .autostart import desktop_exec
+    from .errors import A11yCaptionError
     from .shortcuts import command_path
 
     text = (files("a11y_caption") / "data" / f"{APP_ID}.desktop").read_text(encoding="utf-8")
-    text = text.replace("Exec=a11y-caption run", "Exec=" + " ".join(_exec_quote(a) for a in [*command_path(), "run"]))
+    try:
+        text = text.replace("Exec=a11y-caption run", "Exec=" + desktop_exec([*command_path(), "run"]))
+    except A11yCaptionError:  # an install path no desktop entry can hold: the portal goes without the file
+        log.debug("the install path cannot be written in a .desktop file", exc_info=True)
+        return
     try:
         os.makedirs(os.path.join(data_home, "applications"), exist_ok=True)
         with open(os.path.join(data_home, "applications", f"{app_id}.desktop"), "w", encoding="utf-8") as f:

@@ -7,12 +7,14 @@ system voice everywhere); espeak-ng; none.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..errors import SpeechError
+from ..safe_text import one_line
 from .base import Voice, VoiceLost
 from .choose import FallbackVoice, make_voice, preview
-from .espeak_ng import EspeakVoice
+from .espeak_ng import EspeakVoice, UnknownVoice
 from .none import NoVoice
 from .pyttsx3_voice import Pyttsx3Voice
 from .speaker import ENGINE_LABELS, SentenceSplitter, Speaker
@@ -29,8 +31,15 @@ def open_speaker(config, *, echo_when_silent: bool = False) -> Speaker:
     A screen reader that was asked for by name but is not there is said in one line, too.
     """
     echo = None
+    transcript = config.transcript or None
+    if transcript:
+        _check_transcript(transcript)
     try:
-        voice = make_voice(config.engine, config.voice, config.rate, config.volume)
+        try:
+            voice = make_voice(config.engine, config.voice, config.rate, config.volume)
+        except UnknownVoice as e:  # the engine works: speak in its own voice rather than not at all
+            print(f"a11y-caption: {e} Speaking in its default voice.", file=sys.stderr)
+            voice = make_voice(config.engine, "", config.rate, config.volume)
     except SpeechError as e:
         if echo_when_silent:
             where, echo = "writing what would be said to standard output", (lambda text: print(text, flush=True))
@@ -43,7 +52,19 @@ def open_speaker(config, *, echo_when_silent: bool = False) -> Speaker:
             reason = voice.skipped[0].rstrip(".") if voice.skipped else f"{config.engine} is not there"
             print(f"a11y-caption: {reason}; speaking through {ENGINE_LABELS.get(voice.engine, voice.engine)}"
                   " until it is back.", file=sys.stderr)
-    return Speaker(voice, config.transcript or None, echo=echo, braille=getattr(config, "braille", True))
+    return Speaker(voice, transcript, echo=echo, braille=getattr(config, "braille", True))
+
+
+def _check_transcript(path: str) -> None:
+    """The transcript can be written (created 0600 if new), or one sentence says why, before any
+    speech: a warning at every sentence would go unheard, and the run would seem to succeed."""
+    try:
+        if os.path.exists(path) and not os.path.isfile(path):
+            return  # a FIFO or /dev/stdout: opening it now could wait for a reader
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600))
+    except OSError as e:
+        raise SpeechError(f"The transcript {one_line(os.fsdecode(path))} cannot be written ({e.strerror or e}); "
+                          "choose another path for it.") from e
 
 
 def describe_engine(engine: str) -> str:

@@ -9,7 +9,11 @@ from pathlib import Path
 from ..errors import SpeechError
 from .process import ProcessVoice
 
-__all__ = ["EspeakVoice"]
+__all__ = ["EspeakVoice", "UnknownVoice"]
+
+
+class UnknownVoice(SpeechError):
+    """The engine has no voice of the name asked for (the engine itself still works)."""
 
 
 class EspeakVoice(ProcessVoice):
@@ -28,6 +32,14 @@ class EspeakVoice(ProcessVoice):
         if exe is None:
             raise SpeechError("espeak-ng is not installed.")
         self._args = [exe, "-b", "1", "-s", str(rate), "-a", str(int(volume * 200))] + (["-v", voice] if voice else [])
+        if voice:  # espeak-ng says nothing at all for a voice it lacks: find out now, not at every sentence
+            try:
+                known = subprocess.run([exe, "-q", "-v", voice, ""], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                known = True  # it may still speak; a failure then is said as usual
+            if not known:
+                raise UnknownVoice(f"eSpeak NG has no voice {voice!r} (espeak-ng --voices lists them).")
 
     def say(self, text: str) -> None:
         with self._lock:

@@ -89,6 +89,7 @@ class Speaker:
         self._echo = echo  # also hand each utterance to this callable (stdout when there is no voice)
         self._transcript = Path(transcript) if transcript else None
         self._transcript_private = False  # checked (and tightened) at the first write
+        self._transcript_failed = False
         self._queue: queue.Queue = queue.Queue(maxsize=256)
         self._epoch = 0
         self._busy = False  # an utterance has been taken off the queue and is not finished
@@ -229,7 +230,9 @@ class Speaker:
                     _make_private(fd, self._transcript)
                 f.write(text + "\n")
         except OSError as e:
-            log.warning("cannot write the transcript %s: %s", self._transcript, e)
+            if not self._transcript_failed:  # once: a warning per sentence helps nobody
+                self._transcript_failed = True
+                log.warning("cannot write the transcript %s: %s", self._transcript, e)
 
 
 def _make_private(fd: int, path) -> None:
