@@ -276,3 +276,17 @@ def test_a_servers_error_text_cannot_write_escape_sequences(stand_in, mode, sent
     assert str(caught.value) == f"The model server at 127.0.0.1:{server.port} {sentence}"
     assert "\x1b" not in str(caught.value) and "\u202e" not in str(caught.value)
     assert StandIn.HOSTILE.startswith("wipe\x1b")  # the stand-in did send them
+
+
+def test_a_servers_answer_and_model_names_reach_the_terminal_escaped(stand_in):
+    """`describe --server` prints the answer as it streams: its escape sequences (which would
+    clear the screen, retitle the window, or reorder what the screen reader reads) are shown as
+    escapes (the stand-in streams word by word). `models list` prints each name on one line."""
+    server = stand_in(text=StandIn.HOSTILE)
+    server.models = ["evil\x1b[2J\nmodel"]
+    r = run_cli("describe", str(SAMPLE), "--server", server.url, "--model", "m", "--no-speak")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\u202e" not in r.stdout and "\r" not in r.stdout
+    assert "wipe\\x1b[2J\\x1b]0;owned\\x07 the screen\\u202e" in r.stdout, repr(r.stdout)
+    r = run_cli("models", "list", "--server", server.url)
+    assert r.returncode == 0 and r.stdout.splitlines() == ["evil\\x1b[2J\\x0amodel"], repr(r.stdout)
