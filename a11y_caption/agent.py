@@ -498,7 +498,7 @@ class Agent:
         if self.describer.missing is not None:
             raise self.describer.missing
         captioner = self.describer.captioner
-        if not getattr(captioner, "answers_questions", False):
+        if not captioner.answers_questions:
             raise A11yCaptionError(f"The model {captioner.name} cannot answer questions; a chat model such as "
                                    "Qwen2-VL can.")
         c = self.conversation

@@ -463,7 +463,7 @@ def _ours(spec: dict) -> list[Row]:
         variant = f"{precision}, {budget} image tokens" if budget else precision
         if chat and budget == _default_budget() and precision == _default_precision():
             variant += " (default)"
-        extra = {"load_s": load_s, "loaded_from": getattr(captioner, "loaded_from", None),
+        extra = {"load_s": load_s, "loaded_from": captioner.loaded_from,
                  "rss_after_load_mb": rss_loaded, "last_token_to_audio_s": voice.times[-1] - generation.finished_at}
         if chat and spec.get("int8_gops") and precision == "int8":
             ops = _prefill_ops(captioner, inputs)
@@ -493,8 +493,8 @@ def _ours(spec: dict) -> list[Row]:
 def _cold(describer) -> None:
     """A timed description starts from nothing: no answer from the describer's cache, and no key-value
     cache of the last answer (the same screen again would reuse it, as a follow-up does)."""
-    describer._cache.clear()
-    getattr(describer.captioner, "forget", lambda: None)()
+    describer.clear_cache()
+    describer.captioner.forget()
 
 
 def _first_word(describer, image, task: str):
@@ -517,7 +517,7 @@ def _grounded(spec: dict, describer, image) -> "Row":
     [model] grounded_image_tokens), next to an ungrounded run of the same moment at the default
     budget: what grounding costs in time to the first word, and in prompt tokens. Both ways of
     running OCR are timed (before the model, and beside the model reading the image); the row is
-    the way the product takes on this machine (Describer._ocr_beside_model)."""
+    the way the product takes on this machine (Describer.ocr_runs_beside_model)."""
     from dataclasses import replace
 
     from .captioner.base import Request
@@ -536,7 +536,7 @@ def _grounded(spec: dict, describer, image) -> "Row":
     ocr_s = time.perf_counter() - t
     plain = captioner.prepare(Request(image, "screen", pixels=grounded_pixels))["input_ids"].shape[-1]
     inputs = captioner.prepare(Request(image, "screen", screen_text=screen, pixels=grounded_pixels))
-    product_way = describer._ocr_beside_model()
+    product_way = describer.ocr_runs_beside_model()
     runs = {}
     for beside in (not product_way, product_way):  # the product's way last: its generation makes the row
         describer.ocr_beside_model = beside
@@ -598,7 +598,7 @@ def _follow_up(spec: dict, describer, image) -> "Row":
 
     captioner = describer.captioner
     captioner.screen_pixels = _default_budget() * 28 * 28
-    describer._cache.clear()
+    describer.clear_cache()
     first = describer.describe(image, "screen").collect()
     history = ((prompt_for(Request(image, "screen")), first.text),)
     voice = TimingVoice()
@@ -609,9 +609,7 @@ def _follow_up(spec: dict, describer, image) -> "Row":
     speaker.say_stream(generation)
     speaker.wait()
     speaker.close()
-    kept = captioner._kept
-    kept_mb = sum(t.numel() * t.element_size() for layer in kept.cache.layers for t in (layer.keys, layer.values)
-                  ) / 2**20 if kept is not None else None
+    kept_mb = captioner.kept_cache_mb
     decode_s = generation.finished_at - generation.first_token_at
     return Row(spec["model"], "follow-up question", None, None, generation.first_token_at - t0,
                voice.times[0] - t0, generation.finished_at - t0, generation.new_tokens,
@@ -653,7 +651,7 @@ def _press_to_model_start(describer, image) -> float:
         def grab_screen(which):
             return image.copy()
 
-    describer._cache.clear()
+    describer.clear_cache()
     started = []
     captioner = describer.captioner
     real_generate = captioner.generate

@@ -38,7 +38,7 @@ class Describer:
         self._ocr = self._ocr_alongside = None
         self._prefilling: Pending | None = None  # the model reading a prompt's start (grounding)
         # Whether grounding's OCR runs while the model reads the image, or before; None: decided by
-        # where the model runs (``_ocr_beside_model``).
+        # where the model runs (``ocr_runs_beside_model``).
         self.ocr_beside_model: bool | None = None
         # image hash -> (text, the screen text it was grounded in); never images
         self._cache: OrderedDict[bytes, tuple[str, ScreenText | None]] = OrderedDict()
@@ -77,7 +77,7 @@ class Describer:
             # Grounded descriptions read: load the readers they use now, not at a press.
             if c.ground_in_ocr != "check":
                 self.ocr
-            if c.ground_in_ocr == "check" or self._ocr_beside_model():
+            if c.ground_in_ocr == "check" or self.ocr_runs_beside_model():
                 self.ocr_alongside
 
     def release(self) -> None:
@@ -104,7 +104,7 @@ class Describer:
         if self._ocr is None:
             from .captioner.ocr import OcrReader
 
-            self._ocr = self.captioner if getattr(self.captioner, "name", "") == "ocr" else OcrReader()
+            self._ocr = self.captioner if self._text_only() else OcrReader()
         return self._ocr
 
     @property
@@ -118,7 +118,18 @@ class Describer:
             self._ocr_alongside = OcrReader(threads=1)
         return self._ocr_alongside
 
-    def _ocr_beside_model(self) -> bool:
+    def clear_cache(self) -> None:
+        """Forget every answer kept for an image seen again: the next description of it runs the
+        model (the bench times that)."""
+        self._cache.clear()
+
+    def _text_only(self) -> bool:
+        return self.captioner is not None and self.captioner.text_only
+
+    def _answers_questions(self) -> bool:
+        return self.captioner is not None and self.captioner.answers_questions
+
+    def ocr_runs_beside_model(self) -> bool:
         """Whether a grounded description's OCR runs while the model reads the image and the
         prompt's start (``prefill``), or before the model starts.
 
@@ -131,8 +142,7 @@ class Describer:
         """
         if self.ocr_beside_model is not None:
             return self.ocr_beside_model
-        return getattr(self.captioner, "prefill", None) is not None \
-            and str(getattr(self.captioner, "device", "cpu")) != "cpu"
+        return self.captioner is not None and self.captioner.can_prefill and str(self.captioner.device) != "cpu"
 
     def read_text(self, image: Image.Image) -> list[str]:
         """The text lines of ``image``, in reading order (OCR only; no captioning model needed)."""
@@ -153,13 +163,13 @@ class Describer:
     def _read_while_prefilling(self, image: Image.Image, request: Request, stop: threading.Event) -> ScreenText | None:
         """The text on ``image``, read while the model reads the image and the start of the
         grounded prompt (``prefill``), which does not depend on that text, where the two do not
-        share the processor (``_ocr_beside_model``), else before the model starts; None if Stop
+        share the processor (``ocr_runs_beside_model``), else before the model starts; None if Stop
         came first.
 
         Raises:
             the OCR's error: the screen's text cannot be read.
         """
-        prefill = getattr(self.captioner, "prefill", None) if self._ocr_beside_model() else None
+        prefill = self.captioner.prefill if self.captioner.can_prefill and self.ocr_runs_beside_model() else None
         reading = self._pending_screen_text(image, stop, self.ocr_alongside if prefill else self.ocr).start()
         if prefill:
             self._settle()
@@ -301,7 +311,7 @@ class Describer:
         self.load()
         if self.missing is not None:
             raise self.missing
-        if getattr(self.captioner, "answers_questions", False):
+        if self._answers_questions():
             return tags_from(self.describe(image, "question", TAGS_PROMPT).collect().text)
         return tags_from(caption if caption is not None else self.describe(image, "alt_text").collect().text)
 
@@ -313,7 +323,7 @@ class Describer:
         text found appended instead (``add_ocr_text``)."""
         if screen_text is not None:
             return "prompt"
-        if history or task == "read" or not getattr(self.captioner, "answers_questions", False):
+        if history or task == "read" or not self._answers_questions():
             return None  # a follow-up is grounded by the first turn's text, or not at all
         mode = self.config.ground_in_ocr
         if mode == "always" or (mode == "auto" and task in ("screen", "window", "question")):
@@ -321,7 +331,7 @@ class Describer:
         return "check" if mode == "check" and task in ("screen", "window", "question") else None
 
     def _add_ocr(self, task: Task) -> bool:
-        if task in ("alt_text", "question", "read") or getattr(self.captioner, "name", "") == "ocr":
+        if task in ("alt_text", "question", "read") or self._text_only():
             return False
         mode = self.config.add_ocr_text
         return mode == "always" or (mode == "auto" and not self.captioner.reads_text)

@@ -405,7 +405,7 @@ class LocalAnalyser:
         description = d.describe(image, "photo").collect().text
         if d.captioner.name == "ocr":
             ocr_text = description
-        if getattr(d.captioner, "answers_questions", False):
+        if d.captioner.answers_questions:
             alt = d.describe(image, "alt_text").collect().text
         else:  # a captioner's caption is one sentence already
             alt = first_sentence(description)

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from a11y_caption.captioner.base import Generation, Request
+from a11y_caption.captioner.base import Captioner, Generation, Request
 from a11y_caption.config import ModelConfig, load_config
 from a11y_caption.describer import Describer
 from a11y_caption.grounding import UNCONFIRMED, QuoteChecker, ScreenLine, ScreenText, position_label
@@ -37,7 +37,7 @@ class RecordingProcessor:
         return getattr(self._inner, name)
 
 
-class ScriptedModel:
+class ScriptedModel(Captioner):
     """A chat-model captioner whose answer the test writes, streamed in small chunks."""
 
     name = "scripted"

@@ -102,9 +102,16 @@ class Generation:
 
 
 class Captioner(Protocol):
+    """What the describer may ask of a backend. The optional capabilities have defaults here, so a
+    backend (which subclasses this) says only what it can do more: nothing is probed with getattr."""
+
     name: str  # what the user asked for: hub id or folder
     reads_text: bool  # True when the model can transcribe text on screen itself
     answers_questions: bool  # True when it follows a prompt (chat models), so follow-ups work
+    text_only: bool = False  # True when it only transcribes text (the "ocr" model): no picture is described
+    device: str = "cpu"  # where it runs: "cpu", "cuda", "mps", or "server" for a model server of the user's
+    can_prefill: bool = False  # True when prefill() reads an image and the prompt's start ahead of generate()
+    loaded_from: str | None = None  # "checkpoint", "kept copy" or "converted" for a local model
 
     def generate(self, request: Request, options: GenerationOptions, stop: threading.Event | None = None) -> Generation:
         """Start describing ``request``; iterate the result to receive text as it is generated."""
@@ -113,3 +120,10 @@ class Captioner(Protocol):
     def close(self) -> None:
         """Free the model's memory."""
         ...
+
+    def prefill(self, request: Request) -> None:
+        """Read ``request``'s image and the start of its prompt ahead (where ``can_prefill``), so a
+        ``generate`` of a request that begins the same way starts from there."""
+
+    def forget(self) -> None:
+        """Drop what is kept of the last answer (its key-value cache), so the next one starts cold."""

@@ -6,12 +6,12 @@ import threading
 from pathlib import Path
 
 from ._hf import batch_generate, pick_device, pick_dtype, stream_generate
-from .base import Generation, GenerationOptions, Request
+from .base import Captioner, Generation, GenerationOptions, Request
 
 __all__ = ["BlipCaptioner"]
 
 
-class BlipCaptioner:
+class BlipCaptioner(Captioner):
     reads_text = False
     answers_questions = False  # it captions; it cannot follow a prompt
 

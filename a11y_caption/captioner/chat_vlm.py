@@ -10,15 +10,16 @@ from pathlib import Path
 
 from ..prompts import grounded_prefix, prompt_for
 from ._hf import batch_generate, pick_device, pick_dtype, stream_generate
-from .base import Generation, GenerationOptions, Request
+from .base import Captioner, Generation, GenerationOptions, Request
 from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
 
 __all__ = ["ChatVLMCaptioner", "fit_pixels"]  # fit_pixels: from chat.py, kept importable here
 
 
-class ChatVLMCaptioner:
+class ChatVLMCaptioner(Captioner):
     reads_text = True
     answers_questions = True
+    can_prefill = True
 
     def __init__(self, name: str, folder: Path, *, device: str = "auto", dtype: str = "auto",
                  trust_remote_code: bool = False, screen_pixels: int = SCREEN_PIXELS,
@@ -132,6 +133,15 @@ class ChatVLMCaptioner:
     def forget(self) -> None:
         """Drop the kept cache: the next description starts from nothing (benchmarks time that)."""
         self._kept = None
+
+    @property
+    def kept_cache_mb(self) -> float | None:
+        """The size of the key-value cache kept of the last answer (None when none is kept)."""
+        kept = self._kept
+        if kept is None:
+            return None
+        return sum(t.numel() * t.element_size() for layer in kept.cache.layers for t in (layer.keys, layer.values)
+                   ) / 2**20
 
     def _rope_owner(self):
         """The module that holds multimodal rotary offsets between calls (Qwen2-VL, Qwen2.5-VL), or None."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .base import Generation, GenerationOptions, Request
+from .base import Captioner, Generation, GenerationOptions, Request
 
 __all__ = ["OCR_NAME", "OcrLine", "OcrReader", "group_lines", "order_lines"]
 
@@ -61,12 +61,13 @@ def order_lines(boxes, texts) -> list[str]:
     return [line.text for line in group_lines(boxes, texts)]
 
 
-class OcrReader:
+class OcrReader(Captioner):
     """Reads the text of an image, line by line. Also a Captioner, so ``--model ocr`` works."""
 
     name = OCR_NAME
     reads_text = True
     answers_questions = False
+    text_only = True
 
     def __init__(self, threads: int = 0):
         from rapidocr import RapidOCR

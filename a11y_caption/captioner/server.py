@@ -34,7 +34,7 @@ from PIL import Image
 
 from ..errors import ServerError, ServerRedirected, ServerUnreachable
 from ..safe_text import one_line
-from .base import Generation, GenerationOptions, Request
+from .base import Captioner, Generation, GenerationOptions, Request
 from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
 
 __all__ = ["ServerCaptioner", "image_data_url", "is_loopback", "server_label"]
@@ -231,11 +231,12 @@ def _client(url: str, api_key_env: str, connect_timeout: float, read_timeout: fl
                          timeout=openai.Timeout(read_timeout, connect=connect_timeout))
 
 
-class ServerCaptioner:
+class ServerCaptioner(Captioner):
     """A chat model on an OpenAI-compatible server; ``name`` is the model's name there."""
 
     reads_text = True
     answers_questions = True
+    device = "server"
 
     def __init__(self, name: str, url: str, *, api_key_env: str = "", connect_timeout: float = 3.0,
                  first_token_timeout: float = 60.0, answer_timeout: float = 300.0, proxy: str = "",
