@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .errors import log_unexpected
 
-__all__ = ["Chord", "ChordMatcher", "key_names", "parse_chord", "start_listener"]
+__all__ = ["Chord", "ChordMatcher", "chord_parts", "key_names", "parse_chord", "start_listener"]
 
 log = logging.getLogger(__name__)
 
@@ -315,3 +315,21 @@ def start_listener(bindings: Iterable[tuple[str, Callable[[], None]]]):
     listener._mapping = {}
     listener.start()
     return listener
+
+
+def chord_parts(keys: str) -> tuple[list[str], str]:
+    """hotkeys.toml chord -> (modifier families in the order written, the main key's name)."""
+    parse_chord(keys)  # refuses what the config check refuses
+    parts = keys.split("+")
+    if keys.endswith("++"):
+        parts = parts[:-2] + ["+"]
+    mods, main = [], ""
+    for part in parts:
+        name = part[1:-1].lower() if part.startswith("<") and part.endswith(">") and len(part) > 2 else part
+        if name in MODIFIERS:
+            family = next(f for f, sides in FAMILIES.items() if name == f or name in sides)
+            if family not in mods:
+                mods.append(family)
+        else:
+            main = name
+    return mods, main

@@ -96,33 +96,3 @@ def list_local() -> list[tuple[str, int, str]]:
             rows.append((repo.repo_id, repo.size_on_disk, str(repo.repo_path)))
     return rows
 
-
-def remove(ref: str) -> list[str]:
-    """Remove model ``ref`` from the Hugging Face cache and its kept int8 copies; returns what went.
-
-    A local folder is the user's own: only its int8 copies are removed.
-
-    Raises:
-        A11yCaptionError: there is nothing of ``ref`` on this computer.
-    """
-    import shutil
-
-    from huggingface_hub import scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
-
-    from .captioner.int8_store import model_key, remove_stores
-    from .errors import A11yCaptionError
-
-    name = model_key(canonical_id(ref))
-    gone = [str(folder) for folder in remove_stores(name)]
-    try:
-        repos = [r for r in scan_cache_dir().repos if r.repo_type == "model" and r.repo_id == name]
-    except CacheNotFound:
-        repos = []
-    for repo in repos:
-        shutil.rmtree(repo.repo_path, ignore_errors=True)
-        gone.append(str(repo.repo_path))
-    if not gone:
-        raise A11yCaptionError(f"There is no model {name} on this computer; a11y-caption models list shows what there is.")
-    return gone
-

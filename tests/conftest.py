@@ -65,7 +65,7 @@ def isolated_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Tiny random Qwen2-VL, Qwen2.5-VL and BLIP checkpoints, saved like real ones (< 1 MB each)."""
-    from a11y_caption.replica import build_replica
+    from a11y_caption.bench.replica import build_replica
 
     root = tmp_path_factory.mktemp("tiny-models")
     return {name: build_replica(name, root / name, full=False) for name in ("qwen2-vl-2b", "qwen2.5-vl", "blip-base")}

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from a11y_caption.agent import SOMETHING_WRONG, Agent, check_hotkeys_possible
+from a11y_caption.agent.core import SOMETHING_WRONG, Agent, check_hotkeys_possible
 from a11y_caption.config import Binding, load_config
-from a11y_caption.describer import Describer
+from a11y_caption.describe.describer import Describer
 from a11y_caption.errors import HotkeysUnavailable
 from a11y_caption.speech import Speaker
 from conftest import REPO, SAMPLE, Desktop, TranscriptVoice, non_word_start_tokens
@@ -468,8 +468,8 @@ def test_unexpected_errors_are_bounded_and_carry_no_screen_text(caplog):
         agent.close()
         speaker.close()
     assert len(agent.unexpected) == 20, "bounded"
-    assert all(re.fullmatch(r"TypeError at agent\.py:\d+", u) for u in agent.unexpected), agent.unexpected
-    assert "4711" not in caplog.text and "press failed: TypeError at agent.py:" in caplog.text
+    assert all(re.fullmatch(r"TypeError at agent/core\.py:\d+", u) for u in agent.unexpected), agent.unexpected
+    assert "4711" not in caplog.text and "press failed: TypeError at agent/core.py:" in caplog.text
 
 
 @pytest.mark.desktop

@@ -14,7 +14,7 @@ from PIL import Image
 from a11y_caption.captioner import GenerationOptions, Request, load_captioner
 from a11y_caption.captioner.factory import backend_for
 from a11y_caption.errors import ModelLoadError, ModelNotFound, UnsupportedModel
-from a11y_caption.prompts import prompt_for
+from a11y_caption.captioner.prompts import prompt_for
 from conftest import SAMPLE, add_to_hub_cache, non_word_start_tokens
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from a11y_caption import control
+from a11y_caption.agent import control
 from a11y_caption.errors import A11yCaptionError
 from conftest import SAMPLE, Desktop, run_cli
 from test_agent import agent_factory, wordy_qwen  # noqa: F401  (fixtures)

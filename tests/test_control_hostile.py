@@ -16,7 +16,7 @@ import time
 import pytest
 from PIL import Image
 
-from a11y_caption import control
+from a11y_caption.agent import control
 from a11y_caption.errors import A11yCaptionError
 from conftest import SAMPLE, run_cli, wait_for
 from test_control import started
@@ -59,7 +59,7 @@ def holding_server(tmp_path, monkeypatch):
 
 AGENT_STANDIN = """
 import sys, threading, time
-from a11y_caption import control
+from a11y_caption.agent import control
 
 def handle(request, image, reply):
     if request["op"] == "ask":  # one chunk, then the answer never ends
@@ -276,9 +276,9 @@ def test_the_client_sends_nothing_to_a_listener_that_is_not_the_users(tmp_path, 
 def test_indexing_through_the_agent_makes_way_for_a_describe_and_carries_on(tiny_qwen, tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from a11y_caption.agent import Agent
+    from a11y_caption.agent.core import Agent
     from a11y_caption.config import load_config
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
     from a11y_caption.index import AgentAnalyser
     from a11y_caption.speech import Speaker
     from conftest import REPO, TranscriptVoice

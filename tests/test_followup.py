@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from a11y_caption.captioner.base import GenerationOptions, Request
-from a11y_caption.prompts import prompt_for
+from a11y_caption.captioner.prompts import prompt_for
 
 
 def _screen() -> Image.Image:

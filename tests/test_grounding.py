@@ -14,9 +14,9 @@ from PIL import Image
 
 from a11y_caption.captioner.base import Captioner, Generation, Request
 from a11y_caption.config import ModelConfig, load_config
-from a11y_caption.describer import Describer
-from a11y_caption.grounding import UNCONFIRMED, QuoteChecker, ScreenLine, ScreenText, position_label
-from a11y_caption.prompts import prompt_for
+from a11y_caption.describe.describer import Describer
+from a11y_caption.describe.grounding import UNCONFIRMED, QuoteChecker, ScreenLine, ScreenText, position_label
+from a11y_caption.captioner.prompts import prompt_for
 from conftest import REPO, Desktop
 from screens import render_screen
 
@@ -289,7 +289,7 @@ def test_a_follow_up_reuses_the_cache_of_a_grounded_description(tiny_qwen):
 
 def test_stop_cuts_the_ocr_of_a_grounded_description(tiny_qwen):
     """Stop during OCR (about a second on a 1920x1080 screen): the job ends at once, no model runs."""
-    from a11y_caption.agent import Agent
+    from a11y_caption.agent.core import Agent
     from a11y_caption.config import Binding
     from a11y_caption.speech import Speaker
 

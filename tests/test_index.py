@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import signal
 import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from a11y_caption import index
 from a11y_caption.config import ModelConfig
 from a11y_caption.errors import A11yCaptionError
 from a11y_caption.index import IndexStore, LocalAnalyser, Summary, fts_query, index_folders
-from a11y_caption.tags import tags_from
+from a11y_caption.describe.tags import tags_from
 from conftest import run_cli, wait_for
 from screens import render_screen
 
@@ -357,8 +355,8 @@ class StandInAgent:
 
 def test_index_goes_through_the_running_agent(tmp_path, monkeypatch):
     """Contract test: a stand-in for the agent's request handler behind the real control endpoint."""
-    from a11y_caption import control
-    from a11y_caption.prompts import TAGS_PROMPT
+    from a11y_caption.agent import control
+    from a11y_caption.captioner.prompts import TAGS_PROMPT
 
     root = tmp_path / "pictures"
     picture = text_image("Total 12 euros", root / "r.png")
@@ -409,8 +407,8 @@ def test_batched_captions_match_one_at_a_time(tiny_models, family):
 
 def test_describe_tags_through_the_running_agent(tmp_path, monkeypatch):
     """Contract test: describe --json --tags asks the agent a follow-up for the tags."""
-    from a11y_caption import control
-    from a11y_caption.prompts import TAGS_PROMPT
+    from a11y_caption.agent import control
+    from a11y_caption.captioner.prompts import TAGS_PROMPT
 
     picture = text_image("Total 12 euros", tmp_path / "r.png")
     monkeypatch.setenv("A11Y_CAPTION_RUNTIME_DIR", str(tmp_path / "run"))

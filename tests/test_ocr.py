@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from a11y_caption.blank import blank_description
+from a11y_caption.describe.blank import blank_description
 from a11y_caption.captioner.ocr import OcrReader, order_lines
 from ocr_accuracy import SIZES, measure
 from screens import render_screen

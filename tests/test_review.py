@@ -53,7 +53,7 @@ def test_cli_reports_an_unexpected_error_by_type_and_place(monkeypatch, capsys, 
     out, err = capsys.readouterr()
     assert status == 1 and out == ""
     lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("a11y-caption: unexpected error (OSError at cli.py:")
+    assert len(lines) == 1 and lines[0].startswith("a11y-caption: unexpected error (OSError at cli/__init__.py:")
     # The traceback goes to the log, which a real --debug run prints on stderr (test_cli checks that).
     tracebacks = [r for r in caplog.records if r.exc_info]
     if debug:
@@ -90,7 +90,7 @@ def test_answer_without_the_model_is_not_cached_for_after_the_pull(tiny_qwen, tm
     import shutil
 
     from a11y_caption.config import ModelConfig
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
 
     folder = tmp_path / "model-pulled-later"
     describer = Describer(ModelConfig(name=str(folder), max_new_tokens=3))
@@ -110,7 +110,7 @@ def test_answer_without_the_model_is_not_cached_for_after_the_pull(tiny_qwen, tm
 
 def test_release_with_the_ocr_model_leaves_reading_working():
     from a11y_caption.config import ModelConfig
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
 
     describer = Describer(ModelConfig(name="ocr"))
     image = _text_image()
@@ -153,7 +153,7 @@ def no_gpu(monkeypatch):
 ])
 def test_a_device_that_is_not_here_is_one_sentence_not_damaged_files(tiny_qwen, no_gpu, device, message):
     from a11y_caption.config import ModelConfig
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
     from a11y_caption.errors import DeviceError, ModelLoadError
 
     describer = Describer(ModelConfig(name=str(tiny_qwen), device=device))
@@ -412,7 +412,7 @@ def test_release_gives_the_gpus_cached_memory_back(monkeypatch):
     import torch
 
     from a11y_caption.config import ModelConfig
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
 
     emptied = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

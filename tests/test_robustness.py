@@ -208,7 +208,7 @@ def test_speech_engine_that_cannot_start_falls_back(tmp_path):
 def test_out_of_memory_is_one_sentence_and_next_try_works(tiny_qwen, monkeypatch):
     from a11y_caption.captioner import chat_vlm
     from a11y_caption.config import ModelConfig
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
     from a11y_caption.errors import ModelLoadError
 
     real_init = chat_vlm.ChatVLMCaptioner.__init__
@@ -229,12 +229,12 @@ def test_out_of_memory_is_one_sentence_and_next_try_works(tiny_qwen, monkeypatch
 
 def test_model_pulled_after_start_is_used_on_the_next_press(tiny_qwen, tmp_path):
     from a11y_caption.config import ModelConfig
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
 
     folder = tmp_path / "later"
     describer = Describer(ModelConfig(name=str(folder), max_new_tokens=3))
     first = describer.describe(_content(), "photo").collect()
-    assert first.model == "ocr" and "is not on this computer" in first.text
+    assert first.model == "ocr" and "does not exist" in first.text
     shutil.copytree(tiny_qwen, folder)
     second = describer.describe(_content((300, 200)), "photo").collect()
     assert second.model == str(folder)

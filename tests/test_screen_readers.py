@@ -431,7 +431,7 @@ class QuietDescriber:
 def test_agent_with_auto_speaks_through_speech_dispatcher_else_the_system_voice(monkeypatch, system_voice):
     from dataclasses import replace
 
-    from a11y_caption.agent import Agent
+    from a11y_caption.agent.core import Agent
     from a11y_caption.config import load_config
     from conftest import REPO
 

@@ -25,7 +25,7 @@ from a11y_caption.captioner.chat import SCREEN_PIXELS, fit_pixels
 from a11y_caption.captioner.server import ServerCaptioner
 from a11y_caption.config import ModelConfig, load_config
 from a11y_caption.errors import ConfigError, ServerError, ServerUnreachable
-from a11y_caption.prompts import prompt_for
+from a11y_caption.captioner.prompts import prompt_for
 from conftest import REPO, SAMPLE, TranscriptVoice, run_cli, wait_for
 from model_server import BlackHole, Serve, free_port, served_qwen, stand_in  # noqa: F401  (fixtures)
 from test_agent import wordy_qwen  # noqa: F401  (fixture)
@@ -145,7 +145,7 @@ def test_models_list_on_a_server(served_qwen, stand_in):
 
 
 def _agent(model_config: ModelConfig):
-    from a11y_caption.agent import Agent
+    from a11y_caption.agent.core import Agent
     from a11y_caption.speech import Speaker
 
     config = replace(load_config(REPO / "hotkeys.toml"), model=model_config)
@@ -157,7 +157,7 @@ def _agent(model_config: ModelConfig):
 
 
 def _describe_by_agent(agent) -> list[dict]:
-    from a11y_caption import control
+    from a11y_caption.agent import control
 
     buffer = io.BytesIO()
     screen().save(buffer, "PNG")
@@ -287,7 +287,7 @@ def test_the_agent_says_a_server_error_and_the_next_press_works(stand_in):
 
 
 def test_ocr_fallback_when_the_server_is_down():
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     describer = Describer(ModelConfig(name="m", server=url, fallback="ocr"))

@@ -77,7 +77,7 @@ def test_the_proxy_setting_is_the_one_proxy_used(stand_in, listener, monkeypatch
     is reached."""
     proxy, target, elsewhere = stand_in(), listener(), listener()
     _proxies_at(monkeypatch, elsewhere.url)
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
 
     describer = Describer(ModelConfig(name="m", server=f"{target.url}/v1", proxy=f"http://127.0.0.1:{proxy.port}"))
     assert describer.describe(screen(), "screen").collect().text == proxy.text
@@ -203,7 +203,7 @@ def test_an_answer_that_never_ends_meets_the_answer_timeout(stand_in, mode):
 
 
 def test_the_answer_timeout_setting_reaches_the_server_backend(stand_in):
-    from a11y_caption.describer import Describer
+    from a11y_caption.describe.describer import Describer
 
     server = stand_in("keepalive")
     describer = Describer(ModelConfig(name="m", server=server.url, answer_timeout=1.0))

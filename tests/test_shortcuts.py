@@ -190,7 +190,7 @@ RECORD = "import json, sys; open(sys.argv[1], 'w', encoding='utf-8').write(json.
 
 def _bound(prompt: str, program: list[str]):
     from a11y_caption.config import Binding
-    from a11y_caption.shortcuts import command_for
+    from a11y_caption.desktop.shortcuts import command_for
 
     b = Binding("<ctrl>+<alt>+w", "describe_window", prompt)
     return [("describe_window", b, command_for(b, program))]
@@ -203,7 +203,7 @@ def test_sway_runs_each_argument_exactly_as_given(tmp_path):
     command is bound with `for_window` instead, which sway parses the same way (its arguments are
     unescaped and stored, unquoted, when the file is read; the stored command runs through
     execute_command) and which runs when a window opens."""
-    from a11y_caption.shortcuts import sway_text
+    from a11y_caption.desktop.shortcuts import sway_text
     from wayland_session import USER, Sway, require_wayland_tools
 
     require_wayland_tools()
@@ -252,8 +252,8 @@ def _launch(exec_line: str, tmp_path: Path, out: Path) -> list[str]:
 def test_desktop_entries_run_each_argument_exactly_as_given(tmp_path, writer):
     import sys
 
-    from a11y_caption.autostart import desktop_entry
-    from a11y_caption.shortcuts import kde_text
+    from a11y_caption.desktop.autostart import desktop_entry
+    from a11y_caption.desktop.shortcuts import kde_text
 
     out = tmp_path / "argv.json"
     program = [sys.executable, "-c", RECORD, str(out), *HOSTILE, "line\nbreak", "tab\there", "cr\rx"]
@@ -274,9 +274,9 @@ def test_desktop_entries_run_each_argument_exactly_as_given(tmp_path, writer):
 
 def test_text_no_desktop_file_can_hold_is_refused_not_written(tmp_path):
     """A Binding built in code, not read from hotkeys.toml, cannot write a second line either."""
-    from a11y_caption.autostart import desktop_entry
+    from a11y_caption.desktop.autostart import desktop_entry
     from a11y_caption.errors import A11yCaptionError
-    from a11y_caption.shortcuts import kde_text, sway_text
+    from a11y_caption.desktop.shortcuts import kde_text, sway_text
 
     with pytest.raises(A11yCaptionError, match="which a sway config line cannot hold"):
         sway_text(_bound("Describe it.\nexec rm -rf ~", ["/usr/bin/a11y-caption"]))
@@ -325,7 +325,7 @@ def test_gnome_keeps_quotes_backslashes_and_symbols_exactly(gnome, tmp_path, mon
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     from a11y_caption.errors import A11yCaptionError
-    from a11y_caption.shortcuts import install
+    from a11y_caption.desktop.shortcuts import install
 
     prompt = "What's \"this\"; $HOME, `id`, 100% \\ done? 'x'"
     program = ["/opt/my app/bin/a11y-caption", *HOSTILE]
@@ -365,7 +365,7 @@ def test_autostart_xdg_on_status_off(tmp_path):
 
 def test_autostart_macos_launch_agent_contract(tmp_path, monkeypatch):
     """Contract test: a launchd LaunchAgent plist (Label, ProgramArguments, RunAtLoad)."""
-    from a11y_caption.autostart import autostart
+    from a11y_caption.desktop.autostart import autostart
 
     monkeypatch.setenv("HOME", str(tmp_path))
     command = ["/Applications/a11y caption/bin/a11y-caption"]
@@ -416,7 +416,7 @@ class FakeWinreg:
 
 
 def test_autostart_windows_run_key_contract():
-    from a11y_caption.autostart import autostart
+    from a11y_caption.desktop.autostart import autostart
 
     reg = FakeWinreg()
     command = [r"C:\Users\Ada Lovelace\AppData\Local\Programs\Python\Scripts\a11y-caption.exe"]
@@ -431,7 +431,7 @@ def test_autostart_windows_run_key_contract():
 
 def test_every_action_has_a_command():
     from a11y_caption.config import ACTIONS
-    from a11y_caption.shortcuts import COMMANDS, DESCRIPTIONS
+    from a11y_caption.desktop.shortcuts import COMMANDS, DESCRIPTIONS
 
     assert set(COMMANDS) == set(ACTIONS) == set(DESCRIPTIONS)
     for args in COMMANDS.values():  # each is a command the CLI knows

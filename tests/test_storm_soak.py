@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from a11y_caption.config import ModelConfig
-from a11y_caption.describer import Describer
+from a11y_caption.describe.describer import Describer
 from test_agent import agent_factory, wordy_qwen  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow

@@ -88,8 +88,8 @@ def test_screenshot_portal_contract(bus, tmp_path):
     """Contract test: Registry.Register, then Screenshot("", {handle_token, interactive: false}) and
     its Request's Response; the picture is read and its file deleted; the permission sentence comes
     before the first portal capture only."""
-    from a11y_caption.portal import APP_ID
-    from a11y_caption.wayland import PERMISSION_NOTE
+    from a11y_caption.capture.portal import APP_ID
+    from a11y_caption.capture.wayland import PERMISSION_NOTE
 
     portal = PortalStandIn(bus, SAMPLE)
     try:
@@ -222,8 +222,8 @@ def test_run_binds_hotkeys_through_the_global_shortcuts_portal(bus, tmp_path):
     """Contract test: CreateSession, BindShortcuts with each [[hotkey]] (keys as preferred_trigger, a
     description), and an Activated signal runs the action: here read_text, whose capture goes
     through the Screenshot portal of the same stand-in."""
-    from a11y_caption.portal import APP_ID
-    from a11y_caption.wayland import PERMISSION_NOTE
+    from a11y_caption.capture.portal import APP_ID
+    from a11y_caption.capture.wayland import PERMISSION_NOTE
 
     portal = PortalStandIn(bus, SAMPLE)
     agent = Agent(tmp_path, _gnome_env(bus, tmp_path))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from PIL import Image
 
 if TYPE_CHECKING:
-    from ..grounding import ScreenText
+    from .screen_text import ScreenText
 
 __all__ = ["Captioner", "Description", "Generation", "GenerationOptions", "Request", "Task"]
 
@@ -37,7 +37,7 @@ class Request:
     # What the image is, for its pixel budget: "screen" (a screen or window capture) or "photo".
     # None: as the task says. A question about a window is still a window.
     image_kind: str | None = None
-    # The text OCR found on the image, for a grounded description (grounding.py): its lines go into
+    # The text OCR found on the image, for a grounded description (screen_text.py): its lines go into
     # the first turn's prompt, and the model may quote only them. None: not grounded.
     screen_text: "ScreenText | None" = None
     # The image's pixel budget where the caller sets one (a screen grounded in OCR gets

@@ -11,7 +11,7 @@ import math
 
 from PIL import Image
 
-from ..prompts import prompt_for
+from .prompts import prompt_for
 from .base import Request
 
 __all__ = ["PHOTO_PIXELS", "SCREEN_PIXELS", "chat_messages", "fit_pixels", "pixel_budget"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ..prompts import grounded_prefix, prompt_for
+from .prompts import grounded_prefix, prompt_for
 from ._hf import batch_generate, pick_device, pick_dtype, stream_generate
 from .base import Captioner, Generation, GenerationOptions, Request
 from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget

@@ -11,7 +11,7 @@ from ..models import canonical_id, resolve
 from .base import Captioner
 from .ocr import OCR_NAME
 
-__all__ = ["backend_for", "load_captioner"]
+__all__ = ["backend_for", "load_captioner", "remove_model"]
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +111,34 @@ def _quiet_transformers() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def remove_model(ref: str) -> list[str]:
+    """Remove model ``ref`` from the Hugging Face cache and its kept int8 copies; returns what went.
+
+    A local folder is the user's own: only its int8 copies are removed.
+
+    Raises:
+        A11yCaptionError: there is nothing of ``ref`` on this computer.
+    """
+    import shutil
+
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    from ..errors import A11yCaptionError
+    from .int8_store import model_key, remove_stores
+
+    name = model_key(canonical_id(ref))
+    gone = [str(folder) for folder in remove_stores(name)]
+    try:
+        repos = [r for r in scan_cache_dir().repos if r.repo_type == "model" and r.repo_id == name]
+    except CacheNotFound:
+        repos = []
+    for repo in repos:
+        shutil.rmtree(repo.repo_path, ignore_errors=True)
+        gone.append(str(repo.repo_path))
+    if not gone:
+        raise A11yCaptionError(f"There is no model {name} on this computer; a11y-caption models list shows what there is.")
+    return gone
+

@@ -21,7 +21,7 @@ __all__ = ["Pyttsx3Voice"]
 class Pyttsx3Voice(ProcessVoice):
     """The platform voice through pyttsx3 (SAPI5, NSSpeechSynthesizer or eSpeak NG).
 
-    pyttsx3 runs in a child process (a11y_caption._tts_worker): its espeak driver plays through a
+    pyttsx3 runs in a child process (a11y_caption.speech.tts_worker): its espeak driver plays through a
     blocking ``aplay`` that cannot otherwise be interrupted, and its runAndWait can return early
     (upstream #219), which the worker waits out. A fresh worker is started after each interrupt.
 
@@ -49,7 +49,7 @@ class Pyttsx3Voice(ProcessVoice):
     def _spawn(self) -> subprocess.Popen:
         env = {**os.environ, "TMPDIR": self._tmp, "TMP": self._tmp, "TEMP": self._tmp,
                "A11Y_CAPTION_TTS_TMP": self._tmp}
-        return self._popen([sys.executable, "-m", "a11y_caption._tts_worker", self._settings],
+        return self._popen([sys.executable, "-m", "a11y_caption.speech.tts_worker", self._settings],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                            text=True, encoding="utf-8", bufsize=1, env=env)
 

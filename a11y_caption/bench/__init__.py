@@ -60,7 +60,7 @@ def run_bench(args) -> int:
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCH_MODELS]
     if unknown:
-        from .errors import A11yCaptionError
+        from ..errors import A11yCaptionError
 
         raise A11yCaptionError(f"Unknown bench model {unknown[0]}; choose from {', '.join(BENCH_MODELS)}.")
     machine = machine_info()
@@ -126,10 +126,10 @@ def run_index_bench(args, cache: Path) -> int:
     rows = []
     for job in jobs:
         _say("running index " + " ".join(job[:2]))
-        proc = subprocess.run([sys.executable, "-m", "a11y_caption.bench_index", *job], stdout=subprocess.PIPE,
+        proc = subprocess.run([sys.executable, "-m", "a11y_caption.bench.index", *job], stdout=subprocess.PIPE,
                               text=True)
         if proc.returncode != 0:
-            from .errors import A11yCaptionError
+            from ..errors import A11yCaptionError
 
             raise A11yCaptionError(f"The index bench {' '.join(job[:2])} failed; its messages are above.")
         for line in proc.stdout.splitlines():
@@ -189,7 +189,7 @@ def int8_kernel() -> str:
     """Which kernel the int8 Linear layers use on this machine (quantize.packs_int8)."""
     import torch
 
-    from .captioner.quantize import packs_int8
+    from ..captioner.quantize import packs_int8
 
     return f"torch.ao packed ({torch.backends.quantized.engine})" if packs_int8() else "torch._int_mm (oneDNN)"
 
@@ -203,7 +203,7 @@ def int8_gops(seconds: float = 0.5, windows: int = 3) -> float:
     computed from it by a fifth."""
     import torch
 
-    from .captioner.quantize import _int8_linear, packs_int8
+    from ..captioner.quantize import _int8_linear, packs_int8
 
     m, k, n = 512, 2048, 2048
     if packs_int8():
@@ -254,8 +254,8 @@ def _prefill_ops(captioner, inputs) -> float:
 
 def _weights(name: str, cache: Path) -> tuple[Path, str]:
     """Real weights when they are on this computer, else a full-size replica (built once)."""
-    from .errors import ModelNotFound
-    from .models import canonical_id, resolve
+    from ..errors import ModelNotFound
+    from ..models import canonical_id, resolve
     from .replica import REPLICAS, is_current
 
     try:
@@ -295,7 +295,7 @@ def _run_child(spec: dict) -> list[Row]:
     proc = subprocess.run([sys.executable, "-m", "a11y_caption.bench", json.dumps(spec)], stdout=subprocess.PIPE,
                           text=True)
     if proc.returncode != 0:
-        from .errors import A11yCaptionError
+        from ..errors import A11yCaptionError
 
         raise A11yCaptionError(f"The bench run {label} failed; its messages are above.")
     rows = []
@@ -372,11 +372,11 @@ def _child(spec: dict) -> list[Row]:
 def _first_load(spec: dict) -> Row:
     """The first int8 load of a checkpoint: converted, and the copy written (int8_store); timed and
     its peak memory taken in a process of its own."""
-    from .captioner.int8_store import _store_for, model_key
+    from ..captioner.int8_store import _store_for, model_key
 
     folder = Path(spec["folder"])
     shutil.rmtree(_store_for(folder, model_key(spec["folder"]), spec["precision"]), ignore_errors=True)
-    from .captioner import load_captioner
+    from ..captioner import load_captioner
 
     start = time.perf_counter()
     captioner = load_captioner(spec["folder"], quantize=spec["precision"])
@@ -389,7 +389,7 @@ def _first_load(spec: dict) -> Row:
 def _model_config(spec: dict):
     """The model settings of a bench variant: its precision, its answer length, and the model
     alone (no OCR appendix, no grounding; the grounded row switches grounding on)."""
-    from .config import ModelConfig
+    from ..config import ModelConfig
 
     precision = spec["precision"]
     quantized = precision in ("int8", "int4")
@@ -406,8 +406,8 @@ def _one_description(spec: dict) -> Row:
     (``ground_in_ocr``): the peak with OCR's reader and buffers too."""
     from dataclasses import replace
 
-    from .config import ModelConfig
-    from .describer import Describer
+    from ..config import ModelConfig
+    from ..describe.describer import Describer
 
     chat = BENCH_MODELS[spec["model"]] == "chat"  # this child's kind is "one-description"
     describer = Describer(_model_config(spec))
@@ -424,9 +424,9 @@ def _one_description(spec: dict) -> Row:
 
 def _ours(spec: dict) -> list[Row]:
     """Our pipeline: Describer (blank check, cache, budget) -> streaming -> Speaker, warm model."""
-    from .captioner.base import GenerationOptions, Request
-    from .describer import Describer
-    from .speech import Speaker
+    from ..captioner.base import GenerationOptions, Request
+    from ..describe.describer import Describer
+    from ..speech import Speaker
 
     n = spec["new_tokens"]
     chat = spec["kind"] == "chat"
@@ -499,7 +499,7 @@ def _cold(describer) -> None:
 
 def _first_word(describer, image, task: str):
     """(seconds to the first spoken word, seconds to the first token, the Generation) of one description."""
-    from .speech import Speaker
+    from ..speech import Speaker
 
     _cold(describer)
     voice = TimingVoice()
@@ -520,8 +520,8 @@ def _grounded(spec: dict, describer, image) -> "Row":
     the way the product takes on this machine (Describer.ocr_runs_beside_model)."""
     from dataclasses import replace
 
-    from .captioner.base import Request
-    from .prompts import prompt_for
+    from ..captioner.base import Request
+    from ..captioner.prompts import prompt_for
 
     captioner = describer.captioner
     budget = _default_budget()
@@ -574,7 +574,7 @@ def _what_the_model_sees(captioner) -> dict:
     model is given, and how tall 12 px interface text is in it (a 14 px patch reads little below ~8 px)."""
     from PIL import Image
 
-    from .captioner.base import Request
+    from ..captioner.base import Request
 
     out = {}
     for w, h in ((1920, 1080), (1280, 800)):
@@ -592,9 +592,9 @@ def _what_the_model_sees(captioner) -> dict:
 def _follow_up(spec: dict, describer, image) -> "Row":
     """A question about the screen just described, at the default budget: the kept key-value cache
     spares the vision encoder and the first turn, so only the question is read before answering."""
-    from .captioner.base import Request
-    from .prompts import prompt_for
-    from .speech import Speaker
+    from ..captioner.base import Request
+    from ..captioner.prompts import prompt_for
+    from ..speech import Speaker
 
     captioner = describer.captioner
     captioner.screen_pixels = _default_budget() * 28 * 28
@@ -623,17 +623,17 @@ def _blip_patches(model) -> int:
 
 
 def _default_budget() -> int:
-    from .config import ModelConfig
+    from ..config import ModelConfig
 
     return ModelConfig().screen_image_tokens
 
 
 def _default_precision() -> str:
-    from .captioner._hf import pick_dtype
+    from ..captioner._hf import pick_dtype
 
     import torch
 
-    from .config import ModelConfig
+    from ..config import ModelConfig
 
     if ModelConfig().quantize in ("int8", "auto"):  # auto is int8 on the CPU this bench runs on
         return "int8"
@@ -642,9 +642,9 @@ def _default_precision() -> str:
 
 def _press_to_model_start(describer, image) -> float:
     """Key press (Agent.press) -> the captioning model starts, through the agent's real threads."""
-    from .agent import Agent
-    from .config import Binding, load_config
-    from .speech import Speaker
+    from ..agent.core import Agent
+    from ..config import Binding, load_config
+    from ..speech import Speaker
 
     class StubCapture:  # the bench has no display; mss itself takes ~1 ms at 1280x800
         @staticmethod
@@ -681,7 +681,7 @@ def _baseline(spec: dict) -> Row:
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
-    from .speech import Speaker
+    from ..speech import Speaker
 
     n = spec["new_tokens"]
     chat = spec["kind"] == "chat-baseline"
@@ -746,8 +746,8 @@ def _server_overhead(spec: dict, runs: int = 10) -> Row:
     import tempfile
     import urllib.request
 
-    from .config import ModelConfig
-    from .describer import Describer
+    from ..config import ModelConfig
+    from ..describe.describer import Describer
     from .replica import build_replica
 
     n = spec["new_tokens"]
@@ -820,8 +820,8 @@ def _data_url_ms(runs: int = 10) -> float:
     work only the server path does in the describing process (both paths fit the image)."""
     import statistics
 
-    from .captioner.chat import SCREEN_PIXELS, fit_pixels
-    from .captioner.server import image_data_url
+    from ..captioner.chat import SCREEN_PIXELS, fit_pixels
+    from ..captioner.server import image_data_url
 
     image, times = fit_pixels(screenshot(), SCREEN_PIXELS), []
     for _ in range(runs):
@@ -835,10 +835,10 @@ def _idle_agent() -> Row:
     """The agent running with no model weights on disk (it reads text only), after start-up."""
     import tempfile
 
-    from .agent import Agent
-    from .config import ModelConfig, load_config
-    from .describer import Describer
-    from .speech import Speaker
+    from ..agent.core import Agent
+    from ..config import ModelConfig, load_config
+    from ..describe.describer import Describer
+    from ..speech import Speaker
 
     voice = TimingVoice()
     speaker = Speaker(voice)
@@ -996,7 +996,3 @@ def _report(rows: list[Row], args, info: dict) -> str:
         "![time to first word](time_to_first_word.png)", "",
     ])
 
-
-if __name__ == "__main__":
-    for result in _child(json.loads(sys.argv[1])):
-        print(json.dumps(result.as_json()), flush=True)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from multiprocessing import connection
 from pathlib import Path
 
-from .errors import A11yCaptionError
+from ..errors import A11yCaptionError
 
 __all__ = [
     "MAX_IMAGE_BYTES", "MAX_REQUEST_BYTES", "PROTOCOL", "AgentBusy", "AgentNotAnswering", "AgentNotRunning",
@@ -346,7 +346,7 @@ class ControlServer:
         except (OSError, EOFError, connection.AuthenticationError, ProtocolError) as e:
             log.debug("control connection dropped: %s", type(e).__name__)
         except Exception as e:  # a bug in a handler: the connection ends, the agent does not
-            from .errors import log_unexpected
+            from ..errors import log_unexpected
 
             log_unexpected(log, "control request failed", e)
         finally:

@@ -18,16 +18,14 @@ import ast
 import os
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .autostart import desktop_exec, desktop_string
-from .config import Binding
-from .errors import A11yCaptionError
+from ..launcher import command_path, desktop_exec, desktop_string
+from ..config import Binding
+from ..errors import A11yCaptionError
 
 __all__ = ["DESKTOPS", "binding_description", "command_for", "command_path", "install", "remove", "shortcut_ids",
            "show"]
@@ -78,15 +76,6 @@ def binding_description(b: Binding) -> str:
     return f"{text}: {b.prompt}" if b.prompt else text
 
 
-def command_path() -> list[str]:
-    """The installed command by absolute path; ``python -m a11y_caption`` where it is not installed."""
-    beside = Path(sys.executable).with_name("a11y-caption.exe" if os.name == "nt" else "a11y-caption")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("a11y-caption")
-    return [os.path.abspath(found)] if found else [os.path.abspath(sys.executable), "-m", "a11y_caption"]
-
-
 def command_for(b: Binding, program: Sequence[str] | None = None) -> list[str]:
     args = COMMANDS[b.action]
     if b.prompt and args[0] == "describe" and "--alt-text" not in args:
@@ -96,9 +85,10 @@ def command_for(b: Binding, program: Sequence[str] | None = None) -> list[str]:
 
 def _keys(keys: str, style: str) -> str:
     """A hotkeys.toml chord in a desktop's own notation."""
-    from .portal import _chord_parts, portal_trigger
+    from ..hotkeys import chord_parts
+    from .portal import portal_trigger
 
-    mods, _main = _chord_parts(keys)
+    mods, _main = chord_parts(keys)
     key = portal_trigger(keys).split("+")[-1]
     names = {
         "gnome": {"ctrl": "<Control>", "alt": "<Alt>", "shift": "<Shift>", "cmd": "<Super>", "alt_gr": "<Alt>"},
@@ -309,7 +299,7 @@ def show(bindings: Sequence[Binding], program: Sequence[str] | None = None) -> l
 
 def cli(args) -> int:
     """``a11y-caption shortcuts install|remove|show`` (args from the CLI's parser)."""
-    from .config import load_config
+    from ..config import load_config
 
     if args.shortcuts_command == "remove":
         print(remove(args.desktop))

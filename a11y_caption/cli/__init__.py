@@ -11,9 +11,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__
-from .errors import A11yCaptionError, describe_unexpected
-from .safe_text import one_line, path_text, terminal_text
+from .. import __version__
+from ..errors import A11yCaptionError, describe_unexpected
+from ..safe_text import one_line, path_text, terminal_text
 
 __all__ = ["main"]
 
@@ -55,7 +55,7 @@ def _is_text(value: str) -> bool:
 
 def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with one line (status 2) naming the first flag whose value its setting would refuse."""
-    from .config import setting_problem
+    from ..config import setting_problem
 
     def refuse(dest: str, what: str) -> None:
         parser.exit(2, f"a11y-caption: --{dest.replace('_', '-')} {what}\n")
@@ -84,7 +84,7 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .config import DTYPES, QUANTIZE_MODES, SPEECH_ENGINES
+    from ..config import DTYPES, QUANTIZE_MODES, SPEECH_ENGINES
 
     p = _Parser(
         prog="a11y-caption",
@@ -175,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     check = csub.add_parser("check", help="check a settings file and list its hotkeys")
     check.add_argument("file", nargs="?")
 
-    from . import autostart, shortcuts
+    from ..desktop import autostart, shortcuts
 
     shortcuts.add_parser(sub)
     autostart.add_parser(sub)
@@ -193,7 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--report", metavar="MD", help="also write the results as Markdown (docs/PERFORMANCE.md)")
     b.add_argument("--index", action="store_true", help="time the folder index instead: images per minute, "
                    "batched or not, and a second unchanged run over 1,000 files")
-    from .index_cli import add_parsers as add_index_parsers
+    from .index import add_parsers as add_index_parsers
 
     add_index_parsers(sub, common)  # index, search, show, export
     return p
@@ -233,13 +233,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _index_handlers() -> dict:
-    from .index_cli import HANDLERS
+    from .index import HANDLERS
 
     return HANDLERS
 
 
 def _settings(args):
-    from .config import load_config
+    from ..config import load_config
 
     config = load_config(getattr(args, "config", None))
     speech = config.speech
@@ -262,8 +262,8 @@ def _given(flag, setting):
 def _inputs(args):
     """(label, loader) pairs: files given, or the one capture asked for. A loader returns the
     image, its task, and a sentence for the user when the image is not what was asked for."""
-    from .capture import capture_window, grab_clipboard_image, grab_screen, permission_note
-    from .images import open_image
+    from ..capture import capture_window, grab_clipboard_image, grab_screen, permission_note
+    from ..images import open_image
 
     if _capture_asked(args) in ("screen", "window") and (note := permission_note()):
         print(f"a11y-caption: {note}", file=sys.stderr)  # before the desktop's one-time dialog shows
@@ -315,7 +315,7 @@ def _each_image(args, inputs, speaker, handle) -> int:
                 print(f"a11y-caption: {one_line(str(e))}", file=sys.stderr)
                 speaker.say(str(e))
         if args.copy and last:
-            from .clipboard import copy_text
+            from ..capture.clipboard import copy_text
 
             copy_text(last)
             print("a11y-caption: copied to the clipboard.", file=sys.stderr)
@@ -326,8 +326,8 @@ def _each_image(args, inputs, speaker, handle) -> int:
 
 
 def _describe(args) -> int:
-    from .describer import Describer
-    from .speech import open_speaker
+    from ..describe.describer import Describer
+    from ..speech import open_speaker
 
     if not args.local and not _tunes_model(args):
         status = _through_agent(args, "describe")
@@ -380,8 +380,8 @@ def _tee(chunks, sink):
 
 
 def _read(args) -> int:
-    from .describer import Describer
-    from .speech import open_speaker
+    from ..describe.describer import Describer
+    from ..speech import open_speaker
 
     if not args.local:
         status = _through_agent(args, "read")
@@ -420,7 +420,7 @@ def _tunes_model(args) -> bool:
 def _through_agent(args, op: str) -> int | None:
     """describe/read by the running agent; None when no agent runs (the caller works in-process).
     An agent that runs but is busy or stuck is said: a second model is never loaded behind it."""
-    from .control import MAX_IMAGE_BYTES, AgentBusy, AgentNotRunning, request
+    from ..agent.control import MAX_IMAGE_BYTES, AgentBusy, AgentNotRunning, request
 
     speak = not (args.no_speak or args.speech == "none")
     capture = _capture_asked(args)
@@ -456,7 +456,7 @@ def _through_agent(args, op: str) -> int | None:
             return 1
         last = text
     if args.copy and last:
-        from .clipboard import copy_text
+        from ..capture.clipboard import copy_text
 
         copy_text(last)
         print("a11y-caption: copied to the clipboard.", file=sys.stderr)
@@ -464,8 +464,8 @@ def _through_agent(args, op: str) -> int | None:
 
 
 def _image_bytes(path: str, limit: int) -> bytes:
-    from .errors import ImageError
-    from .images import image_file
+    from ..errors import ImageError
+    from ..images import image_file
 
     p = image_file(path)
     if p.stat().st_size > limit:
@@ -477,9 +477,9 @@ def _image_bytes(path: str, limit: int) -> bytes:
 def _agent_tags(text: str) -> dict:
     """describe --tags through the agent: a follow-up question about the image it just described;
     a model that cannot answer questions (BLIP) has its caption split instead."""
-    from .control import read_reply, request
-    from .prompts import TAGS_PROMPT
-    from .tags import tags_from
+    from ..agent.control import read_reply, request
+    from ..captioner.prompts import TAGS_PROMPT
+    from ..describe.tags import tags_from
 
     try:
         reply = read_reply(request("ask", question=TAGS_PROMPT, speak=False))
@@ -493,7 +493,7 @@ def _show_reply(args, messages, label: str, several: bool, label_key: str = "pat
     """Print an agent's streamed reply as the in-process commands do (``--json``: one object whose
     ``label_key`` is ``label``, plus the fields ``more(text)`` returns). Returns the whole text, or
     None when the request was stopped (by Stop or a newer request)."""
-    from .control import read_reply
+    from ..agent.control import read_reply
 
     streaming = not getattr(args, "json", False)
     if streaming and several:
@@ -533,7 +533,7 @@ def _show_reply(args, messages, label: str, several: bool, label_key: str = "pat
 
 
 def _ask(args) -> int:
-    from .control import AgentNotRunning, request
+    from ..agent.control import AgentNotRunning, request
 
     try:
         messages = request("ask", question=args.question, speak=not args.no_speak)
@@ -548,7 +548,7 @@ def _ask(args) -> int:
 
 def _agent_only(args) -> int:
     """stop, repeat and status: things only a running agent can do."""
-    from .control import AgentNotRunning, read_reply, request
+    from ..agent.control import AgentNotRunning, read_reply, request
 
     op = {"stop": "stop", "repeat": "repeat", "status": "status", "copy-last": "copy_last",
           "release": "release"}[args.command]
@@ -571,18 +571,18 @@ def _agent_only(args) -> int:
 
 
 def _run(args) -> int:
-    from .agent import run_agent
+    from ..agent.core import run_agent
 
     return run_agent(_settings(args))
 
 
 def _models(args) -> int:
-    from .models import KNOWN_MODELS, list_local, pull
+    from ..models import KNOWN_MODELS, list_local, pull
 
     if args.models_command == "pull":
         ref = args.model
         if not ref:
-            from .config import load_config
+            from ..config import load_config
 
             ref = load_config(args.config).model.name
         try:
@@ -594,14 +594,14 @@ def _models(args) -> int:
         print(folder)
         return 0
     if args.models_command == "remove":
-        from .models import remove
+        from ..captioner.factory import remove_model
 
-        for folder in remove(args.model):
+        for folder in remove_model(args.model):
             print(f"removed {folder}")
         return 0
     if args.server:
         return _server_models(args)
-    from .captioner.int8_store import stores
+    from ..captioner.int8_store import stores
 
     rows = list_local()
     for repo_id, size, folder in rows:
@@ -619,9 +619,9 @@ def _models(args) -> int:
 
 def _server_models(args) -> int:
     """``models list --server URL``: the server's models; a server without a usable list is no error."""
-    from .captioner.server import ServerCaptioner
-    from .config import load_config
-    from .errors import ServerRedirected, ServerUnreachable
+    from ..captioner.server import ServerCaptioner
+    from ..config import load_config
+    from ..errors import ServerRedirected, ServerUnreachable
 
     model = load_config(args.config).model
     server = ServerCaptioner("", args.server, api_key_env=model.api_key_env, connect_timeout=model.connect_timeout,
@@ -644,7 +644,7 @@ def _server_models(args) -> int:
 
 
 def _config(args) -> int:
-    from .config import default_config_path, load_config, user_config_path
+    from ..config import default_config_path, load_config, user_config_path
 
     if args.config_command == "path":
         path = user_config_path()
@@ -657,7 +657,7 @@ def _config(args) -> int:
                   file=sys.stderr)
         return 0
     config = load_config(args.file)
-    from .speech import describe_engine
+    from ..speech import describe_engine
 
     print(f"{config.path}: OK, model {config.model.name}, speech {describe_engine(config.speech.engine)}")
     for b in config.hotkeys:
@@ -666,19 +666,19 @@ def _config(args) -> int:
 
 
 def _shortcuts(args) -> int:
-    from .shortcuts import cli
+    from ..desktop.shortcuts import cli
 
     return cli(args)
 
 
 def _autostart(args) -> int:
-    from .autostart import cli
+    from ..desktop.autostart import cli
 
     return cli(args)
 
 
 def _bench(args) -> int:
-    from .bench import run_bench
+    from ..bench import run_bench
 
     return run_bench(args)
 

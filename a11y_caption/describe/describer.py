@@ -17,9 +17,9 @@ from dataclasses import replace
 from PIL import Image
 
 from .blank import blank_description
-from .captioner.base import Captioner, Generation, GenerationOptions, Request, Task
-from .config import ModelConfig
-from .errors import ModelNotFound, ServerUnreachable, log_unexpected
+from ..captioner.base import Captioner, Generation, GenerationOptions, Request, Task
+from ..config import ModelConfig
+from ..errors import ModelNotFound, ServerUnreachable, log_unexpected
 from .grounding import Pending, QuoteChecker, ScreenText, screen_text_from
 
 __all__ = ["Describer"]
@@ -57,7 +57,7 @@ class Describer:
         """
         if self.captioner is not None:
             return
-        from .captioner.factory import load_captioner
+        from ..captioner.factory import load_captioner
 
         c = self.config
         self.missing = None
@@ -102,7 +102,7 @@ class Describer:
     @property
     def ocr(self):
         if self._ocr is None:
-            from .captioner.ocr import OcrReader
+            from ..captioner.ocr import OcrReader
 
             self._ocr = self.captioner if self._text_only() else OcrReader()
         return self._ocr
@@ -113,7 +113,7 @@ class Describer:
         it takes one core from the model, not both (measured on 2 cores: the model's first token
         came about 0.7 s sooner than with a two-thread reader)."""
         if self._ocr_alongside is None:
-            from .captioner.ocr import OcrReader
+            from ..captioner.ocr import OcrReader
 
             self._ocr_alongside = OcrReader(threads=1)
         return self._ocr_alongside
@@ -305,7 +305,7 @@ class Describer:
         Raises:
             ModelNotFound: the model is missing (OCR text makes no tags).
         """
-        from .prompts import TAGS_PROMPT
+        from ..captioner.prompts import TAGS_PROMPT
         from .tags import tags_from
 
         self.load()

@@ -4,41 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from PIL import Image
 
-from .errors import CaptureError, ImageError, NoImageOnClipboard
-from .images import normalize, open_image, pixel_bound
+from ..errors import CaptureError, ImageError, NoImageOnClipboard
+from ..images import normalize, open_image, pixel_bound
+from .shot import WINDOW_NOT_ISOLATED, WindowShot
 
 __all__ = ["NO_DISPLAY", "WINDOW_NOT_ISOLATED", "WindowShot", "capture_window", "grab_clipboard_image", "grab_screen",
            "grab_window", "permission_note"]
 
 log = logging.getLogger(__name__)
-
-WINDOW_NOT_ISOLATED = "The window could not be isolated; using the whole screen."
-
-
-@dataclass(frozen=True)
-class WindowShot:
-    """What a window capture got: the active window, or the screen when the window could not be
-    isolated (macOS and Wayland give no window geometry here; a window may be off-screen)."""
-
-    image: Image.Image = field(repr=False)
-    isolated: bool
-
-    @property
-    def task(self) -> str:
-        """The describing task that matches the picture: a screen prompt for a whole screen."""
-        return "window" if self.isolated else "screen"
-
-    @property
-    def note(self) -> str:
-        """One sentence for the user when the picture is not the window, else ""."""
-        return "" if self.isolated else WINDOW_NOT_ISOLATED
-
 
 def _rgb(shot) -> Image.Image:
     return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
@@ -49,7 +27,7 @@ NO_DISPLAY = "There is no display to capture: neither WAYLAND_DISPLAY nor DISPLA
 
 def _session() -> str:
     """The display server; "none" is refused here with the reason, never as a bare failure."""
-    from .session import display_server
+    from ..session import display_server
 
     server = display_server()
     if server == "none":
@@ -60,7 +38,7 @@ def _session() -> str:
 def permission_note() -> str:
     """One sentence to say before a capture that may first show the desktop's permission dialog
     (the Wayland screenshot portal, until its first use), else ""."""
-    from .session import display_server
+    from ..session import display_server
 
     if display_server() != "wayland":
         return ""

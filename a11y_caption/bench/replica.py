@@ -239,4 +239,4 @@ def is_current(name: str, folder: Path) -> bool:
 
 def _stamp(name: str, full: bool) -> str:
     return (f"Random weights shaped like {REPLICAS[name][0]} ({'full size' if full else 'tiny'}); "
-            f"built by a11y_caption.replica, version {VERSION}. Its text is meaningless.\n")
+            f"built by a11y_caption.bench.replica, version {VERSION}. Its text is meaningless.\n")

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from .errors import A11yCaptionError
+from ..errors import A11yCaptionError
 
 __all__ = ["copy_text", "paste_text"]
 

@@ -13,61 +13,17 @@ import os
 import plistlib
 import subprocess
 import sys
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import A11yCaptionError
+from ..errors import A11yCaptionError
+from ..launcher import desktop_exec
 
-__all__ = ["autostart", "desktop_entry", "desktop_exec", "desktop_string", "launch_agent_plist", "windows_run_value"]
+__all__ = ["autostart", "desktop_entry", "launch_agent_plist", "windows_run_value"]
 
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 RUN_VALUE = "a11y-caption"
 LAUNCH_AGENT = "io.github.a11y_caption.agent"
-
-
-# What needs quoting in an Exec argument (the desktop entry specification's reserved characters, and
-# the carriage return, so that every escaped line break sits inside quotes).
-_EXEC_RESERVED = frozenset(' \t\n\r"\'\\><~|&;$*?#()`')
-# The string escapes a desktop entry's values have (the specification's "\s \n \t \r \\").
-_DESKTOP_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def desktop_string(text: str) -> str:
-    """``text`` as the value of a desktop entry's string key: backslashes, line breaks, tabs and
-    carriage returns escaped, a leading space written ``\\s``.
-
-    Raises:
-        A11yCaptionError: another control character (an escape, a NUL...), which no value may hold.
-    """
-    bad = next((ch for ch in text if ch not in _DESKTOP_ESCAPES and unicodedata.category(ch) in ("Cc", "Zl", "Zp")),
-               None)
-    if bad is not None:
-        raise A11yCaptionError(f"{_shown(text)} holds the control character {bad!r}, "
-                               "which a desktop entry cannot hold.")
-    value = "".join(_DESKTOP_ESCAPES.get(ch, ch) for ch in text)
-    return "\\s" + value[1:] if value.startswith(" ") else value
-
-
-def _exec_quote(arg: str) -> str:
-    """One argument of a desktop entry's Exec key as the file holds it: quoted by the Exec rules,
-    ``%`` doubled (it starts a field code), then escaped as a string value. The string escapes are
-    undone before the quoting, so a backslash in the argument is four in the file."""
-    if arg and not any(c in _EXEC_RESERVED for c in arg):
-        quoted = arg
-    else:
-        quoted = '"' + "".join("\\" + c if c in '"`$\\' else c for c in arg) + '"'
-    return desktop_string(quoted.replace("%", "%%"))
-
-
-def desktop_exec(args: Sequence[str]) -> str:
-    """The value of an Exec key that runs ``args`` as they are, whatever they hold (A11yCaptionError
-    for a control character other than a line break, tab or carriage return)."""
-    return " ".join(_exec_quote(a) for a in args)
-
-
-def _shown(text: str) -> str:
-    return repr(text) if len(text) <= 60 else repr(text[:50]) + "..."
 
 
 def desktop_entry(command: Sequence[str]) -> str:
@@ -110,7 +66,7 @@ def autostart(what: str, command: Sequence[str] | None = None, platform: str | N
     ``registry``: a winreg-like module (OpenKey/CreateKey/SetValueEx/QueryValueEx/DeleteValue), the
     real winreg by default on Windows.
     """
-    from .shortcuts import command_path
+    from ..launcher import command_path
 
     platform = platform or sys.platform
     command = list(command or command_path())

@@ -33,8 +33,8 @@ def batch_rows(name: str, folder: Path, *, n: int = 20, new_tokens: int = 20, ba
     """Images per minute for ``n`` photo captions: one generate call per image (the streaming path
     describe uses) against ``size`` images per call, for each size. Same loaded model, warmed up.
     The CPU may be shared: the two ways alternate, chunk by chunk, so that both see the same load."""
-    from .captioner.base import GenerationOptions, Request
-    from .captioner.factory import load_captioner
+    from ..captioner.base import GenerationOptions, Request
+    from ..captioner.factory import load_captioner
 
     captioner = load_captioner(str(folder))
     options = GenerationOptions(max_new_tokens=new_tokens)
@@ -65,8 +65,8 @@ def batch_rows(name: str, folder: Path, *, n: int = 20, new_tokens: int = 20, ba
 
 def folder_rows(name: str, folder: Path, *, n: int = 20) -> list[dict]:
     """Images per minute of ``index`` itself (OCR, description, alt text, tags) over ``n`` files."""
-    from .config import ModelConfig
-    from .index import IndexStore, LocalAnalyser, index_folders
+    from ..config import ModelConfig
+    from ..index import IndexStore, LocalAnalyser, index_folders
 
     with tempfile.TemporaryDirectory(prefix="a11y-caption-bench-index-") as tmp:
         pictures = Path(tmp, "pictures")
@@ -118,7 +118,7 @@ def _row(name: str, variant: str, n: int, seconds: float, new_tokens: int | None
 
 
 def main(argv: list[str]) -> None:
-    """Child entry: ``python -m a11y_caption.bench_index KIND NAME FOLDER``; one JSON row per line."""
+    """Child entry: ``python -m a11y_caption.bench.index KIND NAME FOLDER``; one JSON row per line."""
     kind = argv[0]
     if kind == "unchanged":
         rows = [unchanged_run_row(int(argv[1]) if len(argv) > 1 else 1000)]

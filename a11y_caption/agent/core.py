@@ -27,9 +27,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from .config import MODEL_ACTIONS, Binding, Config
-from .grounding import ScreenText
-from .errors import (
+from ..config import MODEL_ACTIONS, Binding, Config
+from ..describe.grounding import ScreenText
+from ..errors import (
     A11yCaptionError, AlreadyRunning, ConfigError, HotkeysUnavailable, describe_unexpected, log_unexpected,
 )
 
@@ -101,9 +101,9 @@ class Agent:
     """Everything but the keyboard listener, so tests and other front ends can drive ``press``."""
 
     def __init__(self, config: Config, speaker, *, describer=None, capture=None, clipboard=None):
-        from . import capture as capture_module
-        from . import clipboard as clipboard_module
-        from .describer import Describer
+        from .. import capture as capture_module
+        from ..capture import clipboard as clipboard_module
+        from ..describe.describer import Describer
 
         self.config = config
         self.speaker = speaker
@@ -277,7 +277,7 @@ class Agent:
         is the whole screen, said once and described as a screen."""
         source = p.source or SOURCES[p.action]
         if source in ("screen", "window") and p.speak:
-            from .capture import permission_note
+            from ..capture import permission_note
 
             if note := permission_note():  # before the desktop's one-time dialog shows, not after
                 self.speaker.say(note)
@@ -471,8 +471,8 @@ class Agent:
         if job.action == "ask":
             self.conversation.turns.append((question, text))
         else:
-            from .captioner.base import Request
-            from .prompts import prompt_for
+            from ..captioner.base import Request
+            from ..captioner.prompts import prompt_for
 
             # The prompt the model was actually given (grounded: with the OCR lines), so that a
             # follow-up's conversation starts with the same tokens and reuses the kept cache.
@@ -532,7 +532,7 @@ class Agent:
                 if image is None:
                     reply.error("No image was sent.")
                     return
-                from .images import open_image_bytes
+                from ..images import open_image_bytes
 
                 try:
                     picture = open_image_bytes(image, (request.get("name") or "The image")[:200])
@@ -606,7 +606,7 @@ def _tee(chunks, sink):
 def check_hotkeys_possible() -> str:
     """"wayland" (hotkeys through the desktop portal, else the desktop's own shortcuts) or "listener"
     (our own key listener); raise HotkeysUnavailable, with what to do instead, where neither works."""
-    from .session import display_server
+    from ..session import display_server
 
     server = display_server()
     if server in ("windows", "macos"):
@@ -636,8 +636,9 @@ NO_PORTAL_HOTKEYS = "with no hotkeys of its own; bind keys with: a11y-caption sh
 
 def _wayland_hotkeys(config: Config, agent: Agent):
     """(the GlobalShortcuts portal session or None, the phrase for the first line)."""
-    from .portal import GlobalShortcuts, PortalUnavailable
-    from .shortcuts import binding_description, shortcut_ids
+    from ..capture.portal import PortalUnavailable
+    from ..desktop.portal import GlobalShortcuts
+    from ..desktop.shortcuts import binding_description, shortcut_ids
 
     by_id = dict(zip(shortcut_ids(config.hotkeys), config.hotkeys))
     shortcuts = GlobalShortcuts([(sid, binding_description(b), b.keys) for sid, b in by_id.items()],
@@ -687,7 +688,7 @@ class single_instance:
 def run_agent(config: Config) -> int:
     """Run until Ctrl+C or SIGTERM. Returns the exit status."""
     from .control import ControlServer
-    from .speech import open_speaker
+    from ..speech import open_speaker
 
     if not config.hotkeys:
         raise ConfigError(config.path, None, "binds no hotkeys ([[hotkey]] tables), so the agent would answer "
@@ -701,7 +702,7 @@ def run_agent(config: Config) -> int:
         if mechanism == "wayland":
             listener, hotkeys = _wayland_hotkeys(config, agent)
         else:
-            from .hotkeys import start_listener
+            from ..hotkeys import start_listener
 
             listener, hotkeys = start_listener((b.keys, lambda b=b: agent.press(b)) for b in config.hotkeys), ""
         server = ControlServer(agent.handle_request)

@@ -31,8 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import A11yCaptionError
-from .safe_text import path_text
+from ..errors import A11yCaptionError
+from ..safe_text import path_text
 
 __all__ = [
     "IMAGE_SUFFIXES", "MIGRATIONS", "SCHEMA_VERSION", "AgentAnalyser", "Analysis", "IndexStore", "LocalAnalyser",
@@ -379,7 +379,7 @@ class LocalAnalyser:
     def __init__(self, model_config):
         from dataclasses import replace
 
-        from .models import canonical_id
+        from ..models import canonical_id
 
         self.model = canonical_id(model_config.name)
         # The OCR text is stored on its own: it is not appended to BLIP's caption here.
@@ -389,7 +389,7 @@ class LocalAnalyser:
     @property
     def describer(self):
         if self._describer is None:
-            from .describer import Describer
+            from ..describe.describer import Describer
 
             self._describer = Describer(self._config)
         return self._describer
@@ -424,13 +424,13 @@ class AgentAnalyser:
     """Describes through the running agent (its warm model), as ``describe`` does when one runs."""
 
     def __init__(self, model: str):
-        from .models import canonical_id
+        from ..models import canonical_id
 
         self.model = canonical_id(model)
 
     @classmethod
     def if_running(cls) -> "AgentAnalyser | None":
-        from .control import AgentNotRunning, request
+        from ..agent.control import AgentNotRunning, request
 
         try:  # an agent that is there but stuck is said so (AgentNotAnswering), never loaded beside
             reply = list(request("status"))[-1]
@@ -441,10 +441,10 @@ class AgentAnalyser:
         return cls(reply["model"])
 
     def analyse(self, path: Path, image) -> Analysis:
-        from .control import MAX_IMAGE_BYTES
-        from .errors import ImageError
-        from .prompts import TAGS_PROMPT
-        from .tags import tags_from
+        from ..agent.control import MAX_IMAGE_BYTES
+        from ..errors import ImageError
+        from ..captioner.prompts import TAGS_PROMPT
+        from ..describe.tags import tags_from
 
         if path.stat().st_size > MAX_IMAGE_BYTES:
             raise ImageError(f"{path_text(path.name)} is larger than {MAX_IMAGE_BYTES // 2**20} MB, too large to send to the "
@@ -463,7 +463,7 @@ class AgentAnalyser:
     def _ask(op: str, data: bytes, name: str, **fields) -> tuple[str, str | None]:
         """One request in the agent's background: it waits for the worker to be free, and when the
         user presses a key meanwhile it makes way ("replaced") and is sent again."""
-        from .control import AgentBusy, AgentNotRunning, read_reply, request
+        from ..agent.control import AgentBusy, AgentNotRunning, read_reply, request
 
         busy_since = None
         while True:
@@ -513,7 +513,7 @@ def index_folders(roots: Iterable[str | os.PathLike], store: IndexStore, analyse
         KeyboardInterrupt: everything committed so far stays; the next run resumes.
         A11yCaptionError: the model cannot be loaded (nothing more can be described).
     """
-    from .errors import ImageError
+    from ..errors import ImageError
 
     summary = summary if summary is not None else Summary()
     roots = [Path(os.path.abspath(r)) for r in roots]
@@ -536,7 +536,7 @@ def index_folders(roots: Iterable[str | os.PathLike], store: IndexStore, analyse
                     store.put_file(key, digest, st.st_size, st.st_mtime_ns)
                     summary.known += 1
                 else:
-                    from .images import open_image
+                    from ..images import open_image
 
                     image = open_image(path)
                     analysis = analyser.analyse(path, image)

@@ -1,4 +1,5 @@
-"""The desktop's xdg-desktop-portal over D-Bus (jeepney): Screenshot and GlobalShortcuts.
+"""The desktop's xdg-desktop-portal over D-Bus (jeepney): its calls and requests, and Screenshot
+(desktop/portal.py binds GlobalShortcuts through the same calls).
 
 Checked against the documented interfaces (flatpak.github.io/xdg-desktop-portal):
 - every portal method takes a ``handle_token`` and returns a Request object path; the answer comes
@@ -22,13 +23,12 @@ import logging
 import os
 import queue
 import secrets
-import threading
-from collections.abc import Callable, Iterable
 from urllib.parse import unquote, urlparse
 
-from .errors import CaptureError, HotkeysUnavailable
+from ..errors import CaptureError
 
-__all__ = ["APP_ID", "GlobalShortcuts", "PortalUnavailable", "portal_trigger", "take_screenshot"]
+__all__ = ["APP_ID", "Failed", "PortalUnavailable", "Refused", "call", "close_router", "open_router", "portal_request",
+           "register", "session_bus_address", "take_screenshot"]
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,15 @@ class PortalUnavailable(Exception):
     clause ("there is no D-Bus session bus"), for the caller's one sentence."""
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """The Request ended with response 1 (the user cancelled or refused)."""
 
 
-class _Failed(Exception):
+class Failed(Exception):
     """The Request ended with response 2, or its answer never came."""
 
 
-def _open_router():
+def open_router():
     from jeepney.io.threading import DBusRouter, open_dbus_connection
 
     address = session_bus_address()
@@ -76,12 +76,12 @@ def session_bus_address() -> str | None:
     return address
 
 
-def _close_router(router) -> None:
+def close_router(router) -> None:
     router.close()
     router.conn.close()
 
 
-def _call(router, interface: str, method: str, signature: str, body: tuple, timeout: float = 10.0,
+def call(router, interface: str, method: str, signature: str, body: tuple, timeout: float = 10.0,
           path: str = PATH) -> tuple:
     from jeepney import DBusAddress, new_method_call
     from jeepney.wrappers import DBusErrorResponse, unwrap_msg
@@ -107,9 +107,8 @@ def _desktop_file(app_id: str) -> None:
     dirs = [data_home, *(os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share").split(":")]
     if any(os.path.exists(os.path.join(d, "applications", f"{app_id}.desktop")) for d in dirs if d):
         return
-    from .autostart import desktop_exec
-    from .errors import A11yCaptionError
-    from .shortcuts import command_path
+    from ..launcher import command_path, desktop_exec
+    from ..errors import A11yCaptionError
 
     text = (files("a11y_caption") / "data" / f"{APP_ID}.desktop").read_text(encoding="utf-8")
     try:
@@ -125,20 +124,20 @@ def _desktop_file(app_id: str) -> None:
         log.debug("could not write the .desktop file the portal looks for", exc_info=True)
 
 
-def _register(router, app_id: str) -> None:
+def register(router, app_id: str) -> None:
     """Registry.Register where the portal has it (it must come before any other portal call)."""
     _desktop_file(app_id)
     try:
-        _call(router, "org.freedesktop.host.portal.Registry", "Register", "sa{sv}", (app_id, {}))
+        call(router, "org.freedesktop.host.portal.Registry", "Register", "sa{sv}", (app_id, {}))
     except PortalUnavailable:
         log.debug("the portal has no Registry (before xdg-desktop-portal 1.19); going on without it")
 
 
-def _request(router, interface: str, method: str, signature: str, body_before_options: tuple,
+def portal_request(router, interface: str, method: str, signature: str, body_before_options: tuple,
              options: dict, timeout: float) -> dict:
     """Call a portal method that answers through a Request; returns the Response's results.
 
-    Raises _Refused (response 1), _Failed (response 2, or no answer in ``timeout`` seconds) or
+    Raises Refused (response 1), Failed (response 2, or no answer in ``timeout`` seconds) or
     PortalUnavailable.
     """
     from jeepney import MatchRule, message_bus
@@ -150,17 +149,17 @@ def _request(router, interface: str, method: str, signature: str, body_before_op
     router.send_and_get_reply(message_bus.AddMatch(rule), timeout=10)
     try:
         with router.filter(rule, bufsize=4) as answers:
-            _call(router, interface, method, signature, (*body_before_options, {**options, "handle_token": ("s", token)}))
+            call(router, interface, method, signature, (*body_before_options, {**options, "handle_token": ("s", token)}))
             try:
                 response, results = answers.get(timeout=timeout).body
             except queue.Empty:
-                raise _Failed(f"no answer in {timeout:.0f} s") from None
+                raise Failed(f"no answer in {timeout:.0f} s") from None
     finally:
         router.send(message_bus.RemoveMatch(rule))
     if response == 1:
-        raise _Refused()
+        raise Refused()
     if response != 0:
-        raise _Failed(f"response {response}")
+        raise Failed(f"response {response}")
     return {key: value for key, (_sig, value) in results.items()}
 
 
@@ -175,19 +174,19 @@ def take_screenshot(app_id: str = APP_ID, timeout: float = 120.0) -> bytes:
         PortalUnavailable: no session bus, no portal, or a portal without Screenshot.
         CaptureError: the user or the desktop refused, or the portal failed.
     """
-    router = _open_router()
+    router = open_router()
     try:
-        _register(router, app_id)
+        register(router, app_id)
         try:
-            results = _request(router, "org.freedesktop.portal.Screenshot", "Screenshot", "sa{sv}", ("",),
+            results = portal_request(router, "org.freedesktop.portal.Screenshot", "Screenshot", "sa{sv}", ("",),
                                {"interactive": ("b", False)}, timeout)
-        except _Refused:
+        except Refused:
             raise CaptureError("Screen capture was refused; allow a11y-caption to take screenshots in your "
                                "desktop's privacy settings.") from None
-        except _Failed as e:
+        except Failed as e:
             raise CaptureError("The desktop's screenshot portal could not take the screenshot.") from e
     finally:
-        _close_router(router)
+        close_router(router)
     uri = results.get("uri", "")
     parsed = urlparse(uri)
     if parsed.scheme != "file":
@@ -203,132 +202,3 @@ def take_screenshot(app_id: str = APP_ID, timeout: float = 120.0) -> bytes:
     except OSError:
         log.warning("the portal's screenshot file could not be removed")
     return data
-
-
-# -- global shortcuts -------------------------------------------------------------------------
-
-_TRIGGER_MODIFIERS = {"ctrl": "CTRL", "alt": "ALT", "shift": "SHIFT", "cmd": "LOGO", "alt_gr": "ALT"}
-_TRIGGER_KEYS = {
-    "esc": "Escape", "enter": "Return", "space": "space", "tab": "Tab", "backspace": "BackSpace",
-    "delete": "Delete", "insert": "Insert", "home": "Home", "end": "End", "page_up": "Prior",
-    "page_down": "Next", "up": "Up", "down": "Down", "left": "Left", "right": "Right", "menu": "Menu",
-    "pause": "Pause", "print_screen": "Print", "scroll_lock": "Scroll_Lock", "num_lock": "Num_Lock",
-    "caps_lock": "Caps_Lock", "+": "plus",
-    "media_play_pause": "XF86AudioPlay", "media_volume_mute": "XF86AudioMute",
-    "media_volume_down": "XF86AudioLowerVolume", "media_volume_up": "XF86AudioRaiseVolume",
-    "media_previous": "XF86AudioPrev", "media_next": "XF86AudioNext",
-}
-
-
-def _chord_parts(keys: str) -> tuple[list[str], str]:
-    """hotkeys.toml chord -> (modifier families in the order written, the main key's name)."""
-    from .hotkeys import FAMILIES, MODIFIERS, parse_chord
-
-    parse_chord(keys)  # refuses what the config check refuses
-    parts = keys.split("+")
-    if keys.endswith("++"):
-        parts = parts[:-2] + ["+"]
-    mods, main = [], ""
-    for part in parts:
-        name = part[1:-1].lower() if part.startswith("<") and part.endswith(">") and len(part) > 2 else part
-        if name in MODIFIERS:
-            family = next(f for f, sides in FAMILIES.items() if name == f or name in sides)
-            if family not in mods:
-                mods.append(family)
-        else:
-            main = name
-    return mods, main
-
-
-def portal_trigger(keys: str) -> str:
-    """``"<ctrl>+<alt>+<shift>+d"`` -> ``"CTRL+ALT+SHIFT+d"``: the XDG shortcuts format the
-    GlobalShortcuts portal takes as ``preferred_trigger`` (modifiers CTRL, ALT, SHIFT, LOGO; the key
-    as its xkb keysym name)."""
-    mods, main = _chord_parts(keys)
-    key = main.upper() if main.startswith("f") and main[1:].isdigit() else _TRIGGER_KEYS.get(main, main.lower())
-    return "+".join([*(_TRIGGER_MODIFIERS[m] for m in mods), key])
-
-
-class GlobalShortcuts:
-    """Our hotkeys bound through the GlobalShortcuts portal; ``on_activated(id)`` runs on this
-    object's own thread for each ``Activated`` signal (it must return at once)."""
-
-    label = "the desktop's global shortcuts portal"
-
-    def __init__(self, shortcuts: Iterable[tuple[str, str, str]], on_activated: Callable[[str], None],
-                 app_id: str = APP_ID, timeout: float = 120.0):
-        """``shortcuts``: (id, description, hotkeys.toml chord) each."""
-        self.shortcuts = list(shortcuts)
-        self.on_activated = on_activated
-        self.app_id = app_id
-        self.timeout = timeout
-        self.session: str | None = None
-        self.bound: list[str] = []  # the ids the portal confirmed
-        self._router = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-
-    def start(self) -> "GlobalShortcuts":
-        """Create the session and bind the shortcuts (a desktop may ask the user to confirm them).
-
-        Raises:
-            PortalUnavailable: no session bus, no portal or no GlobalShortcuts in it.
-            HotkeysUnavailable: the user or the desktop refused the shortcuts.
-        """
-        from jeepney import MatchRule, message_bus
-
-        iface = "org.freedesktop.portal.GlobalShortcuts"
-        self._router = router = _open_router()
-        try:
-            _register(router, self.app_id)
-            try:
-                created = _request(router, iface, "CreateSession", "a{sv}", (),
-                                   {"session_handle_token": ("s", "a11y_caption_" + secrets.token_hex(6))},
-                                   self.timeout)
-                self.session = str(created["session_handle"])
-                rule = MatchRule(type="signal", interface=iface, member="Activated", path=PATH)
-                router.send_and_get_reply(message_bus.AddMatch(rule), timeout=10)
-                self._activations = router.filter(rule, bufsize=64)
-                wanted = [(sid, {"description": ("s", description), "preferred_trigger": ("s", portal_trigger(keys))})
-                          for sid, description, keys in self.shortcuts]
-                bound = _request(router, iface, "BindShortcuts", "oa(sa{sv})sa{sv}", (self.session, wanted, ""),
-                                 {}, self.timeout)
-            except (_Refused, _Failed) as e:
-                raise HotkeysUnavailable("The desktop refused the global shortcuts; bind them with: "
-                                         "a11y-caption shortcuts install") from e
-            self.bound = [sid for sid, _props in bound.get("shortcuts", [])]
-        except BaseException:
-            self.stop()
-            raise
-        self._thread = threading.Thread(target=self._listen, name="a11y-portal-shortcuts", daemon=True)
-        self._thread.start()
-        return self
-
-    def _listen(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                message = self._activations.queue.get(timeout=0.5)
-            except queue.Empty:
-                if not self._router._rcv_thread.is_alive():  # the bus went away
-                    return
-                continue
-            session, shortcut_id = message.body[0], message.body[1]
-            if session == self.session:
-                self.on_activated(shortcut_id)
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._router is None:
-            return
-        if self.session:
-            try:
-                _call(self._router, "org.freedesktop.portal.Session", "Close", "", (), timeout=2, path=self.session)
-            except Exception:
-                log.debug("closing the portal session failed", exc_info=True)
-        if self._thread is not None:
-            self._thread.join(2)
-        _close_router(self._router)
-        self._router = None

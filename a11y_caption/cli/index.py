@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import A11yCaptionError
-from .safe_text import one_line, path_text, terminal_text
+from ..errors import A11yCaptionError
+from ..safe_text import one_line, path_text, terminal_text
 
 __all__ = ["HANDLERS", "add_parsers"]
 
@@ -63,14 +63,14 @@ def add_parsers(sub, common) -> None:
 
 
 def _store(args):
-    from .index import IndexStore, default_db_path
+    from ..index import IndexStore, default_db_path
 
     return IndexStore(args.db or default_db_path())
 
 
 def _index(args) -> int:
-    from .cli import _settings
-    from .index import AgentAnalyser, LocalAnalyser, Summary, index_folders
+    from . import _settings
+    from ..index import AgentAnalyser, LocalAnalyser, Summary, index_folders
 
     args.no_speak = not args.speak
     config = _settings(args)
@@ -80,7 +80,7 @@ def _index(args) -> int:
         analyser = LocalAnalyser(config.model)
     speaker = None
     if args.speak:
-        from .speech import open_speaker
+        from ..speech import open_speaker
 
         speaker = open_speaker(config.speech)
     summary = Summary()
@@ -142,9 +142,9 @@ def _close(bar) -> None:
 
 
 def _search(args) -> int:
-    from .cli import _emit, _settings
-    from .models import canonical_id
-    from .speech import open_speaker
+    from . import _emit, _settings
+    from ..models import canonical_id
+    from ..speech import open_speaker
 
     with _store(args) as store:
         rows = store.search(args.query, args.limit, canonical_id(args.model) if args.model else None)
@@ -166,7 +166,7 @@ def _search(args) -> int:
 def _show(args) -> int:
     import os
 
-    from .cli import _emit
+    from . import _emit
 
     with _store(args) as store:
         record = store.show(os.path.abspath(args.path))
@@ -187,8 +187,8 @@ def _show(args) -> int:
 
 
 def _export(args) -> int:
-    from .index import export
-    from .models import canonical_id
+    from ..index import export
+    from ..models import canonical_id
 
     with _store(args) as store:
         out, n = export(store, args.folder, args.format, canonical_id(args.model) if args.model else None,

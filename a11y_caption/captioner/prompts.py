@@ -3,7 +3,7 @@ a grounded prompt (Request.screen_text) gives the model the text OCR found and l
 
 from __future__ import annotations
 
-from .captioner.base import Request
+from .base import Request
 
 __all__ = ["TAGS_PROMPT", "grounded_prefix", "prompt_for"]
 

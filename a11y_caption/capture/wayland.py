@@ -3,7 +3,7 @@
 - wlroots compositors (sway, Hyprland, river, labwc): the wlr-screencopy protocol through ``grim``
   where it is installed; the picture comes over a pipe, never through a file.
 - GNOME and KDE (no wlr-screencopy): the xdg-desktop-portal Screenshot interface, non-interactive
-  (a11y_caption/portal.py). Its first use may show the desktop's one-time permission dialog.
+  (capture/portal.py). Its first use may show the desktop's one-time permission dialog.
 - The active window: portals do not tell where it is. On sway, ``swaymsg -t get_tree`` gives the
   focused window's rectangle and grim captures just that; elsewhere the screen is described and
   the user hears once that the window could not be isolated.
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import CaptureError
-from .images import normalize
+from ..errors import CaptureError
+from ..images import normalize
 
 __all__ = ["PERMISSION_NOTE", "capture_window", "grab_screen", "method", "permission_note"]
 
@@ -125,7 +125,7 @@ def grab_screen(which: str = "pointer") -> Image.Image:
 
 def capture_window():
     """A capture.WindowShot: the focused window on sway, else the screen (not isolated)."""
-    from .capture import WindowShot
+    from .shot import WindowShot
 
     if method() == "grim":
         box = _sway_focused_window()
