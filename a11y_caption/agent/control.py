@@ -45,7 +45,7 @@ from ..errors import A11yCaptionError
 
 __all__ = [
     "MAX_IMAGE_BYTES", "MAX_REQUEST_BYTES", "PROTOCOL", "AgentBusy", "AgentNotAnswering", "AgentNotRunning",
-    "Answer", "ControlServer", "Reply", "agent_running", "read_reply", "request", "runtime_dir",
+    "Answer", "ControlServer", "Reply", "read_reply", "request", "runtime_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -442,14 +442,6 @@ def read_reply(messages: Iterable[dict], on_chunk: Callable[[str], None] | None 
     raise A11yCaptionError("The agent stopped answering.")
 
 
-def agent_running() -> bool:
-    """Whether an agent answers for this user (one round trip)."""
-    try:
-        return list(request("status"))[-1].get("type") == "done"
-    except A11yCaptionError:
-        return False
-
-
 def request(op: str, *, image: bytes | None = None, folder: Path | None = None, timeout: float = 5.0,
             idle_timeout: float = IDLE_TIMEOUT, **fields) -> Iterator[dict]:
     """Send one request to the running agent; yield its reply messages, ending with the last one
@@ -479,16 +471,14 @@ def request(op: str, *, image: bytes | None = None, folder: Path | None = None, 
             if image is not None:
                 conn.send_bytes(image)
         except BlockingIOError as e:
-            raise AgentNotAnswering(f"The agent took nothing for {idle_timeout:g} s; it may be stuck: end its "
-                                    "process and start it again.") from e
+            raise _stuck(f"took nothing for {idle_timeout:g} s") from e
         except OSError as e:  # it hung up on us: it refused the request (too large) or died
             raise A11yCaptionError("The agent stopped answering.") from e
         while True:
             try:
                 message = _receive(conn, 4 * 1024 * 1024)  # a long text read off a big screen
             except BlockingIOError as e:  # the read timed out
-                raise AgentNotAnswering(f"The agent sent nothing for {idle_timeout:g} s; it may be stuck: "
-                                        "end its process and start it again.") from e
+                raise _stuck(f"sent nothing for {idle_timeout:g} s") from e
             except (EOFError, OSError) as e:
                 raise A11yCaptionError("The agent stopped answering.") from e
             kind = message.get("type")
@@ -501,6 +491,11 @@ def request(op: str, *, image: bytes | None = None, folder: Path | None = None, 
                 return
     finally:
         conn.close()
+
+
+def _stuck(what: str) -> AgentNotAnswering:
+    """``what`` the agent did not do in time, as the sentence's middle ("sent nothing for 15 s")."""
+    return AgentNotAnswering(f"The agent {what}; it may be stuck: end its process and start it again.")
 
 
 def _connect(address: str, family: str, key: bytes, timeout: float):
@@ -519,8 +514,7 @@ def _connect(address: str, family: str, key: bytes, timeout: float):
         raise AgentNotRunning() from e
     except (TimeoutError, BlockingIOError) as e:  # BlockingIOError: its queue of connections is full
         sock.close()
-        raise AgentNotAnswering(f"The agent did not accept the connection within {timeout:g} s; it may be "
-                                "stuck: end its process and start it again.") from e
+        raise _stuck(f"did not accept the connection within {timeout:g} s") from e
     except OSError as e:
         sock.close()
         raise AgentNotRunning() from e
@@ -537,8 +531,7 @@ def _connect(address: str, family: str, key: bytes, timeout: float):
         connection.deliver_challenge(conn, key)
     except BlockingIOError as e:
         conn.close()
-        raise AgentNotAnswering(f"The agent did not answer within {timeout:g} s; it may be stuck: end its "
-                                "process and start it again.") from e
+        raise _stuck(f"did not answer within {timeout:g} s") from e
     except (OSError, EOFError) as e:  # it hung up at once: every connection is taken
         conn.close()
         raise AgentBusy("The agent is busy with other commands; try again in a moment.") from e
