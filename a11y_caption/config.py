@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
+# The actions a hotkey may name, and those that need the captioning model: from the one table.
+from .actions import HOTKEY_ACTIONS as ACTIONS
+from .actions import MODEL_ACTIONS
 from .errors import ConfigError
 from .hotkeys import Chord, parse_chord
 
@@ -23,12 +26,6 @@ __all__ = [
     "setting_problem", "user_config_path",
 ]
 
-ACTIONS = (
-    "describe_screen", "describe_window", "describe_clipboard", "alt_text_to_clipboard", "read_text",
-    "repeat_last", "copy_last", "stop", "release_model",
-)
-# Actions that need the captioning model (the others answer at once).
-MODEL_ACTIONS = ("describe_screen", "describe_window", "describe_clipboard", "alt_text_to_clipboard")
 SPEECH_ENGINES = ("auto", "orca", "speech-dispatcher", "nvda", "jaws", "voiceover", "pyttsx3", "espeak-ng", "none")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 QUANTIZE_MODES = ("auto", "none", "int8", "int4")

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..config import MODEL_ACTIONS, Binding, Config
+from ..actions import action as action_of
+from ..config import Binding, Config
 from ..describe.grounding import ScreenText
 from ..errors import (
     A11yCaptionError, AlreadyRunning, ConfigError, HotkeysUnavailable, describe_unexpected, log_unexpected,
@@ -37,18 +38,6 @@ __all__ = ["Agent", "Conversation", "Job", "Press", "check_hotkeys_possible", "r
 
 log = logging.getLogger(__name__)
 
-CUES = {
-    "describe_screen": "Describing the screen.",
-    "describe_window": "Describing the window.",
-    "describe_clipboard": "Describing the clipboard image.",
-    "alt_text_to_clipboard": "Writing alt text.",
-    "read_text": "Reading.",
-    "describe_image": "Describing the image.",
-}
-TASKS = {"describe_screen": "screen", "describe_window": "window", "describe_clipboard": "photo",
-         "alt_text_to_clipboard": "alt_text", "describe_image": "photo"}
-SOURCES = {"describe_screen": "screen", "describe_window": "window", "describe_clipboard": "clipboard",
-           "alt_text_to_clipboard": "clipboard", "read_text": "window"}
 SOMETHING_WRONG = "Something went wrong. Details are in the log."
 NOTHING_YET = "Nothing has been described yet."
 MAX_TURNS = 6  # a conversation keeps its first turn (which holds the image) and the latest ones
@@ -254,8 +243,8 @@ class Agent:
             return
         # Describing actions: answer at once, capture now, let the worker do the rest.
         self._cancel_current()
-        cue = CUES.get(action, "")
-        if action in (*MODEL_ACTIONS, "describe_image", "ask") and self.state in ("starting", "loading"):
+        cue = action_of(action).cue
+        if action_of(action).needs_model and self.state in ("starting", "loading"):
             cue += " Still loading the model; it will follow."
         epoch = self._say_now(cue, stops, p.speak)
         if epoch is None:
@@ -275,7 +264,7 @@ class Agent:
     def _capture(self, p: Press) -> tuple[Image.Image, str | None]:
         """(image, the task it calls for where not the press's own): a window that cannot be isolated
         is the whole screen, said once and described as a screen."""
-        source = p.source or SOURCES[p.action]
+        source = p.source or action_of(p.action).source
         if source in ("screen", "window") and p.speak:
             from ..capture import permission_note
 
@@ -490,8 +479,9 @@ class Agent:
         """(image, task, question, history, image kind, screen text) for a job; a follow-up asks about
         the last image, grounded in the text of the first turn."""
         if job.action != "ask":
-            task = "question" if job.prompt and job.action != "alt_text_to_clipboard" else TASKS[job.action]
-            kind = "screen" if job.action in ("describe_screen", "describe_window") else "photo"
+            what = action_of(job.action)
+            task = "question" if job.prompt and job.action != "alt_text_to_clipboard" else what.task
+            kind = what.image_kind
             return job.image, job.task or task, job.prompt or None, (), kind, None
         if self.conversation is None:
             raise A11yCaptionError(f"{NOTHING_YET} Describe something first, then ask about it.")

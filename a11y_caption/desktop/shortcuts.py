@@ -23,6 +23,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ..actions import TABLE
 from ..launcher import command_path, desktop_exec, desktop_string
 from ..config import Binding
 from ..errors import A11yCaptionError
@@ -31,21 +32,9 @@ __all__ = ["DESKTOPS", "binding_description", "command_for", "command_path", "in
            "show"]
 
 DESKTOPS = ("gnome", "kde", "sway")
-DESCRIPTIONS = {
-    "describe_screen": "Describe the screen", "describe_window": "Describe the active window",
-    "describe_clipboard": "Describe the image on the clipboard",
-    "alt_text_to_clipboard": "Copy alt text for the image on the clipboard",
-    "read_text": "Read the text of the active window", "repeat_last": "Say the last answer again",
-    "copy_last": "Copy the last answer", "stop": "Stop speaking", "release_model": "Free the model's memory",
-}
-# The command each action runs.
-COMMANDS = {
-    "describe_screen": ["describe", "--screen"], "describe_window": ["describe", "--window"],
-    "describe_clipboard": ["describe", "--clipboard"],
-    "alt_text_to_clipboard": ["describe", "--clipboard", "--alt-text", "--copy"],
-    "read_text": ["read", "--window"], "repeat_last": ["repeat"], "stop": ["stop"],
-    "copy_last": ["copy-last"], "release_model": ["release"],
-}
+# Each hotkey action's shortcut text and the command it runs, from the one table of actions.
+DESCRIPTIONS = {a.name: a.shortcut for a in TABLE if a.hotkey}
+COMMANDS = {a.name: list(a.command) for a in TABLE if a.hotkey}
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
 GNOME_BASE = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/"
 GNOME_PREFIX = GNOME_BASE + "a11y-caption-"

@@ -1,0 +1,53 @@
+"""What each action is, in one table: its name, the cue said at once, the task it asks the model
+for, what it captures, whether it needs the model, its desktop shortcut's text and the command a
+shortcut runs. The config, the agent, the shortcut installer and the CLI read this table; adding an
+action is one entry here plus its handler in the agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["TABLE", "BY_NAME", "HOTKEY_ACTIONS", "MODEL_ACTIONS", "Action", "action"]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    cue: str = ""  # said the moment the key is pressed ("" where the answer itself comes at once)
+    task: str | None = None  # the captioner task it asks for, where it describes
+    source: str | None = None  # what it captures: "screen", "window" or "clipboard"
+    needs_model: bool = False  # waits for the captioning model (the others answer at once)
+    image_kind: str = "photo"  # how the describer treats the picture: "screen" (grounded in its text) or "photo"
+    shortcut: str = ""  # a desktop shortcut's description
+    command: tuple[str, ...] = ()  # what a desktop shortcut runs: the CLI's arguments
+    hotkey: bool = True  # a [[hotkey]] may name it (False: only a command's request reaches it)
+
+
+TABLE: tuple[Action, ...] = (
+    Action("describe_screen", "Describing the screen.", "screen", "screen", True, "screen",
+           "Describe the screen", ("describe", "--screen")),
+    Action("describe_window", "Describing the window.", "window", "window", True, "screen",
+           "Describe the active window", ("describe", "--window")),
+    Action("describe_clipboard", "Describing the clipboard image.", "photo", "clipboard", True, "photo",
+           "Describe the image on the clipboard", ("describe", "--clipboard")),
+    Action("alt_text_to_clipboard", "Writing alt text.", "alt_text", "clipboard", True, "photo",
+           "Copy alt text for the image on the clipboard", ("describe", "--clipboard", "--alt-text", "--copy")),
+    Action("read_text", "Reading.", None, "window", False, "screen",
+           "Read the text of the active window", ("read", "--window")),
+    Action("repeat_last", shortcut="Say the last answer again", command=("repeat",)),
+    Action("copy_last", shortcut="Copy the last answer", command=("copy-last",)),
+    Action("stop", shortcut="Stop speaking", command=("stop",)),
+    Action("release_model", shortcut="Free the model's memory", command=("release",)),
+    # Reached only through a command's request: an image the command sent, a follow-up question.
+    Action("describe_image", "Describing the image.", "photo", None, True, "photo", hotkey=False),
+    Action("ask", "", "question", None, True, hotkey=False),
+)
+BY_NAME = {a.name: a for a in TABLE}
+HOTKEY_ACTIONS = tuple(a.name for a in TABLE if a.hotkey)
+MODEL_ACTIONS = tuple(a.name for a in TABLE if a.needs_model and a.hotkey)
+
+
+def action(name: str) -> Action:
+    """The table's entry for ``name`` (KeyError for a name the table does not have)."""
+    return BY_NAME[name]
