@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from a11y_caption.agent.core import SOMETHING_WRONG, Agent, check_hotkeys_possible
+from a11y_caption.agent import SOMETHING_WRONG, Agent, check_hotkeys_possible
 from a11y_caption.config import Binding, load_config
 from a11y_caption.describe.describer import Describer
 from a11y_caption.errors import HotkeysUnavailable

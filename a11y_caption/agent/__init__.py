@@ -1,7 +1,11 @@
-"""The background agent: the hotkey sources, the worker and its slots, the requests it answers
-(control.py: the private endpoint commands reach it by), the single-instance lock."""
+"""The background agent: the hotkey sources and the run loop (run.py), the slots and the dispatcher
+(core.py), the worker that runs the model (worker.py), the requests it answers (requests.py; the
+private endpoint commands reach it by is control.py), the single-instance lock (lock.py)."""
 
-from .core import SOMETHING_WRONG, Agent, Conversation, Job, Press, check_hotkeys_possible, run_agent, single_instance
+from .core import Agent
+from .jobs import SOMETHING_WRONG, Conversation, Job, Press
+from .lock import single_instance
+from .run import check_hotkeys_possible, run_agent
 
 __all__ = ["SOMETHING_WRONG", "Agent", "Conversation", "Job", "Press", "check_hotkeys_possible", "run_agent",
            "single_instance"]

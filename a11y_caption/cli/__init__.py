@@ -571,7 +571,7 @@ def _agent_only(args) -> int:
 
 
 def _run(args) -> int:
-    from ..agent.core import run_agent
+    from ..agent import run_agent
 
     return run_agent(_settings(args))
 

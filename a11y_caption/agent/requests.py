@@ -1,0 +1,56 @@
+"""A command's request, as the press it stands for: the one place that reads what a command sent
+(op, source, task, prompt, question, the image's bytes) and says in one sentence what is wrong."""
+
+from __future__ import annotations
+
+from ..errors import A11yCaptionError
+from .jobs import Press
+
+__all__ = ["BadRequest", "press_for"]
+
+SIMPLE = {"stop": "stop", "repeat": "repeat_last", "copy_last": "copy_last", "release": "release_model"}
+SOURCES = ("screen", "window", "clipboard", "image")
+TASKS = (None, "photo", "screen", "window", "alt_text", "question")
+DESCRIBE = {"screen": "describe_screen", "window": "describe_window", "clipboard": "describe_clipboard",
+            "image": "describe_image"}
+
+
+class BadRequest(Exception):
+    """What is wrong with a request, as the sentence its reply carries."""
+
+
+def press_for(request: dict, image: bytes | None, reply) -> Press:
+    """The press for a request of any op but "status"; BadRequest where it cannot be one."""
+    op, speak = request["op"], request.get("speak", True)
+    if op in SIMPLE:
+        return Press(SIMPLE[op], reply=reply, speak=speak)
+    if op == "ask":
+        question = (request.get("question") or "").strip()
+        if not question:
+            raise BadRequest("Ask a question, for example: a11y-caption ask \"What does the error say?\"")
+        return Press("ask", question, reply=reply, speak=speak)
+    source = request.get("source") or "screen"
+    if source not in SOURCES:
+        raise BadRequest(f"Unknown source {source[:40]!r}; use screen, window, clipboard or an image.")
+    picture = _picture(request, image) if source == "image" else None
+    if op == "read":
+        return Press("read_text", source=source, image=picture, reply=reply, speak=speak)
+    task = request.get("task")
+    if task not in TASKS:
+        raise BadRequest(f"Unknown task {task[:40]!r}.")
+    prompt = request.get("prompt") or ""
+    if task == "question" and not prompt:
+        raise BadRequest("A question needs a prompt.")
+    return Press(DESCRIBE[source], prompt, task=task or ("question" if prompt else None), image=picture,
+                 reply=reply, speak=speak)
+
+
+def _picture(request: dict, image: bytes | None):
+    if image is None:
+        raise BadRequest("No image was sent.")
+    from ..images import open_image_bytes
+
+    try:
+        return open_image_bytes(image, (request.get("name") or "The image")[:200])
+    except A11yCaptionError as e:
+        raise BadRequest(str(e)) from e
