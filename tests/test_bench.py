@@ -7,30 +7,59 @@ from __future__ import annotations
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from a11y_caption.bench import KEYS
-from conftest import run_cli
+from conftest import isolate_home, run_cli
 
 
-def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
+@pytest.fixture(scope="module")
+def bench(tiny_models, tmp_path_factory):
+    """One `bench --json` run of every variant, with a plot and a report, for the tests below."""
+    tmp_path = tmp_path_factory.mktemp("bench")
     cache = tmp_path / "replicas"
     for name in ("qwen2-vl-2b", "blip-base"):
         shutil.copytree(tiny_models[name], cache / name)
     plot = tmp_path / "plot.png"
     report = tmp_path / "PERFORMANCE.md"
-    r = run_cli("bench", "--json", "--cache-dir", str(cache), "--new-tokens", "6", "--image-tokens", "64,128",
-                "--precisions", "int8,int4,fp32", "--plot", str(plot), "--report", str(report), timeout=600)
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_home(mp, tmp_path)  # a module fixture is made before each test's own isolated_home
+        r = run_cli("bench", "--json", "--cache-dir", str(cache), "--new-tokens", "6", "--image-tokens", "64,128",
+                    "--precisions", "int8,int4,fp32", "--plot", str(plot), "--report", str(report), timeout=600)
+    return SimpleNamespace(r=r, plot=plot, report=report)
+
+
+@pytest.fixture(scope="module")
+def out(bench):
+    """The run's JSON lines: the machine, then the rows, with the Qwen2-VL and BLIP rows by variant."""
+    if bench.r.returncode != 0:
+        pytest.fail(f"the bench failed (test_the_bench_runs_every_variant says how): {bench.r.stderr[-2000:]}")
+    machine, *rows = [json.loads(line) for line in bench.r.stdout.splitlines()]
+    return SimpleNamespace(machine=machine, rows=rows,
+                           qwen={row["variant"]: row for row in rows if row["model"] == "qwen2-vl-2b"},
+                           blip={r["variant"]: r for r in rows if r["model"] == "blip-base"})
+
+
+def test_the_bench_runs_every_variant(bench):
+    r = bench.r
     assert r.returncode == 0, r.stderr
-    machine, *rows = [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_the_machine_row_says_what_the_machine_is(out):
+    machine = out.machine
     assert machine["model"] == "machine" and machine["cpu"] and machine["int8_gops"] > 0
     assert machine["int8_kernel"].startswith(("torch._int_mm", "torch.ao packed"))
     assert machine["torch"] == torch.__version__
     assert machine["torch_build"] == (f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU only")
     assert isinstance(machine["isa"], list) and set(machine["isa"]) <= {
         "avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
+
+
+def test_json_rows_for_every_variant_in_order(out):
+    rows = out.rows
     for row in rows:
         assert set(KEYS) <= set(row), row
     variants = [(row["model"], row["variant"]) for row in rows]
@@ -44,16 +73,25 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
         ("blip-base", "int8"), ("blip-base", "int4"), ("blip-base", "fp32"),
         ("none", "idle agent, no model loaded"),
     ]
-    timed = [row for row in rows if row["model"] != "none"]
+
+
+def test_every_timed_row_generated_its_tokens_in_order(out):
+    timed = [row for row in out.rows if row["model"] != "none"]
     for row in timed:
         assert row["new_tokens"] == 6
         assert 0 < row["time_to_first_token_s"] <= row["time_to_first_word_s"] <= row["total_s"] + 0.5
         assert row["peak_rss_mb"] > 0
-    qwen = {row["variant"]: row for row in rows if row["model"] == "qwen2-vl-2b"}
+
+
+def test_image_budgets_and_the_latencies_around_a_description(out):
+    qwen = out.qwen
     assert qwen["int8, 64 image tokens"]["image_tokens"] <= 64 < qwen["int8, 128 image tokens"]["image_tokens"] <= 128
     assert qwen["fp32, 128 image tokens"]["identical_image_s"] < 0.05
     assert qwen["fp32, 128 image tokens"]["press_to_model_start_s"] < 0.5
-    grounded = qwen["int8, 128 image tokens, grounded"]
+
+
+def test_the_grounded_row_times_ocr_both_ways(out):
+    grounded = out.qwen["int8, 128 image tokens, grounded"]
     assert grounded["ocr_lines"] > 5 and grounded["prompt_tokens_added_by_ocr"] > 20
     assert grounded["image_tokens"] <= grounded["grounded_image_tokens"] == 128  # the ungrounded run had 256
     assert grounded["ocr_s"] > 0  # timed on its own; the row's first word includes a second OCR run
@@ -63,24 +101,42 @@ def test_bench_json_rows_for_every_variant(tiny_models, tmp_path):
     assert grounded["ocr_runs"] == "before the model"
     assert grounded["grounding_cost_s"] == pytest.approx(grounded["ocr_first_cost_s"], abs=0.002)
     assert "ocr_beside_model_cost_s" in grounded and grounded["prompt_tokens_read_while_ocr_ran"] > 0
+
+
+def test_the_grounded_row_says_what_the_model_sees_of_a_screen(out):
+    grounded = out.qwen["int8, 128 image tokens, grounded"]
     # What the model itself sees of a screen, at the default budget (the tiny model has Qwen2-VL's processor).
     assert 0.2 < grounded["scale_1920x1080"] < grounded["scale_1280x800"] < 0.6
     assert grounded["text_12px_in_model_input_px_1920x1080"] == pytest.approx(12 * grounded["scale_1920x1080"], abs=0.06)
-    assert "grounded in OCR: first word later than ungrounded by" in report.read_text()
+
+
+def test_quantized_rows_time_the_first_load_and_the_kept_copy(out):
+    qwen, blip = out.qwen, out.blip
     # int8 rows: the first load converted (timed in a process of its own), the timed one read the kept copy.
-    blip = {r["variant"]: r for r in rows if r["model"] == "blip-base"}
     for row in (qwen["int8, 64 image tokens"], qwen["int4, 128 image tokens"], blip["int8"], blip["int4"]):
         assert row["first_load_s"] > 0 and row["load_s"] > 0 and row["loaded_from"] == "kept copy"
         assert row["first_load_peak_rss_mb"] > 0 and row["first_load_peak_to_final"] > 0 and row["rss_in_use_mb"] > 0
     assert {"prefill_efficiency", "prefill_gop"} <= set(qwen["int8, 64 image tokens"])  # a tiny model's: ~0
+
+
+def test_the_chat_models_memory_with_groundings_ocr(out):
+    qwen, blip = out.qwen, out.blip
     # The chat model's memory with grounding's OCR too (the default), beside the model alone.
     int8 = qwen["int8, 64 image tokens"]
     assert int8["peak_rss_load_and_one_grounded_description_mb"] >= int8["peak_rss_load_and_one_description_mb"] > 0
     assert "peak_rss_load_and_one_grounded_description_mb" not in blip["int8"]
+
+
+def test_the_follow_up_row_reuses_the_kept_cache(out):
+    follow_up = out.qwen["follow-up question"]
+    assert follow_up["reused_prompt_tokens"] > follow_up["new_tokens"] and follow_up["kept_cache_mb"] > 0
+
+
+def test_the_report_and_the_plot(bench, out):
+    report, plot, machine = bench.report, bench.plot, out.machine
+    assert "grounded in OCR: first word later than ungrounded by" in report.read_text()
     assert "measured int8 GEMM throughput" in report.read_text()
     assert f"torch {torch.__version__} ({machine['torch_build']} build)" in report.read_text()
-    follow_up = qwen["follow-up question"]
-    assert follow_up["reused_prompt_tokens"] > follow_up["new_tokens"] and follow_up["kept_cache_mb"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "| qwen2-vl-2b | int8, 64 image tokens |" in report.read_text()
 

@@ -4,7 +4,7 @@ process and prints its rows as JSON lines."""
 import json
 import sys
 
-from . import _child
+from .children import child
 
-for result in _child(json.loads(sys.argv[1])):
+for result in child(json.loads(sys.argv[1])):
     print(json.dumps(result.as_json()), flush=True)

@@ -100,12 +100,20 @@ def _fill_vocab(vocab: dict[str, int], size: int, *, word_start: str, continuati
 
 
 def _qwen2_vl(out: Path, full: bool, family: str) -> None:
-    from transformers import (
-        Qwen2Tokenizer,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    tokenizer = _qwen_tokenizer(full)
+    model_cls, config = _qwen_config(tokenizer, full, family)
+    _save(model_cls, config, out, "bfloat16" if full else "float32")  # the real checkpoint is bf16
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(), chat_template=_QWEN_CHAT_TEMPLATE,
     )
+    processor.save_pretrained(out)
+
+
+def _qwen_tokenizer(full: bool):
+    from transformers import Qwen2Tokenizer
 
     # A full-size replica times prompts, so its tokenizer must split English about as finely as a
     # real one: learnt from English prose it takes ~0.3 tokens per character of a grounded screen
@@ -116,8 +124,12 @@ def _qwen2_vl(out: Path, full: bool, family: str) -> None:
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges)
     tokenizer.add_special_tokens({"additional_special_tokens": _QWEN_SPECIALS[1:]})
     tokenizer.eos_token = "<|im_end|>"
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIALS}
+    return tokenizer
 
+
+def _qwen_config(tokenizer, full: bool, family: str):
+    """(the model class, its config) of a Qwen2-VL (``family`` "qwen2_vl") or Qwen2.5-VL replica."""
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIALS}
     if full:  # Qwen2-VL-2B-Instruct's published configuration
         text = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
                     num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768)
@@ -150,12 +162,7 @@ def _qwen2_vl(out: Path, full: bool, family: str) -> None:
         vision = {**vision, **vision_common}
     config = Config(text_config={**text, "rope_parameters": rope, **{k: common[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}},
                     vision_config=vision, **common)
-    _save(Model, config, out, "bfloat16" if full else "float32")  # the real checkpoint is bf16
-    processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(), chat_template=_QWEN_CHAT_TEMPLATE,
-    )
-    processor.save_pretrained(out)
+    return Model, config
 
 
 def _blip(out: Path, full: bool) -> None:

@@ -120,28 +120,69 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
     ``on_finish(sequence, cache)``, if given, receives the prompt and answer token ids and the model's
     key-value cache of a generation that was not stopped (for follow-up questions).
     """
-    import torch
+    kwargs = dict(_generate_kwargs(model, inputs, options, stop, model_name), **extra)
+    streamer = None
+    if options.num_beams == 1:
+        streamer = _counting_streamer(tokenizer)
+        kwargs["streamer"] = streamer
+
+    if on_finish is not None:
+        kwargs["return_dict_in_generate"] = True
+    thread, result = _generate_thread(model, kwargs, stop, streamer, on_finish)
+    generation: Generation
+
+    def chunks() -> Iterator[str]:
+        thread.start()
+        try:
+            if streamer is not None:
+                if lead:
+                    yield lead
+                for text in streamer:
+                    if text:
+                        yield text
+        finally:
+            thread.join()
+        if "error" in result:
+            _raise_failure(result["error"], model_name)
+        if streamer is not None:
+            generation.new_tokens = streamer.new_tokens
+        else:
+            output = result["output"][0]
+            prompt_len = inputs["input_ids"].shape[-1] if "input_ids" in inputs else 0
+            generation.new_tokens = max(0, int(output.numel()) - prompt_len)
+            yield tokenizer.decode(output[prompt_len:] if strip_prompt else output, skip_special_tokens=True)
+
+    generation = Generation(chunks(), stop, model_name)
+    if streamer is not None:
+        streamer.generation = generation  # before the thread starts (at the first chunk asked for)
+    return generation
+
+
+def _counting_streamer(tokenizer):
+    """A TextIteratorStreamer of the answer's text that counts its new tokens and notes on its
+    ``generation`` (set before generating starts) when the first came."""
     from transformers import TextIteratorStreamer
 
     class CountingStreamer(TextIteratorStreamer):
         new_tokens = 0
+        generation: Generation
 
         def put(self, value):
             if not self.next_tokens_are_prompt:
                 if self.new_tokens == 0:
-                    generation.first_token_at = time.perf_counter()
+                    self.generation.first_token_at = time.perf_counter()
                 self.new_tokens += value.numel()
             super().put(value)
 
-    kwargs = dict(_generate_kwargs(model, inputs, options, stop, model_name), **extra)
-    streamer = None
-    if options.num_beams == 1:
-        streamer = CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs["streamer"] = streamer
-    result: dict = {}
+    return CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
-    if on_finish is not None:
-        kwargs["return_dict_in_generate"] = True
+
+def _generate_thread(model, kwargs: dict, stop: threading.Event, streamer, on_finish) -> tuple[threading.Thread, dict]:
+    """(a thread, not yet started, that runs ``model.generate(**kwargs)``, and the dict it leaves
+    its "output" or its "error" in). An error ends the streamer, so its reader is not left waiting."""
+    import torch
+
+    result: dict = {}
 
     def work() -> None:
         try:
@@ -157,37 +198,16 @@ def stream_generate(model, inputs: dict, tokenizer, options: GenerationOptions, 
             if streamer is not None:
                 streamer.end()
 
-    thread = threading.Thread(target=work, name="a11y-generate", daemon=True)
-    generation: Generation
+    return threading.Thread(target=work, name="a11y-generate", daemon=True), result
 
-    def chunks() -> Iterator[str]:
-        thread.start()
-        try:
-            if streamer is not None:
-                if lead:
-                    yield lead
-                for text in streamer:
-                    if text:
-                        yield text
-        finally:
-            thread.join()
-        if "error" in result:
-            error = result["error"]
-            if isinstance(error, (A11yCaptionError, KeyboardInterrupt, MemoryError)):
-                raise error
-            # A library error's text is for developers (and may be long); the user hears one sentence.
-            raise GenerationError(f"The model {model_name} failed while describing "
-                                  f"({describe_unexpected(error)}).") from error
-        if streamer is not None:
-            generation.new_tokens = streamer.new_tokens
-        else:
-            output = result["output"][0]
-            prompt_len = inputs["input_ids"].shape[-1] if "input_ids" in inputs else 0
-            generation.new_tokens = max(0, int(output.numel()) - prompt_len)
-            yield tokenizer.decode(output[prompt_len:] if strip_prompt else output, skip_special_tokens=True)
 
-    generation = Generation(chunks(), stop, model_name)
-    return generation
+def _raise_failure(error: BaseException, model_name: str) -> None:
+    """Raise what generating raised: our own errors as they are, a library's as one sentence."""
+    if isinstance(error, (A11yCaptionError, KeyboardInterrupt, MemoryError)):
+        raise error
+    # A library error's text is for developers (and may be long); the user hears one sentence.
+    raise GenerationError(f"The model {model_name} failed while describing "
+                          f"({describe_unexpected(error)}).") from error
 
 
 def batch_generate(model, inputs: dict, tokenizer, options: GenerationOptions, stop: threading.Event | None = None,

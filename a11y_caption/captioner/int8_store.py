@@ -24,7 +24,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-__all__ = ["SCHEMES", "load_int8", "model_key", "stores", "remove_stores", "store_root"]
+__all__ = ["SCHEMES", "load_int8", "model_key", "stores", "remove_stores", "store_for", "store_root"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ def model_key(name: str) -> str:
     return str(path.resolve()) if path.is_dir() else name
 
 
-def _store_for(folder: Path, name: str, scheme: str = "int8") -> Path:
+def store_for(folder: Path, name: str, scheme: str = "int8") -> Path:
+    """Where the kept ``scheme`` copy of the checkpoint in ``folder`` (model ``name``, as ``model_key``
+    names it) is, or would be, written."""
     slug = Path(name).name if Path(name).is_absolute() else name.replace("/", "--")
     return store_root() / f"{slug}-{scheme}-{_fingerprint(folder, scheme)}"
 
@@ -85,7 +87,7 @@ def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
     from .quantize import pack_for_this_cpu, quantize_int4, quantize_int8
 
     name = model_key(name)
-    store = _store_for(folder, name, scheme)
+    store = store_for(folder, name, scheme)
     if (store / "meta.json").exists():
         try:
             model = _read(build, folder, store, scheme)
@@ -135,55 +137,12 @@ def _float_tensors(model, int8_layers: list[str]) -> dict:
 
 def _write(model, store: Path, name: str, scheme: str) -> None:
     """Write ``model`` (already int8) into ``store`` by way of a temporary folder and a rename."""
-    import torch
-    from safetensors.torch import save_file
-
-    from .quantize import _drop_pages, _file_mappings
-
     store.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{store.name}-", dir=store.parent))
     try:
         linear = _int8_modules(model)
-        shards: dict[str, int] = {}
-        batch: dict = {}
-        gathered = 0  # bytes in batch
-
-        mapped = _file_mappings()
-
-        def flush() -> None:
-            nonlocal gathered
-            if batch:
-                file = f"int8-{len(shards) + 1:05d}.safetensors"
-                save_file(batch, str(tmp / file), metadata={"format": "pt"})
-                for tensor in batch.values():  # the checkpoint's pages just read (the embedding table)
-                    _drop_pages(tensor, mapped)
-                shards[file] = (tmp / file).stat().st_size
-                batch.clear()
-                gathered = 0
-
-        def add(key: str, tensor) -> None:
-            nonlocal gathered
-            batch[key] = tensor.detach().contiguous()
-            gathered += tensor.numel() * tensor.element_size()
-            if gathered >= SHARD_BYTES:
-                flush()
-
-        for mname in linear:
-            module = model.get_submodule(mname)
-            add(f"{mname}.qweight", module.qweight)
-            add(f"{mname}.scale", module.scale)
-            if module.bias is not None:  # may share memory with a parameter (BLIP's decoder bias): a copy
-                add(f"{mname}.bias", module.bias.clone())
-        for key, (tensor, _) in _float_tensors(model, linear).items():
-            add(key, tensor)
-        flush()
-        from .quantize import Int4Linear
-
-        int4 = {n: [m.in_features, m.out_features, m.group, m.bias is not None]
-                for n, m in model.named_modules() if isinstance(m, Int4Linear)}
-        meta = {"format": FORMAT, "scheme": SCHEMES[scheme], "model": name, "torch": torch.__version__,
-                "int8_layers": linear, "int4_layers": int4, "files": shards}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        shards = _write_tensors(model, linear, tmp)
+        (tmp / "meta.json").write_text(json.dumps(_meta(model, name, scheme, linear, shards), indent=1))
         try:
             os.rename(tmp, store)
         except OSError:  # another process kept its copy first: use that one next time
@@ -194,6 +153,61 @@ def _write(model, store: Path, name: str, scheme: str) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_tensors(model, linear: list[str], folder: Path) -> dict[str, int]:
+    """The int8 layers' weights, scales and biases, then the float tensors, into safetensors files in
+    ``folder``, at most SHARD_BYTES gathered in memory at once. Returns {file name: bytes}."""
+    from safetensors.torch import save_file
+
+    from .quantize import _drop_pages, _file_mappings
+
+    shards: dict[str, int] = {}
+    batch: dict = {}
+    gathered = 0  # bytes in batch
+
+    mapped = _file_mappings()
+
+    def flush() -> None:
+        nonlocal gathered
+        if batch:
+            file = f"int8-{len(shards) + 1:05d}.safetensors"
+            save_file(batch, str(folder / file), metadata={"format": "pt"})
+            for tensor in batch.values():  # the checkpoint's pages just read (the embedding table)
+                _drop_pages(tensor, mapped)
+            shards[file] = (folder / file).stat().st_size
+            batch.clear()
+            gathered = 0
+
+    def add(key: str, tensor) -> None:
+        nonlocal gathered
+        batch[key] = tensor.detach().contiguous()
+        gathered += tensor.numel() * tensor.element_size()
+        if gathered >= SHARD_BYTES:
+            flush()
+
+    for mname in linear:
+        module = model.get_submodule(mname)
+        add(f"{mname}.qweight", module.qweight)
+        add(f"{mname}.scale", module.scale)
+        if module.bias is not None:  # may share memory with a parameter (BLIP's decoder bias): a copy
+            add(f"{mname}.bias", module.bias.clone())
+    for key, (tensor, _) in _float_tensors(model, linear).items():
+        add(key, tensor)
+    flush()
+    return shards
+
+
+def _meta(model, name: str, scheme: str, linear: list[str], shards: dict[str, int]) -> dict:
+    """meta.json of a kept copy: its format and scheme, and which layers are int8 and int4."""
+    import torch
+
+    from .quantize import Int4Linear
+
+    int4 = {n: [m.in_features, m.out_features, m.group, m.bias is not None]
+            for n, m in model.named_modules() if isinstance(m, Int4Linear)}
+    return {"format": FORMAT, "scheme": SCHEMES[scheme], "model": name, "torch": torch.__version__,
+            "int8_layers": linear, "int4_layers": int4, "files": shards}
 
 
 def _remove_older_formats(name: str, scheme: str) -> None:
@@ -216,19 +230,43 @@ def _read(build, folder: Path, store: Path, scheme: str):
     Raises:
         _Damaged (or a safetensors/OS error): the copy is incomplete or does not fit the model.
     """
-    import torch
-    from safetensors import safe_open
-    from torch import nn
-    from transformers import AutoConfig, GenerationConfig
+    from transformers import GenerationConfig
 
-    from .quantize import Int4Linear, Int8Linear, float_embedding_output
+    from .quantize import float_embedding_output
 
+    meta = _checked_meta(store, scheme)
+    model = _empty_model(build, folder, meta)
+    linear = meta["int8_layers"]
+    floats = _float_tensors(model, linear)
+    _fill(model, store, meta["files"], linear, floats)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise _Damaged("tensors left unfilled")
+    if (folder / "generation_config.json").exists():
+        model.generation_config = GenerationConfig.from_pretrained(folder)
+    float_embedding_output(model)
+    return model.eval()
+
+
+def _checked_meta(store: Path, scheme: str) -> dict:
+    """The copy's meta.json, once its format, scheme and file sizes are what this code writes."""
     meta = json.loads((store / "meta.json").read_text())
     if meta.get("format") != FORMAT or meta.get("scheme") != SCHEMES[scheme]:
         raise _Damaged("another format")
     for file, size in meta["files"].items():
         if (store / file).stat().st_size != size:
             raise _Damaged(f"{file} has the wrong size")
+    return meta
+
+
+def _empty_model(build, folder: Path, meta: dict):
+    """The model's modules on the meta device, its Linear layers made the int8 and int4 layers
+    ``meta`` lists (which must be every Linear)."""
+    import torch
+    from torch import nn
+    from transformers import AutoConfig
+
+    from .quantize import Int4Linear, Int8Linear
+
     config = AutoConfig.from_pretrained(folder)
     with torch.device("meta"):
         model = build(config)
@@ -243,7 +281,11 @@ def _read(build, folder: Path, store: Path, scheme: str):
         for mname, (n_in, n_out, group, bias) in int4.items():
             parent, _, attr = mname.rpartition(".")
             setattr(model.get_submodule(parent), attr, Int4Linear(n_in, n_out, group, bias))
-    floats = _float_tensors(model, linear)
+    return model
+
+
+def _expected_shapes(model, linear: list[str], floats: dict) -> dict[str, tuple]:
+    """{tensor name in the files: its shape} for every tensor the model needs from them."""
     expected = {key: tuple(tensor.shape) for key, (tensor, _) in floats.items()}
     for mname in linear:
         module = model.get_submodule(mname)
@@ -251,8 +293,18 @@ def _read(build, folder: Path, store: Path, scheme: str):
         expected[f"{mname}.scale"] = (module.out_features,)
         if module.bias is not None:
             expected[f"{mname}.bias"] = (module.out_features,)
-    with ExitStack() as files:
-        opened = {file: files.enter_context(safe_open(str(store / file), framework="pt")) for file in meta["files"]}
+    return expected
+
+
+def _fill(model, store: Path, files: dict, linear: list[str], floats: dict) -> None:
+    """Fill ``model``'s int8 layers and float tensors (``floats``, as ``_float_tensors`` lists them)
+    from the copy's ``files``, once they hold exactly the tensors and shapes the model needs."""
+    from safetensors import safe_open
+    from torch import nn
+
+    expected = _expected_shapes(model, linear, floats)
+    with ExitStack() as stack:
+        opened = {file: stack.enter_context(safe_open(str(store / file), framework="pt")) for file in files}
         found: dict[str, tuple[str, object]] = {}
         for file, f in opened.items():
             for key in f.keys():
@@ -274,12 +326,6 @@ def _read(build, folder: Path, store: Path, scheme: str):
                 tensor = nn.Parameter(tensor, requires_grad=False)
             for module, attr in places:  # every name the model shares it under
                 (module._parameters if key.startswith("p:") else module._buffers)[attr] = tensor
-    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
-        raise _Damaged("tensors left unfilled")
-    if (folder / "generation_config.json").exists():
-        model.generation_config = GenerationConfig.from_pretrained(folder)
-    float_embedding_output(model)
-    return model.eval()
 
 
 def stores() -> list[tuple[str, int, Path]]:

@@ -24,8 +24,8 @@ from torch import nn
 
 from ..memory import give_back_freed_memory
 
-__all__ = ["Int4Linear", "Int8Linear", "float_embedding_output", "int4_layers", "pack_for_this_cpu", "packs_int8",
-           "quantize_int4", "quantize_int8"]
+__all__ = ["Int4Linear", "Int8Linear", "float_embedding_output", "int4_layers", "int8_linear", "int8_matmul",
+           "pack_for_this_cpu", "packs_int8", "quantize_int4", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def quantize_int8(model) -> None:
         linear = getattr(parent, attr)
         weight = linear.weight.detach()
         bias = None if linear.bias is None else linear.bias.detach().float()
-        setattr(parent, attr, _int8_linear(weight, bias))
+        setattr(parent, attr, int8_linear(weight, bias))
         if embedding is None or weight.data_ptr() != embedding.weight.data_ptr():  # tied: still in use
             _drop_pages(weight, mapped)
         del linear, weight
@@ -69,7 +69,8 @@ def quantize_int8(model) -> None:
     float_embedding_output(model)
 
 
-def _int8_linear(weight, bias) -> "Int8Linear":
+def int8_linear(weight, bias) -> "Int8Linear":
+    """The Int8Linear of a float ``weight`` (out, in) and ``bias`` (or None): int8 rows, a scale each."""
     module = Int8Linear(weight.shape[1], weight.shape[0], bias is not None, device="cpu")
     module.qweight, module.scale = _quantize_rows(weight)
     if bias is not None:
@@ -106,6 +107,12 @@ def pack_for_this_cpu(model) -> None:
     layers = [m for m in model.modules() if type(m) is Int8Linear]
     with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:  # packing runs outside the GIL
         list(pool.map(pack, layers))
+
+
+def int8_matmul(a, b):
+    """int8 x int8 -> int32 matrix product, the kernel an unpacked Int8Linear computes with
+    (``torch._int_mm``: oneDNN's where ``packs_int8`` is False)."""
+    return torch._int_mm(a, b)
 
 
 # Rows per block when Int8Linear.pack packs a weight (only a vocabulary-sized head has more).
@@ -168,9 +175,9 @@ class Int8Linear(nn.Module):
         step = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127.0)
         q = torch.div(x, step).round_().to(torch.int8)
         if q.shape[0] <= SMALL_BATCH:  # decoding: the weight as the kernel's left operand streams it fastest
-            y = torch._int_mm(self.qweight, q.t()).t().contiguous()
+            y = int8_matmul(self.qweight, q.t()).t().contiguous()
         else:
-            y = torch._int_mm(q, self.qweight.t())
+            y = int8_matmul(q, self.qweight.t())
         y = torch.mul(y, step)  # int32 * fp32 -> fp32, one pass
         y.mul_(self.scale)
         if self.bias is not None:
