@@ -116,7 +116,7 @@ def test_second_run_describes_nothing_and_hashes_nothing(folder, tmp_path, tiny_
 
     hashed = []
     real_hash = index.file_hash
-    monkeypatch.setattr(index, "file_hash", lambda p: hashed.append(p) or real_hash(p))
+    monkeypatch.setattr(index.walk, "file_hash", lambda p: hashed.append(p) or real_hash(p))  # what the run calls
     counted.clear()
     with IndexStore(db) as store:
         analyser = LocalAnalyser(ModelConfig(name=str(tiny_blip)))
@@ -280,10 +280,10 @@ def test_schema_migrations(tmp_path, monkeypatch):
         store.put_file("/x.png", "abc", 1, 2)
     # A later version adds a step: an existing index is brought up to date and keeps its rows.
     step = ("ALTER TABLE files ADD COLUMN note TEXT NOT NULL DEFAULT ''",)
-    monkeypatch.setattr(index, "MIGRATIONS", (*index.MIGRATIONS, step))
-    monkeypatch.setattr(index, "SCHEMA_VERSION", index.SCHEMA_VERSION + 1)
+    monkeypatch.setattr(index.store, "MIGRATIONS", (*index.MIGRATIONS, step))  # where the store reads them
+    monkeypatch.setattr(index.store, "SCHEMA_VERSION", index.SCHEMA_VERSION + 1)
     with IndexStore(db) as store:
-        assert store.version == index.SCHEMA_VERSION
+        assert store.version == index.store.SCHEMA_VERSION == index.SCHEMA_VERSION + 1
         assert store.db.execute("SELECT path, note FROM files").fetchall() == [("/x.png", "")]
     monkeypatch.undo()
     # An index made by a newer version is refused, not damaged.
@@ -353,34 +353,40 @@ class StandInAgent:
                               "alt_text": "A crumpled paper receipt."}[task or "photo"], model="stand-in")
 
 
-def test_index_goes_through_the_running_agent(tmp_path, monkeypatch):
-    """Contract test: a stand-in for the agent's request handler behind the real control endpoint."""
+@pytest.fixture
+def agent_at_endpoint(tmp_path, monkeypatch):
+    """Contract tests: a stand-in for the agent's request handler behind the real control endpoint."""
     from a11y_caption.agent import control
-    from a11y_caption.captioner.prompts import TAGS_PROMPT
 
-    root = tmp_path / "pictures"
-    picture = text_image("Total 12 euros", root / "r.png")
     monkeypatch.setenv("A11Y_CAPTION_RUNTIME_DIR", str(tmp_path / "run"))
     agent = StandInAgent()
     server = control.ControlServer(agent, control.runtime_dir(create=True))
     server.start()
     try:
-        db = tmp_path / "i.db"
-        said = tmp_path / "said.txt"
-        r = run_cli("index", str(root), "--db", str(db), "--speak", "--speech", "none", "--transcript", str(said))
-        assert r.returncode == 0, r.stderr
-        assert "1 image: 1 described" in r.stderr
-        assert said.read_text() == "1 image: 1 described, 0 already indexed, 0 could not be read.\n"
-        r = run_cli("search", "crumpled euros", "--db", str(db), "--json", "--no-speak")
+        yield agent
     finally:
         server.close()
+
+
+def test_index_goes_through_the_running_agent(tmp_path, agent_at_endpoint):
+    from a11y_caption.captioner.prompts import TAGS_PROMPT
+
+    root = tmp_path / "pictures"
+    picture = text_image("Total 12 euros", root / "r.png")
+    db = tmp_path / "i.db"
+    said = tmp_path / "said.txt"
+    r = run_cli("index", str(root), "--db", str(db), "--speak", "--speech", "none", "--transcript", str(said))
+    assert r.returncode == 0, r.stderr
+    assert "1 image: 1 described" in r.stderr
+    assert said.read_text() == "1 image: 1 described, 0 already indexed, 0 could not be read.\n"
+    r = run_cli("search", "crumpled euros", "--db", str(db), "--json", "--no-speak")
     [row] = [json.loads(line) for line in r.stdout.splitlines()]
     assert row == {"path": str(picture), "model": "Salesforce/blip-image-captioning-base",
                    "text": "A paper receipt on a wooden table.",
                    "description": "A paper receipt on a wooden table. It is crumpled.",
                    "alt_text": "A crumpled paper receipt.", "tags": ["receipt", "paper", "bakery"],
                    "score": row["score"]}
-    sent = [(q["op"], q.get("task"), q.get("prompt"), q.get("speak"), image) for q, image in agent.requests]
+    sent = [(q["op"], q.get("task"), q.get("prompt"), q.get("speak"), image) for q, image in agent_at_endpoint.requests]
     data = picture.read_bytes()
     assert sent[1:] == [("describe", "photo", None, False, data), ("describe", "alt_text", None, False, data),
                         ("describe", "question", TAGS_PROMPT, False, data), ("read", None, None, False, data)]
@@ -401,25 +407,17 @@ def test_batched_captions_match_one_at_a_time(tiny_models, family):
     alone = []
     for r in requests:
         alone.append(captioner.generate(r, options).collect().text)
-        getattr(captioner, "forget", lambda: None)()
+        captioner.forget()  # each alone, with nothing kept from the one before
     assert captioner.generate_batch(requests, options) == alone
 
 
-def test_describe_tags_through_the_running_agent(tmp_path, monkeypatch):
-    """Contract test: describe --json --tags asks the agent a follow-up for the tags."""
-    from a11y_caption.agent import control
+def test_describe_tags_through_the_running_agent(tmp_path, agent_at_endpoint):
+    """describe --json --tags asks the agent a follow-up for the tags."""
     from a11y_caption.captioner.prompts import TAGS_PROMPT
 
     picture = text_image("Total 12 euros", tmp_path / "r.png")
-    monkeypatch.setenv("A11Y_CAPTION_RUNTIME_DIR", str(tmp_path / "run"))
-    agent = StandInAgent()
-    server = control.ControlServer(agent, control.runtime_dir(create=True))
-    server.start()
-    try:
-        r = run_cli("describe", str(picture), "--json", "--tags", "--no-speak")
-    finally:
-        server.close()
+    r = run_cli("describe", str(picture), "--json", "--tags", "--no-speak")
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)
     assert (row["text"], row["tags"]) == ("A paper receipt on a wooden table. It is crumpled.", ["receipt", "table"])
-    assert [(q["op"], q.get("question")) for q, _ in agent.requests][-2:] == [("describe", None), ("ask", TAGS_PROMPT)]
+    assert [(q["op"], q.get("question")) for q, _ in agent_at_endpoint.requests][-2:] == [("describe", None), ("ask", TAGS_PROMPT)]

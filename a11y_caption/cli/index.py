@@ -1,5 +1,5 @@
-"""The index, search, show and export commands (a thin layer over index.py). Results go to stdout,
-messages to stderr."""
+"""The index, search, show and export commands (a thin layer over the index package). Results go
+to stdout, messages to stderr."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import A11yCaptionError
 from ..safe_text import one_line, path_text, terminal_text
+from .common import emit, settings
 
 __all__ = ["HANDLERS", "add_parsers"]
 
@@ -69,36 +70,19 @@ def _store(args):
 
 
 def _index(args) -> int:
-    from . import _settings
-    from ..index import AgentAnalyser, LocalAnalyser, Summary, index_folders
+    from ..index import Summary, index_folders
 
     args.no_speak = not args.speak
-    config = _settings(args)
-    # As describe: the running agent's warm model, unless another model or --local is asked for.
-    analyser = None if args.local or args.model else AgentAnalyser.if_running()
-    if analyser is None:
-        analyser = LocalAnalyser(config.model)
+    config = settings(args)
+    analyser = _analyser(args, config)
     speaker = None
     if args.speak:
         from ..speech import open_speaker
 
         speaker = open_speaker(config.speech)
     summary = Summary()
-    bar = None
-    last_said = [time.monotonic()]
-
-    def progress(done: int, total: int, s: Summary) -> None:
-        nonlocal bar
-        if bar is None and sys.stderr.isatty():  # a bar only on a terminal, never into a pipe or a file
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True)
-        if done and bar is not None:
-            bar.update(1)
-        if speaker is not None and (time.monotonic() - last_said[0] >= SPEAK_EVERY_S) and done < total:
-            last_said[0] = time.monotonic()
-            speaker.say(f"{done} of {total}.")
-
+    bar = []  # the progress bar, once there is one
+    progress = _progress(bar, speaker)
     store = _store(args)
     try:
         index_folders(args.folders, store, analyser, prune=args.prune, summary=summary, progress=progress)
@@ -122,6 +106,41 @@ def _index(args) -> int:
     _close(bar)
     store.close()
     analyser.close()
+    _say_summary(args, summary, store, speaker)
+    return 0
+
+
+def _analyser(args, config):
+    """As describe: the running agent's warm model, unless another model or --local is asked for."""
+    from ..index import AgentAnalyser, LocalAnalyser
+
+    analyser = None if args.local or args.model else AgentAnalyser.if_running()
+    if analyser is None:
+        analyser = LocalAnalyser(config.model)
+    return analyser
+
+
+def _progress(bar: list, speaker):
+    """``progress(done, total, summary)`` for the run: a bar on a terminal (put in ``bar``), and
+    with --speak the count said at most every SPEAK_EVERY_S."""
+    last_said = [time.monotonic()]
+
+    def progress(done: int, total: int, s) -> None:
+        if not bar and sys.stderr.isatty():  # a bar only on a terminal, never into a pipe or a file
+            from tqdm import tqdm
+
+            bar.append(tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True))
+        if done and bar:
+            bar[0].update(1)
+        if speaker is not None and (time.monotonic() - last_said[0] >= SPEAK_EVERY_S) and done < total:
+            last_said[0] = time.monotonic()
+            speaker.say(f"{done} of {total}.")
+
+    return progress
+
+
+def _say_summary(args, summary, store, speaker) -> None:
+    """The files that could not be read, and one line of counts (said too, with --speak)."""
     line = (f"{summary.found} image{'s' * (summary.found != 1)}: {summary.described} described, "
             f"{summary.unchanged + summary.known} already indexed, {len(summary.bad)} could not be read"
             + (f", {summary.pruned} deleted ones forgotten" if args.prune else "")
@@ -133,29 +152,27 @@ def _index(args) -> int:
         speaker.say(line.partition(". Index:")[0] + ".")
         speaker.wait()
         speaker.close()
-    return 0
 
 
-def _close(bar) -> None:
-    if bar is not None:
-        bar.close()
+def _close(bar: list) -> None:
+    if bar:
+        bar[0].close()
 
 
 def _search(args) -> int:
-    from . import _emit, _settings
     from ..models import canonical_id
     from ..speech import open_speaker
 
     with _store(args) as store:
         rows = store.search(args.query, args.limit, canonical_id(args.model) if args.model else None)
-    speaker = open_speaker(_settings(args).speech)
+    speaker = open_speaker(settings(args).speech)
     try:
         if not rows:
             print("a11y-caption: nothing found.", file=sys.stderr)
             speaker.say("Nothing found.")
         for row in rows:
-            _emit(json.dumps(row, ensure_ascii=False) + "\n" if args.json
-                  else f"{one_line(row['path'])}: {one_line(row['text'])}\n")  # one line per result, whatever the name
+            emit(json.dumps(row, ensure_ascii=False) + "\n" if args.json
+                 else f"{one_line(row['path'])}: {one_line(row['text'])}\n")  # one line per result, whatever the name
             speaker.say(f"{Path(row['path']).name}: {row['text']}")
         speaker.wait()
     finally:
@@ -166,14 +183,12 @@ def _search(args) -> int:
 def _show(args) -> int:
     import os
 
-    from . import _emit
-
     with _store(args) as store:
         record = store.show(os.path.abspath(args.path))
     if record is None:
         raise A11yCaptionError(f"{path_text(args.path)} is not in the index; index its folder first.")
     if args.json:
-        _emit(json.dumps(record, ensure_ascii=False) + "\n")
+        emit(json.dumps(record, ensure_ascii=False) + "\n")
         return 0
     out = [f"path: {one_line(record['path'])}", f"hash: {record['hash']}", f"size: {record['size']} bytes",
            f"modified: {record['modified']}"]
@@ -182,7 +197,7 @@ def _show(args) -> int:
                 f"description: {terminal_text(d['description'])}", f"alt text: {one_line(d['alt_text'])}",
                 f"tags: {one_line(', '.join(d['tags']))}",
                 "text found:" + ("\n" + terminal_text(d["ocr_text"]) if d["ocr_text"] else " none")]
-    _emit("\n".join(out) + "\n")
+    emit("\n".join(out) + "\n")
     return 0
 
 

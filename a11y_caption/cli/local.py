@@ -1,0 +1,158 @@
+"""describe and read: by the running agent when one runs (``client``), else in this process, one
+image (file or capture) after another."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import replace
+
+from ..errors import A11yCaptionError
+from ..safe_text import one_line, path_text, terminal_text
+from .client import through_agent, tunes_model
+from .common import capture_asked, emit, given, settings
+
+__all__ = ["describe_images", "describe_inputs", "read_images"]
+
+log = logging.getLogger("a11y_caption")
+
+
+def describe_inputs(args):
+    """(label, loader) pairs: files given, or the one capture asked for. A loader returns the
+    image, its task, and a sentence for the user when the image is not what was asked for."""
+    from ..capture import capture_window, grab_clipboard_image, grab_screen, permission_note
+    from ..images import open_image
+
+    if capture_asked(args) in ("screen", "window") and (note := permission_note()):
+        print(f"a11y-caption: {note}", file=sys.stderr)  # before the desktop's one-time dialog shows
+    if args.screen:
+        return [("screen", lambda: (grab_screen("pointer"), "screen", ""))]
+    if args.window:
+        def window():
+            shot = capture_window()  # the whole screen where the window cannot be isolated: say so
+            return shot.image, shot.task, shot.note
+
+        return [("window", window)]
+    if args.clipboard:
+        return [("clipboard", lambda: (grab_clipboard_image(), "photo", ""))]
+    return [(path_text(path), lambda p=path: (open_image(p), "photo", "")) for path in args.images]
+
+
+def _each_image(args, inputs, speaker, handle) -> int:
+    """``handle(label, image, task)`` -> text, for each input in turn.
+
+    A failing input is one line on stderr and one spoken sentence; the others still run. With
+    --copy the last text goes to the clipboard. Returns the exit status.
+    """
+    failures, last = 0, None
+    try:
+        for label, load in inputs:
+            try:
+                image, task, note = load()
+                if note:
+                    print(f"a11y-caption: {note}", file=sys.stderr)
+                    speaker.say(note)
+                last = handle(label, image, task)
+            except A11yCaptionError as e:
+                failures += 1
+                if args.debug:
+                    log.exception("failed; the traceback may quote your screen or clipboard")
+                print(f"a11y-caption: {one_line(str(e))}", file=sys.stderr)
+                speaker.say(str(e))
+        if args.copy and last:
+            from ..capture.clipboard import copy_text
+
+            copy_text(last)
+            print("a11y-caption: copied to the clipboard.", file=sys.stderr)
+        speaker.wait()
+    finally:
+        speaker.close()
+    return 1 if failures else 0
+
+
+def _tuned_model(args, m):
+    """The model settings with describe's model flags over them."""
+    return replace(
+        m, language=given(args.language, m.language), max_new_tokens=given(args.max_new_tokens, m.max_new_tokens),
+        temperature=given(args.temperature, m.temperature), num_beams=given(args.beams, m.num_beams),
+        device=given(args.device, m.device), dtype=given(args.dtype, m.dtype),
+        quantize=given(args.quantize, m.quantize), trust_remote_code=args.trust_remote_code or m.trust_remote_code,
+    )
+
+
+def describe_images(args) -> int:
+    from ..describe.describer import Describer
+    from ..speech import open_speaker
+
+    if not args.local and not tunes_model(args):
+        status = through_agent(args, "describe")
+        if status is not None:
+            return status
+    config = settings(args)
+    m = _tuned_model(args, config.model)
+    inputs = describe_inputs(args)
+    speaker = open_speaker(config.speech)
+    describer = Describer(m)
+
+    def describe(label, image, task) -> str:
+        kind = "screen" if task in ("screen", "window") else "photo"
+        if args.alt_text:
+            task = "alt_text"
+        elif args.prompt:
+            task = "question"
+        start = time.perf_counter()
+        generation = describer.describe(image, task, args.prompt, image_kind=kind)
+        if args.json:
+            text = speaker.say_stream(generation).strip()
+            row = {"path": label, "text": text, "model": generation.model,
+                   "seconds": round(time.perf_counter() - start, 3)}
+            if generation.screen_text is not None:  # a grounded description: the OCR lines it was given
+                row["text_on_screen"] = generation.screen_text.as_json()
+            if args.tags:
+                row["tags"] = describer.tags(image)
+            emit(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            if len(inputs) > 1:
+                emit(f"{one_line(label)}:\n")
+            # A server's answer is text from outside: no escape sequence of its reaches the terminal.
+            text = speaker.say_stream(_tee(generation, lambda chunk: emit(terminal_text(chunk)))).strip()
+            emit("\n")
+        return text
+
+    return _each_image(args, inputs, speaker, describe)
+
+
+def _tee(chunks, sink):
+    for chunk in chunks:
+        sink(chunk)
+        yield chunk
+
+
+def read_images(args) -> int:
+    from ..describe.describer import Describer
+    from ..speech import open_speaker
+
+    if not args.local:
+        status = through_agent(args, "read")
+        if status is not None:
+            return status
+    config = settings(args)
+    inputs = describe_inputs(args)
+    speaker = open_speaker(config.speech)
+    describer = Describer(config.model)  # only its OCR reader is used: no model is loaded
+
+    def read(label, image, task) -> str:
+        start = time.perf_counter()
+        text, lines = describer.read(image, "screen" if task in ("screen", "window") else "image")
+        if args.json:
+            emit(json.dumps({"path": label, "text": text, "lines": lines,
+                             "seconds": round(time.perf_counter() - start, 3)}, ensure_ascii=False) + "\n")
+        else:
+            emit((f"{one_line(label)}:\n" if len(inputs) > 1 else "") + terminal_text(text) + "\n")
+        for line in text.splitlines():
+            speaker.say(line)
+        return text
+
+    return _each_image(args, inputs, speaker, read)

@@ -1,0 +1,206 @@
+"""The command line's parser: every sub-command and flag, and the check of flag values against the
+settings they set (config.RULES)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+from ..safe_text import one_line
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line and exit status 2, like every other error: a listener should not
+    have to hear the whole usage text to learn which flag was wrong."""
+
+    def error(self, message: str):
+        self.exit(2, f"a11y-caption: {message} (see {self.prog} --help)\n")
+
+
+# Flags that set a hotkeys.toml setting accept exactly what the setting accepts (config.RULES).
+FLAG_SETTINGS = {
+    "max_new_tokens": ("model", "max_new_tokens"), "temperature": ("model", "temperature"),
+    "beams": ("model", "num_beams"), "device": ("model", "device"),
+    "rate": ("speech", "rate"), "volume": ("speech", "volume"),
+    "new_tokens": ("model", "max_new_tokens"),  # bench
+    "server": ("model", "server"),
+}
+# Comma-separated lists of such values.
+LIST_FLAG_SETTINGS = {"image_tokens": ("model", "screen_image_tokens")}  # bench
+
+
+# Flags that are text for a model, a voice or a search (not file names, which may be any bytes).
+_TEXT_FLAGS = ("prompt", "question", "language", "voice", "model", "server", "query")
+_LIST_FLAG_CHOICES = {"precisions": ("int8", "int4", "bf16", "fp32")}
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with one line (status 2) naming the first flag whose value its setting would refuse."""
+    from ..config import setting_problem
+
+    def refuse(dest: str, what: str) -> None:
+        parser.exit(2, f"a11y-caption: --{dest.replace('_', '-')} {what}\n")
+
+    for dest in _TEXT_FLAGS:  # undecodable bytes in argv arrive as lone surrogates: no model, file or socket takes them
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not _is_text(value):
+            name = dest if dest in ("question", "query") else f"--{dest.replace('_', '-')}"
+            parser.exit(2, f"a11y-caption: {name} is not valid text (check the terminal's character encoding)\n")
+    for dest, choices in _LIST_FLAG_CHOICES.items():
+        for piece in [] if getattr(args, dest, None) is None else getattr(args, dest).split(","):
+            if piece not in choices:
+                refuse(dest, f"must be some of {', '.join(choices)}, separated by commas, not {one_line(piece)!r}")
+    given = [(dest, setting, getattr(args, dest)) for dest, setting in FLAG_SETTINGS.items()
+             if getattr(args, dest, None) is not None]
+    for dest, setting in LIST_FLAG_SETTINGS.items():
+        for piece in [] if getattr(args, dest, None) is None else getattr(args, dest).split(","):
+            try:
+                given.append((dest, setting, int(piece)))
+            except ValueError:
+                refuse(dest, f"must be whole numbers separated by commas, not {piece!r}")
+    for dest, (section, key), value in given:
+        problem = setting_problem(section, key, value)
+        if problem:
+            refuse(dest, f"{problem}, not {value!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="a11y-caption",
+        description="Describe screens and images aloud with a local vision model. Nothing leaves this computer "
+                    "unless you configure a model server (--server), and then only to that server.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_describe_and_read(sub)
+    _add_agent_commands(sub)
+    _add_models_and_config(sub)
+    from ..desktop import autostart, shortcuts
+
+    shortcuts.add_parser(sub)
+    autostart.add_parser(sub)
+    _add_bench(sub)
+    from .index import add_parsers as add_index_parsers
+
+    add_index_parsers(sub, _common_flags)  # index, search, show, export
+    return p
+
+
+def _common_flags(sp, *, model: bool = True) -> None:
+    """The settings file, the model (unless ``model`` is false) and the voice."""
+    from ..config import SPEECH_ENGINES
+
+    sp.add_argument("--config", metavar="FILE", help="settings file (default: your hotkeys.toml, else the packaged one)")
+    if model:
+        sp.add_argument("--model", metavar="ID_OR_DIR", help="hub id, alias (blip-base, ...), local folder, or 'ocr'")
+        sp.add_argument("--server", metavar="URL", help="describe with a model on this OpenAI-compatible server, "
+                        "e.g. http://127.0.0.1:11434/v1 (--model: its name there)")
+    sp.add_argument("--speech", metavar="ENGINE", choices=SPEECH_ENGINES,
+                    help=", ".join(SPEECH_ENGINES) + " (auto: your screen reader if one runs, else the system voice)")
+    sp.add_argument("--no-speak", action="store_true", help="print only (same as --speech none)")
+    sp.add_argument("--voice", help="voice id or name")
+    sp.add_argument("--rate", type=int, help="words per minute, 50 to 600")
+    sp.add_argument("--volume", type=float, help="0.0 to 1.0")
+    sp.add_argument("--transcript", metavar="FILE", help="append every spoken sentence to FILE")
+
+
+def _source_flags(sp) -> None:
+    """Image files, or one capture: the screen, the active window or the clipboard."""
+    sp.add_argument("--local", action="store_true",
+                    help="work in this process even when the agent is running (it loads the model itself)")
+    sp.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--screen", action="store_true", help="capture the screen instead of reading files")
+    g.add_argument("--window", action="store_true", help="capture the active window")
+    g.add_argument("--clipboard", action="store_true", help="use the image on the clipboard")
+
+
+def _add_describe_and_read(sub) -> None:
+    from ..config import DTYPES, QUANTIZE_MODES
+
+    d = sub.add_parser("describe", help="describe images (or the screen) aloud")
+    _source_flags(d)
+    _common_flags(d)
+    d.add_argument("--prompt", metavar="TEXT", help="ask this instead of the default description (chat models)")
+    d.add_argument("--alt-text", action="store_true", help="write one concise sentence of alt text")
+    d.add_argument("--language", help="answer language for chat models, e.g. German")
+    d.add_argument("--copy", action="store_true", help="copy the (last) result to the clipboard")
+    d.add_argument("--json", action="store_true", help="one JSON object per image: path, text, model, seconds "
+                   "(and text_on_screen, the OCR lines a grounded description was given)")
+    d.add_argument("--max-new-tokens", type=int, metavar="N", help="longest description in tokens, 1 to 4096")
+    d.add_argument("--temperature", type=float, metavar="T", help="0 for greedy decoding, up to 2")
+    d.add_argument("--beams", type=int, metavar="N", help="beam search width, 1 to 8 (1 streams speech)")
+    d.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    d.add_argument("--dtype", choices=DTYPES)
+    d.add_argument("--quantize", choices=QUANTIZE_MODES, help="auto: int8 on the CPU, none on a GPU")
+    d.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the model (only if you trust it)")
+    d.add_argument("--tags", action="store_true", help="with --json: add tags, a list of lowercase words for what is in it")
+
+    r = sub.add_parser("read", help="read the text of images (or the screen) exactly, with OCR")
+    _source_flags(r)
+    _common_flags(r, model=False)
+    r.add_argument("--copy", action="store_true", help="copy the text to the clipboard")
+    r.add_argument("--json", action="store_true", help="one JSON object per image: path, text, lines, seconds")
+
+
+def _add_agent_commands(sub) -> None:
+    """run, and what is asked of the running agent."""
+    run = sub.add_parser("run", help="start the hotkey agent")
+    _common_flags(run)
+
+    a = sub.add_parser("ask", help="ask the running agent about what it described last")
+    a.add_argument("question")
+    a.add_argument("--no-speak", action="store_true", help="print only; the agent stays silent")
+    a.add_argument("--json", action="store_true", help="one JSON object: question, text, model, seconds")
+    sub.add_parser("stop", help="make the running agent stop speaking and generating")
+    sub.add_parser("copy-last", help="the running agent copies its last answer to the clipboard")
+    sub.add_parser("release", help="the running agent frees the model's memory (the next description reloads it)")
+    rep = sub.add_parser("repeat", help="the running agent says its last answer again (and it is printed)")
+    rep.add_argument("--no-speak", action="store_true", help="print only")
+    st = sub.add_parser("status", help="is an agent running, and with which model")
+    st.add_argument("--json", action="store_true")
+
+
+def _add_models_and_config(sub) -> None:
+    m = sub.add_parser("models", help="download or list models")
+    msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    pull = msub.add_parser("pull", help="download a model (configs, tokenizer and safetensors weights only)")
+    pull.add_argument("model", nargs="?", help="hub id or alias (default: the configured model)")
+    pull.add_argument("--config", metavar="FILE")
+    mlist = msub.add_parser("list", help="models on this computer, with their size on disk (or on --server)")
+    mlist.add_argument("--server", metavar="URL", help="list the models of this OpenAI-compatible server instead")
+    mlist.add_argument("--config", metavar="FILE", help="settings file (for api_key_env)")
+    rm = msub.add_parser("remove", help="delete a downloaded model and its int8 copy")
+    rm.add_argument("model", help="hub id, alias or folder")
+
+    c = sub.add_parser("config", help="show or check the settings file")
+    csub = c.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    csub.add_parser("path", help="print where your hotkeys.toml is read from")
+    check = csub.add_parser("check", help="check a settings file and list its hotkeys")
+    check.add_argument("file", nargs="?")
+
+
+def _add_bench(sub) -> None:
+    b = sub.add_parser("bench", help="time to first spoken word and memory on full-size models (slow; minutes)")
+    b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base")
+    b.add_argument("--json", action="store_true", help="one JSON object per line")
+    b.add_argument("--cache-dir", metavar="DIR", help="where full-size random replicas are built and kept")
+    b.add_argument("--new-tokens", type=int, default=20, metavar="N", help="tokens generated per run (default 20)")
+    b.add_argument("--image-tokens", default="64,128,256,512", metavar="LIST",
+                   help="image-token budgets to time for chat models (default 64,128,256,512)")
+    b.add_argument("--precisions", default="int8,int4,bf16,fp32", metavar="LIST", help="default int8,int4,bf16,fp32")
+    b.add_argument("--no-baseline", action="store_true", help="skip the slow naive baseline")
+    b.add_argument("--plot", metavar="PNG", help="also plot time to first word against image tokens (needs matplotlib)")
+    b.add_argument("--report", metavar="MD", help="also write the results as Markdown (docs/PERFORMANCE.md)")
+    b.add_argument("--index", action="store_true", help="time the folder index instead: images per minute, "
+                   "batched or not, and a second unchanged run over 1,000 files")
