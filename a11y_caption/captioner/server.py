@@ -7,80 +7,33 @@ events, parsed by the official ``openai`` client. The request runs on a thread o
 reader waits on Stop too, so Stop is answered at once in every phase; it also shuts the connection
 down, so the server sees the client go and can stop generating.
 
-The screenshot goes only to the server the user named: the environment's proxy variables are not
-used (only [model] proxy), redirects are refused, not followed, and every response is bounded
-(bytes read, time, text) so a hostile or broken server cannot hang or flood the program.
+The screenshot goes only to the server the user named, and every answer is bounded (bytes read,
+time, text): server_transport.py is the one way out.
 """
 
 from __future__ import annotations
 
 import base64
-import contextvars
 import io
-import ipaddress
 import json
-import logging
-import os
 import queue
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
 
 from PIL import Image
 
-from ..errors import ServerError, ServerRedirected, ServerUnreachable
-from ..safe_text import one_line
+from ..errors import ServerError, ServerUnreachable
 from .base import Captioner, Generation, GenerationOptions, Request
 from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
+from .server_transport import (_BASE_BYTES, _BYTES_PER_TOKEN, _Limits, _client, _limits, _one_line, _too_slow,
+                               is_loopback, server_label, warn_if_unencrypted)
 
 __all__ = ["ServerCaptioner", "image_data_url", "is_loopback", "server_label"]
 
-log = logging.getLogger(__name__)
-
-NO_KEY = "no-key"  # the openai client insists on a key; local servers ignore this one
 _POLL_S = 0.05  # how often a waiting reader looks at Stop (as grounding's OCR wait does)
-# Bytes read per response: room for a model list, and for each allowed token an event far larger
-# than any real server sends; an answer larger than this is not a model's answer.
-_BASE_BYTES = 1 << 20
-_BYTES_PER_TOKEN = 4096
 _CHARS_PER_TOKEN = 32  # no tokenizer's token is longer; a text cap a local model also keeps
-_warned_unencrypted: set[tuple[str, str]] = set()
-
-
-def server_label(url: str) -> str:
-    """``host:port`` of ``url`` (never a user name or password written into it)."""
-    parts = urlsplit(url)
-    host = parts.hostname or url
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{parts.port}" if parts.port else host
-
-
-def is_loopback(host: str) -> bool:
-    """True for this computer's own addresses: localhost, 127.0.0.0/8, ::1."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def warn_if_unencrypted(url: str, proxy: str = "") -> None:
-    """Once per server: plain http to another computer (or through a proxy on one) carries
-    screenshots in the clear."""
-    parts = urlsplit(url)
-    remote_proxy = bool(proxy) and not is_loopback(urlsplit(proxy).hostname or "")
-    if (parts.scheme == "http" and (remote_proxy or not is_loopback(parts.hostname or ""))
-            and (url, proxy) not in _warned_unencrypted):
-        _warned_unencrypted.add((url, proxy))
-        through = f" through the proxy {server_label(proxy)}" if remote_proxy else ""
-        log.warning("The model server %s is reached over plain http%s, so screenshots would cross the network "
-                    "unencrypted; use an https URL unless the network is yours alone.", server_label(url), through)
 
 
 def image_data_url(image: Image.Image) -> str:
@@ -91,144 +44,6 @@ def image_data_url(image: Image.Image) -> str:
         image = image.convert("RGB")
     image.save(buffer, "PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _httpx():
-    """httpx2, which openai 3 uses; or httpx, which older ones use (the same API for what is used here)."""
-    try:
-        import httpx2 as httpx
-    except ImportError:
-        import httpx
-    return httpx
-
-
-@dataclass(frozen=True)
-class _Limits:
-    max_bytes: int
-    deadline: float | None = None  # time.monotonic(); None: the caller watches the time itself
-
-
-# Set by each request's own thread, read by the transport below it (a sync client calls the
-# transport and reads the body on the calling thread), so each answer gets the bounds of its call.
-_limits: contextvars.ContextVar[_Limits | None] = contextvars.ContextVar("a11y_server_limits", default=None)
-
-
-def _guarded_transport(label: str, proxy: str, verify, answer_timeout: float):
-    httpx = _httpx()
-
-    class CappedStream(httpx.SyncByteStream):
-        """Counts the raw bytes below every decoder and parser, so nothing unbounded is ever held."""
-
-        def __init__(self, inner, limits: _Limits):
-            self._inner, self._limits, self._read = inner, limits, 0
-
-        def __iter__(self):
-            for chunk in self._inner:
-                self._read += len(chunk)
-                if self._read > self._limits.max_bytes:
-                    raise _too_large(label, self._limits.max_bytes)
-                if self._limits.deadline is not None and time.monotonic() > self._limits.deadline:
-                    raise _too_slow(label, answer_timeout)
-                yield chunk
-
-        def close(self):
-            self._inner.close()
-
-    class GuardedTransport(httpx.BaseTransport):
-        """The one way out: the named server (or [model] proxy), no redirect, no compression."""
-
-        def __init__(self):
-            # trust_env=False: neither proxy variables nor netrc decide where the screenshot goes.
-            self._inner = httpx.HTTPTransport(verify=verify, trust_env=False, proxy=proxy or None)
-
-        def handle_request(self, request):
-            # A compressed answer can expand a thousandfold past the byte cap; ask for none.
-            request.headers["Accept-Encoding"] = "identity"
-            limits = _limits.get() or _Limits(_BASE_BYTES, time.monotonic() + answer_timeout)
-            response = self._inner.handle_request(request)
-            try:
-                if 300 <= response.status_code < 400 and "location" in response.headers:
-                    raise ServerRedirected(f"The model server at {label} redirected the request to "
-                                      f"{_where(request.url, response.headers['location'])}; a11y-caption sends "
-                                      "the screen only to the server you named: set [model] server to that address "
-                                      "if it is yours.")
-                encoding = response.headers.get("content-encoding", "identity").strip().lower()
-                if encoding not in ("", "identity"):
-                    raise ServerError(f"The model server at {label} sent a compressed answer "
-                                      f"({_one_line(encoding, 40)}), which a11y-caption does not unpack; "
-                                      "turn compression off on the server.")
-                length = response.headers.get("content-length", "")
-                if length.isdigit() and int(length) > limits.max_bytes:
-                    raise _too_large(label, limits.max_bytes)
-            except BaseException:
-                response.close()
-                raise
-            return httpx.Response(response.status_code, headers=response.headers.raw,
-                                  stream=CappedStream(response.stream, limits), extensions=response.extensions)
-
-        def close(self):
-            self._inner.close()
-
-    return GuardedTransport()
-
-
-def _where(request_url, location: str) -> str:
-    """``host:port`` a redirect points at, as safe text (``location`` is the server's, any text)."""
-    try:
-        where = server_label(urljoin(str(request_url), location.strip()))
-    except ValueError:  # a port that is no number, a malformed address
-        where = "an address that is not valid"
-    return _one_line(where, 80) or "an address that is not valid"
-
-
-def _too_large(label: str, max_bytes: int) -> ServerError:
-    return ServerError(f"The model server at {label} sent more than {max_bytes / 2**20:.1f} MB for one answer; "
-                       "check that the server address is a model server.")
-
-
-def _too_slow(label: str, answer_timeout: float) -> ServerError:
-    return ServerError(f"The model server at {label} was still answering after {answer_timeout:g} s; "
-                       "raise [model] answer_timeout if it is only slow.")
-
-
-def _verify(url: str):
-    """The certificates the server's https is checked against. trust_env=False also drops
-    SSL_CERT_FILE and SSL_CERT_DIR, and a user's own server may have its own CA named there."""
-    if urlsplit(url).scheme != "https":
-        return True
-    cafile = os.environ.get("SSL_CERT_FILE") or None
-    capath = os.environ.get("SSL_CERT_DIR") or None
-    if not (cafile or capath):
-        return True
-    try:
-        return ssl.create_default_context(cafile=cafile, capath=capath)
-    except (OSError, ssl.SSLError) as e:
-        names = " and ".join(n for n, v in (("SSL_CERT_FILE", cafile), ("SSL_CERT_DIR", capath)) if v)
-        raise ServerError(f"The certificates named by {names} cannot be read; correct the setting or unset it.") from e
-
-
-def _client(url: str, api_key_env: str, connect_timeout: float, read_timeout: float, proxy: str,
-            answer_timeout: float):
-    import openai
-
-    # Request bodies (screenshots, prompts with screen text) appear in these libraries' debug logs.
-    for name in ("openai", "httpx", "httpx2", "httpcore", "httpcore2"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    key = NO_KEY
-    if api_key_env:
-        key = os.environ.get(api_key_env, "")
-        if not key:
-            raise ServerError(f"The environment variable {api_key_env}, named by api_key_env, holds no key "
-                              "for the model server.")
-    httpx = _httpx()
-    timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-    transport = _guarded_transport(server_label(url), proxy, _verify(url), answer_timeout)
-    # openai's own client follows redirects and reads the proxy variables: either can carry the
-    # screenshot to another computer.
-    http_client = httpx.Client(transport=transport, trust_env=False, follow_redirects=False, timeout=timeout)
-    # No retries: a failure is said at once, and the next press tries again.
-    return openai.OpenAI(base_url=url, api_key=key, max_retries=0, http_client=http_client,
-                         timeout=openai.Timeout(read_timeout, connect=connect_timeout))
 
 
 class ServerCaptioner(Captioner):
@@ -371,6 +186,7 @@ class _Call:
         self._lock = threading.Lock()
         self._stream = None
         self._count = self._chars = 0
+        self._answered = False  # some of the answer's text has come
         self._max_chars = options.max_new_tokens * _CHARS_PER_TOKEN
         self._thread = threading.Thread(target=self._work, name="a11y-server", daemon=True)
 
@@ -394,6 +210,30 @@ class _Call:
         self._chars += len(text)
         self.events.put(("text", text))
         return self._count < self.options.max_new_tokens and self._chars < self._max_chars
+
+    def _streamed_answer(self, stream) -> None:
+        """The answer's chunks as they come, until the server says it is complete (or Stop, or the
+        ``max_new_tokens`` cap)."""
+        finish, tokens = None, 0
+        for chunk in stream:
+            if self._aborted.is_set():
+                return
+            usage = getattr(chunk, "usage", None)
+            if usage is not None and getattr(usage, "completion_tokens", None):
+                tokens = usage.completion_tokens
+            for choice in chunk.choices or ():
+                text = choice.delta.content if choice.delta is not None else None
+                if text:
+                    self._answered = True
+                    if not self._emit(text):  # as long as allowed: end here, as a local model would
+                        self.events.put(("end", self._count))
+                        return
+                finish = choice.finish_reason or finish
+        if self._aborted.is_set():
+            return
+        if finish is None:  # the stream ended without saying the answer was complete
+            raise ServerError(f"The model server at {self.owner.label} broke off its answer.")
+        self.events.put(("end", tokens))
 
     def _whole_answer(self, response) -> None:
         """A server that ignored stream=true sent one chat.completion as JSON: its text, bounded."""
@@ -423,7 +263,7 @@ class _Call:
 
     def _work(self) -> None:
         client = self.owner._client
-        started = answered = False
+        started = False
         _limits.set(_Limits(_BASE_BYTES + _BYTES_PER_TOKEN * self.options.max_new_tokens))
         try:
             if client is None:
@@ -442,29 +282,10 @@ class _Call:
             if content_type == "application/json":
                 self._whole_answer(stream.response)
                 return
-            finish, tokens = None, 0
-            for chunk in stream:
-                if self._aborted.is_set():
-                    return
-                usage = getattr(chunk, "usage", None)
-                if usage is not None and getattr(usage, "completion_tokens", None):
-                    tokens = usage.completion_tokens
-                for choice in chunk.choices or ():
-                    text = choice.delta.content if choice.delta is not None else None
-                    if text:
-                        answered = True
-                        if not self._emit(text):  # as long as allowed: end here, as a local model would
-                            self.events.put(("end", self._count))
-                            return
-                    finish = choice.finish_reason or finish
-            if self._aborted.is_set():
-                return
-            if finish is None:  # the stream ended without saying the answer was complete
-                raise ServerError(f"The model server at {self.owner.label} broke off its answer.")
-            self.events.put(("end", tokens))
+            self._streamed_answer(stream)
         except BaseException as e:
             if not self._aborted.is_set():
-                error = self.owner.error(e, started=started, answered=answered)
+                error = self.owner.error(e, started=started, answered=self._answered)
                 if error is not e:
                     error.__cause__ = e  # the library's error, for --debug
                 self.events.put(("error", error))
@@ -507,11 +328,4 @@ def _message_of(body) -> str:
     elif isinstance(body, str):
         message = body
     return _one_line(message if isinstance(message, str) else "")
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    """A server's text for one of our sentences: escape sequences and other controls written out
-    visibly (they would rewrite the terminal, or what the screen reader reads), and short."""
-    text = one_line(" ".join(text.split()).rstrip("."))
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 

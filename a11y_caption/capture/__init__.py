@@ -14,7 +14,7 @@ from ..images import normalize, open_image, pixel_bound
 from .shot import WINDOW_NOT_ISOLATED, WindowShot
 
 __all__ = ["NO_DISPLAY", "WINDOW_NOT_ISOLATED", "WindowShot", "capture_window", "grab_clipboard_image", "grab_screen",
-           "grab_window", "permission_note"]
+           "permission_note"]
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,6 @@ def _pointer() -> tuple[int, int]:
         return tuple(int(v) for v in Controller().position)
     except Exception:
         return (0, 0)
-
-
-def grab_window() -> Image.Image:
-    """The active window, or the screen where it cannot be isolated (``capture_window`` says which)."""
-    return capture_window().image
 
 
 def capture_window() -> WindowShot:

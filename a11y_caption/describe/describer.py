@@ -236,67 +236,94 @@ class Describer:
             request = replace(request, pixels=self.config.grounded_image_tokens * 28 * 28)
         key = self._key(image, task, question, (history, image_kind, grounds))
         if key in self._cache:
-            self._cache.move_to_end(key)
-            text, cached_screen = self._cache[key]
-            cached = Generation(_once(text), stop, "cache")
-            cached.screen_text = cached_screen
-            return cached
+            return self._cached(key, stop)
         name = self.captioner.name if self.captioner is not None else "ocr"
         outer: Generation
 
         def chunks() -> Iterator[str]:
             if self.captioner is None:
                 # Never cached: once the model is pulled, the same image must get the model's answer.
-                lines = self.read_text(image)
-                yield ("\n".join(lines) + "\n") if lines else "No text found.\n"
+                yield self._text_found(image)
                 yield str(self.missing)
                 return
-            screen = screen_text
-            if grounds == "prompt" and screen is None:
-                screen = self._read_while_prefilling(image, request, stop)
-                if screen is None:
-                    return  # stopped while reading
-                if not screen.lines and task in ("photo", "alt_text"):
-                    screen = None  # a photo without text: nothing to ground a photo description in
-            checker = None
-            asked = request
-            if screen is not None:
-                outer.screen_text = screen
-                asked = replace(request, screen_text=screen)
-                checker = QuoteChecker(screen)
-            elif grounds == "check":
-                pending = self._pending_screen_text(image, stop, self.ocr_alongside)
-                checker = QuoteChecker(pending)
-            self._settle()
-            inner = self.captioner.generate(asked, self.options, stop)
-            try:
-                yield from (checker.check(inner) if checker is not None else inner)
-            except ServerUnreachable as e:
-                if self.config.fallback != "ocr" or outer.text:
-                    raise
-                # The server is down: the text on the image, read here, and why (never cached).
-                lines = self.read_text(image)
-                yield ("\n".join(lines) + "\n") if lines else "No text found.\n"
-                yield str(e)
-                return
-            outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
-            if grounds == "check":
-                outer.checked_against = pending.result
-                if pending.error is not None:
-                    log_unexpected(log, "reading the screen's text to check quotes", pending.error)
-            if checker is not None and checker.unconfirmed:
-                outer.unconfirmed_quotes = checker.unconfirmed
-                # A count only: the quotes themselves may be screen text (or invented text).
-                log.info("%d quoted string(s) not found on the screen were replaced", checker.unconfirmed)
-            if self._add_ocr(task) and not stop.is_set():
-                lines = self.read_text(image)
-                if lines:
-                    yield "\nText found:\n" + "\n".join(lines)
-            if not stop.is_set():  # only a real model's complete answer
-                self._remember(key, (outer.text, outer.screen_text))
+            yield from self._model_answer(outer, request, grounds, screen_text, key, stop)
 
         outer = Generation(chunks(), stop, name)
         return outer
+
+    def _cached(self, key: bytes, stop: threading.Event) -> Generation:
+        """The answer kept for an image seen again, with the screen text it was grounded in."""
+        self._cache.move_to_end(key)
+        text, cached_screen = self._cache[key]
+        cached = Generation(_once(text), stop, "cache")
+        cached.screen_text = cached_screen
+        return cached
+
+    def _text_found(self, image: Image.Image) -> str:
+        """The text OCR finds on ``image``, said where the model cannot describe it."""
+        lines = self.read_text(image)
+        return ("\n".join(lines) + "\n") if lines else "No text found.\n"
+
+    def _model_answer(self, outer: Generation, request: Request, grounds: str | None,
+                      screen_text: ScreenText | None, key: bytes, stop: threading.Event) -> Iterator[str]:
+        """The model's answer to ``request``, grounded as ``grounds`` says; what is learnt on the way
+        (the screen text, tokens, quotes replaced) goes on ``outer``. A complete answer is cached."""
+        grounded = self._grounded(outer, request, grounds, screen_text, stop)
+        if grounded is None:
+            return  # stopped while reading
+        asked, checker, pending = grounded
+        self._settle()
+        inner = self.captioner.generate(asked, self.options, stop)
+        try:
+            yield from (checker.check(inner) if checker is not None else inner)
+        except ServerUnreachable as e:
+            if self.config.fallback != "ocr" or outer.text:
+                raise
+            # The server is down: the text on the image, read here, and why (never cached).
+            yield self._text_found(request.image)
+            yield str(e)
+            return
+        self._note_answer(outer, inner, checker, pending)
+        if self._add_ocr(request.task) and not stop.is_set():
+            lines = self.read_text(request.image)
+            if lines:
+                yield "\nText found:\n" + "\n".join(lines)
+        if not stop.is_set():  # only a real model's complete answer
+            self._remember(key, (outer.text, outer.screen_text))
+
+    def _grounded(self, outer: Generation, request: Request, grounds: str | None, screen_text: ScreenText | None,
+                  stop: threading.Event) -> tuple[Request, QuoteChecker | None, Pending | None] | None:
+        """What the model is asked, the checker of its quotes, and the OCR the quotes are checked
+        against where it runs beside the model (``grounds`` "check"); None if Stop came while the
+        screen's text was read for the prompt."""
+        screen = screen_text
+        if grounds == "prompt" and screen is None:
+            screen = self._read_while_prefilling(request.image, request, stop)
+            if screen is None:
+                return None
+            if not screen.lines and request.task in ("photo", "alt_text"):
+                screen = None  # a photo without text: nothing to ground a photo description in
+        if screen is not None:
+            outer.screen_text = screen
+            return replace(request, screen_text=screen), QuoteChecker(screen), None
+        if grounds == "check":
+            pending = self._pending_screen_text(request.image, stop, self.ocr_alongside)
+            return request, QuoteChecker(pending), pending
+        return request, None, None
+
+    @staticmethod
+    def _note_answer(outer: Generation, inner: Generation, checker: QuoteChecker | None,
+                     pending: Pending | None) -> None:
+        """Put on ``outer`` what the model's answer ``inner`` and its quote check found."""
+        outer.new_tokens, outer.first_token_at = inner.new_tokens, inner.first_token_at
+        if pending is not None:  # grounds "check": the OCR that ran beside the model
+            outer.checked_against = pending.result
+            if pending.error is not None:
+                log_unexpected(log, "reading the screen's text to check quotes", pending.error)
+        if checker is not None and checker.unconfirmed:
+            outer.unconfirmed_quotes = checker.unconfirmed
+            # A count only: the quotes themselves may be screen text (or invented text).
+            log.info("%d quoted string(s) not found on the screen were replaced", checker.unconfirmed)
 
     def tags(self, image: Image.Image, caption: str | None = None) -> list[str]:
         """Short lowercase tags for ``image``: a chat model is asked for them; a captioner's

@@ -46,7 +46,7 @@ class SpeechDispatcherVoice:
     def __init__(self, timeout: float = 2.0):
         self._ends = EndTracker()
         try:
-            self._conn = SSIPConnection("a11y-caption", on_event=self._event, on_lost=self._lost, timeout=timeout)
+            self._conn = SSIPConnection(on_event=self._event, on_lost=self._lost, timeout=timeout)
             self._conn.command("SET SELF PRIORITY TEXT")
         except SSIPError as e:
             from ..errors import SpeechError

@@ -51,7 +51,7 @@ class SSIPConnection:
     """One connection; ``on_event(msg_id, "end" | "cancel")`` and ``on_lost()`` are called from
     the reader thread."""
 
-    def __init__(self, client_name: str, *, on_event: Callable[[int, str], None],
+    def __init__(self, *, on_event: Callable[[int, str], None],
                  on_lost: Callable[[], None], timeout: float = 2.0, address=None):
         kind, where = address or default_address()
         self._timeout = timeout
