@@ -39,27 +39,33 @@ def pytest_sessionfinish(session, exitstatus):
         SUITE_TMP.rmdir()
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    """No test reads the developer's own settings or model cache, or talks to their running agent.
+def isolate_home(monkeypatch, root: Path) -> None:
+    """No settings, model cache or running agent of the developer's: every folder the product
+    reads or writes is one under ``root``.
 
-    The user config folder is an empty one under tmp_path (platformdirs reads XDG_CONFIG_HOME on
-    Linux), so the packaged default applies; A11Y_CAPTION_CONFIG is unset, because naming a file
-    that does not exist is an error.
+    The user config folder is an empty one (platformdirs reads XDG_CONFIG_HOME on Linux), so the
+    packaged default applies; A11Y_CAPTION_CONFIG is unset, because naming a file that does not
+    exist is an error.
     """
     from a11y_caption.config import user_config_path
 
     monkeypatch.delenv("A11Y_CAPTION_CONFIG", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))  # the image index (index.py)
-    assert user_config_path().is_relative_to(tmp_path), "this platform's config folder is not isolated"
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # for child processes
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))  # kept int8 copies (platformdirs)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(root / "user-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(root / "user-data"))  # the image index (index.py)
+    assert user_config_path().is_relative_to(root), "this platform's config folder is not isolated"
+    monkeypatch.setenv("HF_HOME", str(root / "hf-home"))  # for child processes
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "user-cache"))  # kept int8 copies (platformdirs)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # speech = "auto" finds no screen reader unless a test starts one (tests/screen_readers.py).
-    monkeypatch.setenv("SPEECHD_ADDRESS", f"unix_socket:{tmp_path / 'no-speech-dispatcher.sock'}")
+    monkeypatch.setenv("SPEECHD_ADDRESS", f"unix_socket:{root / 'no-speech-dispatcher.sock'}")
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("A11Y_CAPTION_RUNTIME_DIR", str(tmp_path / "no-agent-here"))  # never the user's own agent
+    monkeypatch.setenv("A11Y_CAPTION_RUNTIME_DIR", str(root / "no-agent-here"))  # never the user's own agent
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Every test runs with its own home (isolate_home); a module-wide fixture calls isolate_home itself."""
+    isolate_home(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -236,9 +242,16 @@ class Desktop:
                 p.wait()
 
 
+def serving(monkeypatch, service, variable: str, value: str):
+    """A fixture's body for a throwaway service (a display, a bus, a daemon): the environment
+    points at it during the test (``variable`` = ``value``), and it is closed after."""
+    monkeypatch.setenv(variable, value)
+    try:
+        yield service
+    finally:
+        service.close()
+
+
 @pytest.fixture
 def desktop(monkeypatch):
-    d = Desktop()
-    monkeypatch.setenv("DISPLAY", d.display)
-    yield d
-    d.close()
+    yield from serving(monkeypatch, d := Desktop(), "DISPLAY", d.display)

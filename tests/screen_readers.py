@@ -142,15 +142,47 @@ class PrivateBus:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class OrcaStandIn:
+class BusStandIn:
+    """A stand-in service (a script in tests/) on a private bus: started with ``--ready FILE`` and
+    waited for; each call it gets is a JSON line in ``calls_file``."""
+
+    what = "stand-in"
+
+    def __init__(self, bus, prefix: str):
+        self.bus = bus
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.calls_file = self.root / "calls.jsonl"
+
+    def _launch(self, args: list[str]) -> None:
+        ready = self.root / "ready"
+        ready.unlink(missing_ok=True)
+        self.proc = subprocess.Popen([*args, "--ready", str(ready)],
+                                     env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": self.bus.address},
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: ready.exists() or self.proc.poll() is not None, timeout=15)
+        assert self.proc.poll() is None, f"the {self.what} did not start"
+
+    def calls(self, member: str | None = None) -> list[dict]:
+        if not self.calls_file.exists():
+            return []
+        calls = [json.loads(line) for line in self.calls_file.read_text().splitlines() if line.strip()]
+        return [c for c in calls if member is None or c["member"] == member]
+
+    def close(self) -> None:
+        _stop_group(self.proc)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class OrcaStandIn(BusStandIn):
     """tests/orca_standin.py on ``bus``: exactly the D-Bus interface of Orca's remote controller
     (``dialect`` "orca51", "orca50" or "orca49"); each call it gets is a JSON line in ``calls``."""
 
+    what = "Orca stand-in"
+
     def __init__(self, bus: PrivateBus, dialect: str = "orca51", rate: int | None = None,
                  display_message: bool = True):
-        self.bus, self.dialect = bus, dialect
-        self.root = Path(tempfile.mkdtemp(prefix="a11y-orca-"))
-        self.calls_file = self.root / "calls.jsonl"
+        super().__init__(bus, "a11y-orca-")
+        self.dialect = dialect
         args = [sys.executable, str(HERE / "orca_standin.py"), dialect, str(self.calls_file)]
         if rate is not None:
             args += ["--rate", str(rate)]
@@ -160,26 +192,10 @@ class OrcaStandIn:
         self.start()
 
     def start(self) -> None:
-        ready = self.root / "ready"
-        ready.unlink(missing_ok=True)
-        self.proc = subprocess.Popen([*self.args, "--ready", str(ready)],
-                                     env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": self.bus.address},
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        wait_for(lambda: ready.exists() or self.proc.poll() is not None, timeout=15)
-        assert self.proc.poll() is None, "the Orca stand-in did not start"
-
-    def calls(self, member: str | None = None) -> list[dict]:
-        if not self.calls_file.exists():
-            return []
-        calls = [json.loads(line) for line in self.calls_file.read_text().splitlines() if line.strip()]
-        return [c for c in calls if member is None or c["member"] == member]
+        self._launch(self.args)
 
     def presented(self) -> list[str]:
         return [c["args"][0] for c in self.calls("PresentMessage")]
 
     def quit(self) -> None:
         _stop_group(self.proc)
-
-    def close(self) -> None:
-        _stop_group(self.proc)
-        shutil.rmtree(self.root, ignore_errors=True)

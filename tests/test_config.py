@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from a11y_caption.config import ACTIONS, default_config_path, load_config, parse_chord
+from a11y_caption.config import ACTIONS, default_config_path, load_config, parse_chord, user_config_path
 from a11y_caption.errors import ConfigError
-from conftest import REPO
+from conftest import REPO, SAMPLE, run_cli
 
 
 def test_packaged_default_is_the_repo_file_and_valid():
@@ -55,19 +55,26 @@ def test_every_documented_key_exists():
     ('[[hotkey]]\nkeys = "<ctrl>+<alt>+d"\naction = "describe_everything"\n', 3, "unknown action 'describe_everything'"),
     ('[[hotkey]]\nkeys = "<ctrl>+<alt>+<bogus>"\naction = "stop"\n', 2, "unknown key <bogus>"),
     ('[[hotkey]]\nkeys = "ctrl+alt+d"\naction = "stop"\n', 2, "cannot parse 'ctrl'"),
-    ('[[hotkey]]\nkeys = "d"\naction = "stop"\n', 2, "no modifier key"),
+    ('[[hotkey]]\nkeys = "d"\naction = "stop"\n', 2, "chord 'd' has no modifier key"),
     ('[[hotkey]]\nkeys = "<ctrl>+<alt>+d"\naction = "stop"\n\n[[hotkey]]\nkeys = "<alt>+<ctrl>+D"\naction = "repeat_last"\n',
-     6, "is already bound on line 2"),
-    ('[[hotkey]]\naction = "stop"\n', 1, "has no 'keys'"),
+     6, "chord '<alt>+<ctrl>+D' is already bound on line 2"),
+    ('[[hotkey]]\naction = "stop"\n', 1, "this [[hotkey]] has no 'keys'"),
     ('[model]\nname = "x"\n[model\n', 3, "invalid TOML"),
+    # non-finite numbers, an unbounded idle time, a device that is none
+    ("[model]\nname = \"x\"\nidle_unload_minutes = inf\n", 3, "idle_unload_minutes must be a finite number, not inf"),
+    ("[model]\nidle_unload_minutes = nan\n", 2, "idle_unload_minutes must be a finite number, not nan"),
+    ("[model]\nidle_unload_minutes = 20000\n", 2, "idle_unload_minutes must be between 0 and 10080"),
+    ("[model]\ntemperature = -inf\n", 2, "temperature must be a finite number, not -inf"),
+    ("[speech]\nvolume = nan\n", 2, "volume must be a finite number, not nan"),
+    ('[model]\ndevice = "gpu"\n', 2, "device must be one of auto, cpu, cuda, cuda:N or mps, not 'gpu'"),
+    ('[model]\ndevice = "cuda:x"\n', 2, "device must be one of auto, cpu, cuda, cuda:N or mps, not 'cuda:x'"),
 ])
 def test_mistakes_are_refused_with_file_and_line(tmp_path, content, line, message):
     path = tmp_path / "hotkeys.toml"
     path.write_text(content)
     with pytest.raises(ConfigError) as e:
         load_config(path)
-    assert str(e.value).startswith(f"{path}:{line}: "), str(e.value)
-    assert message in str(e.value)
+    assert str(e.value).startswith(f"{path}:{line}: {message}"), str(e.value)
 
 
 def test_unreadable_file(tmp_path):
@@ -89,8 +96,6 @@ def test_chords():
 
 
 def test_cli_refuses_a_bad_config_with_file_line(tmp_path):
-    from conftest import run_cli
-
     bad = tmp_path / "bad.toml"
     bad.write_text('[[hotkey]]\nkeys = "<ctrl>+<alt>+d"\naction = "explode"\n')
     r = run_cli("run", "--config", str(bad), "--speech", "none")
@@ -128,3 +133,42 @@ def test_chords_that_take_over_typing_are_refused_with_file_and_line(tmp_path, k
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert str(e.value).startswith(f"{path}:3: chord {keys!r} ") and message in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:3", "mps"])
+def test_devices_the_settings_accept(tmp_path, device):
+    path = tmp_path / "hotkeys.toml"
+    path.write_text(f'[model]\ndevice = "{device}"\n')
+    assert load_config(path).model.device == device
+
+
+# -- non-finite numbers and an unbounded idle time are refused too (see the mistakes above) ------
+
+def test_a_week_of_idle_minutes_is_accepted(tmp_path):
+    path = tmp_path / "hotkeys.toml"
+    path.write_text("[model]\nidle_unload_minutes = 10080\n")
+    assert load_config(path).model.idle_unload_minutes == 10080.0
+
+
+# -- A11Y_CAPTION_CONFIG naming a missing file is an error, not the default ------------------
+
+def test_config_variable_naming_a_missing_file_stops(tmp_path, monkeypatch):
+    missing = tmp_path / "typo.toml"
+    monkeypatch.setenv("A11Y_CAPTION_CONFIG", str(missing))
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert str(caught.value) == f"{missing}: A11Y_CAPTION_CONFIG names this file, which does not exist."
+    r = run_cli("describe", str(SAMPLE), "--no-speak")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr.splitlines() == [f"a11y-caption: {missing}: A11Y_CAPTION_CONFIG names this file, which does not exist."]
+    r = run_cli("config", "path")
+    assert r.returncode == 0 and r.stdout == f"{missing}\n"
+    assert r.stderr.startswith(f"a11y-caption: {missing} does not exist, and A11Y_CAPTION_CONFIG names it")
+
+
+def test_without_the_variable_a_missing_user_file_means_the_packaged_default(tmp_path):
+    assert user_config_path() == tmp_path / "user-config" / "a11y-caption" / "hotkeys.toml"
+    assert load_config().path == default_config_path()
+    r = run_cli("config", "path")
+    assert r.returncode == 0 and r.stdout == f"{user_config_path()}\n"
+    assert "using the packaged default" in r.stderr

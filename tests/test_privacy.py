@@ -204,3 +204,70 @@ def test_no_telemetry_files_and_no_network_at_the_system_call_level(tiny_qwen, t
     (home / ".cache").rmdir()  # nothing else was put there
     left = sorted(str(p.relative_to(tmp_path)) for p in [*home.rglob("*"), *tmp.rglob("*")])
     assert left == [], f"files written to HOME or TMPDIR: {left}"
+
+
+# -- clipboard, screen and description text never reach a traceback, a log or an error line ------
+# More than 255 bytes on one line, so it cannot be a file name, and a secret inside it.
+SECRET = "4711"
+SECRET_LINE = ("My bank PIN is " + SECRET + " and my password is hunter2. ") * 6
+assert len(SECRET_LINE.encode()) > 255
+
+
+@pytest.mark.desktop
+def test_long_clipboard_line_is_no_image_and_stays_private(desktop):
+    desktop.run("xclip", "-selection", "clipboard", "-i", input=SECRET_LINE.encode())
+    r = run_cli("describe", "--clipboard", "--no-speak", env={"DISPLAY": desktop.display})
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ["a11y-caption: There is no image on the clipboard."]
+    assert SECRET not in r.stdout and SECRET not in r.stderr
+
+
+def test_describe_unexpected_names_type_and_package_line_only():
+    import traceback
+
+    from a11y_caption.captioner import ocr
+    from a11y_caption.errors import describe_unexpected
+
+    with pytest.raises(TypeError) as caught:
+        ocr.order_lines([None], [SECRET_LINE])  # a bug's exception, raised inside the package
+    innermost = traceback.extract_tb(caught.value.__traceback__)[-1]  # the line in ocr.py that failed
+    assert innermost.filename.endswith("ocr.py")
+    assert describe_unexpected(caught.value) == f"TypeError at captioner/ocr.py:{innermost.lineno}"
+    # Raised outside the package: the type alone, and never the message.
+    assert describe_unexpected(OSError(36, "File name too long", SECRET_LINE)) == "OSError"
+
+
+def _fail_with_a_secret():
+    raise OSError(36, "File name too long", SECRET_LINE)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_cli_reports_an_unexpected_error_by_type_and_place(monkeypatch, capsys, caplog, debug):
+    from a11y_caption import capture, cli
+
+    monkeypatch.setattr(capture, "grab_clipboard_image", _fail_with_a_secret)
+    status = cli.main([*(["--debug"] if debug else []), "describe", "--clipboard", "--no-speak"])
+    out, err = capsys.readouterr()
+    assert status == 1 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("a11y-caption: unexpected error (OSError at cli/local.py:")
+    # The traceback goes to the log, which a real --debug run prints on stderr (test_cli checks that).
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    if debug:
+        assert lines[0].endswith("); the traceback above may contain text from your screen or clipboard.")
+        assert [r.exc_info[0] for r in tracebacks] == [OSError]
+    else:
+        assert lines[0].endswith("); run with --debug for details.")
+        assert tracebacks == []
+        assert SECRET not in err and SECRET not in caplog.text
+
+
+def test_cli_still_stops_quietly_on_ctrl_c(monkeypatch, capsys):
+    from a11y_caption import capture, cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(capture, "grab_clipboard_image", interrupted)
+    assert cli.main(["describe", "--clipboard", "--no-speak"]) == 130
+    assert capsys.readouterr().err == "a11y-caption: stopped.\n"

@@ -15,7 +15,7 @@ import pytest
 
 from a11y_caption.config import SpeechConfig
 from a11y_caption.speech import Speaker, choose, make_voice, open_speaker
-from conftest import SAMPLE, TranscriptVoice, run_cli
+from conftest import SAMPLE, TranscriptVoice, run_cli, serving
 from screen_readers import OrcaStandIn, PrivateBus, SpeechDispatcher, wait_for
 
 STREAM = ["The window is a settings dialog. It has three", " buttons: OK, Cancel and Apply.\nBelow them",
@@ -40,27 +40,18 @@ def system_voice(monkeypatch) -> RecordingVoice:
 
 @pytest.fixture
 def speechd(monkeypatch):
-    d = SpeechDispatcher()
-    monkeypatch.setenv("SPEECHD_ADDRESS", d.address)
-    yield d
-    d.close()
+    yield from serving(monkeypatch, d := SpeechDispatcher(), "SPEECHD_ADDRESS", d.address)
 
 
 @pytest.fixture
 def slow_speechd(monkeypatch):
     """Each message takes 0.5 s to "say"; `spoken` shows starts and ends."""
-    d = SpeechDispatcher(slow=True, seconds=0.5)
-    monkeypatch.setenv("SPEECHD_ADDRESS", d.address)
-    yield d
-    d.close()
+    yield from serving(monkeypatch, d := SpeechDispatcher(slow=True, seconds=0.5), "SPEECHD_ADDRESS", d.address)
 
 
 @pytest.fixture
 def bus(monkeypatch):
-    b = PrivateBus()
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", b.address)
-    yield b
-    b.close()
+    yield from serving(monkeypatch, b := PrivateBus(), "DBUS_SESSION_BUS_ADDRESS", b.address)
 
 
 def _pairs(lines: list[str]) -> list[tuple[str, bool]]:
@@ -106,26 +97,35 @@ def test_speech_dispatcher_stop_cancels_at_once(slow_speechd):
         speaker.close()
 
 
-def test_speech_dispatcher_killed_mid_description_falls_back_and_comes_back(slow_speechd, system_voice):
-    voice = make_voice("speech-dispatcher")
+def _falls_back_mid_sentence_and_comes_back(engine, system_voice, saying, cut, back, said_again):
+    """The engine goes away while a sentence plays (``cut``): that sentence is said again by the
+    system voice, then the next; once it returns (``back``) the engine speaks again
+    (``said_again(speaker, text)``: the last sentence reached it)."""
+    voice = make_voice(engine)
     voice.recheck_seconds = 0.2
     speaker = Speaker(voice)
     try:
         speaker.say(SENTENCES[0])
-        wait_for(lambda: slow_speechd.spoken_lines(), timeout=10)
-        slow_speechd.kill()  # mid-sentence
+        wait_for(saying, timeout=10)
+        cut()
         speaker.say(SENTENCES[1])
         assert speaker.wait(10)
         assert speaker.engine == "pyttsx3"
-        assert system_voice.said == SENTENCES[:2], "the cut sentence is said again, then the next"
-        slow_speechd.start()
+        assert system_voice.said == SENTENCES[:2], "the cut sentence is said again by the next engine, then the next"
+        back()
         time.sleep(0.3)
         speaker.say(SENTENCES[2])
-        assert speaker.wait(10)
-        assert speaker.engine == "speech-dispatcher", "back to it once it returns"
-        assert [t for t, _ in slow_speechd.queued()][-1] == SENTENCES[2]
+        wait_for(lambda: said_again(speaker, SENTENCES[2]), timeout=30)
+        assert speaker.engine == engine, "back to it once it returns"
     finally:
         speaker.close()
+
+
+def test_speech_dispatcher_killed_mid_description_falls_back_and_comes_back(slow_speechd, system_voice):
+    _falls_back_mid_sentence_and_comes_back(
+        "speech-dispatcher", system_voice, saying=slow_speechd.spoken_lines, cut=slow_speechd.kill,  # mid-sentence
+        back=slow_speechd.start,
+        said_again=lambda speaker, text: speaker.wait(10) and [t for t, _ in slow_speechd.queued()][-1:] == [text])
 
 
 def test_read_command_speaks_through_speech_dispatcher_and_survives_without_it(speechd, tmp_path):
@@ -219,24 +219,10 @@ def test_orca_contract_sentences_paced_stop_interrupts_braille_last(bus, dialect
 def test_orca_contract_quits_mid_description_falls_back_and_comes_back(bus, system_voice, monkeypatch):
     monkeypatch.setattr(choose, "PLATFORM", "linux")
     orca = OrcaStandIn(bus, "orca51", rate=0)  # slowest rate: each sentence is given a few seconds
-    voice = make_voice("orca")
-    voice.recheck_seconds = 0.2
-    speaker = Speaker(voice)
-    try:
-        speaker.say(SENTENCES[0])
-        wait_for(lambda: orca.presented())
-        orca.quit()  # Orca restarted or quit mid-sentence
-        speaker.say(SENTENCES[1])
-        assert speaker.wait(10)
-        assert speaker.engine == "pyttsx3"
-        assert system_voice.said == SENTENCES[:2], "the cut sentence is said again by the next engine"
-        orca.start()
-        time.sleep(0.3)
-        speaker.say(SENTENCES[2])
-        wait_for(lambda: SENTENCES[2] in orca.presented())
-        assert speaker.engine == "orca"
+    try:  # Orca restarted or quit mid-sentence
+        _falls_back_mid_sentence_and_comes_back("orca", system_voice, saying=orca.presented, cut=orca.quit,
+                                                back=orca.start, said_again=lambda _, text: text in orca.presented())
     finally:
-        speaker.close()
         orca.close()
 
 

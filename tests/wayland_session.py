@@ -12,12 +12,14 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from conftest import wait_for
+from screen_readers import BusStandIn
 
 USER = "a11y-caption-wl"  # created once, without a home or a login shell
 TOOLS = ("sway", "swaymsg", "grim", "foot", "wl-copy", "wl-paste", "runuser", "useradd")
@@ -157,36 +159,17 @@ def wait_drawn(sway: Sway, node: dict, min_light_pixels: int = 800) -> None:
     wait_for(drawn, timeout=30, interval=0.1)
 
 
-class PortalStandIn:
+class PortalStandIn(BusStandIn):
     """tests/portal_standin.py on a private bus: the documented portal interfaces (contract tests)."""
 
+    what = "portal stand-in"
+
     def __init__(self, bus, image: Path, *flags: str):
-        import sys
-
-        from screen_readers import _stop_group as stop_group
-
-        self._stop = stop_group
-        self.bus = bus
-        self.root = Path(tempfile.mkdtemp(prefix="a11y-portal-"))
+        super().__init__(bus, "a11y-portal-")
         self.pictures = self.root / "Pictures"
         self.pictures.mkdir()
-        self.calls_file = self.root / "calls.jsonl"
-        ready = self.root / "ready"
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("portal_standin.py")), str(self.calls_file),
-             "--image", str(image), "--pictures", str(self.pictures), "--ready", str(ready), *flags],
-            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus.address}, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        wait_for(lambda: ready.exists() or self.proc.poll() is not None, timeout=15)
-        assert self.proc.poll() is None, "the portal stand-in did not start"
-
-    def calls(self, member: str | None = None) -> list[dict]:
-        import json
-
-        if not self.calls_file.exists():
-            return []
-        rows = [json.loads(line) for line in self.calls_file.read_text().splitlines() if line.strip()]
-        return [r for r in rows if member is None or r["member"] == member]
+        self._launch([sys.executable, str(Path(__file__).with_name("portal_standin.py")), str(self.calls_file),
+                      "--image", str(image), "--pictures", str(self.pictures), *flags])
 
     def activate(self, shortcut_id: str) -> None:
         """What the desktop does when the user presses a bound shortcut: the Activated signal."""
@@ -197,11 +180,6 @@ class PortalStandIn:
             conn.send_and_get_reply(new_method_call(
                 DBusAddress("/org/freedesktop/portal/desktop", bus_name="org.freedesktop.portal.Desktop",
                             interface="org.a11ycaption.StandIn"), "Activate", "s", (shortcut_id,)), timeout=10)
-
-    def close(self) -> None:
-        self._stop(self.proc)
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 class BareBus:
     """A private session bus that starts no service on demand (no service folders), so that "no
