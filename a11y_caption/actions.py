@@ -1,7 +1,7 @@
 """What each action is, in one table: its name, the cue said at once, the task it asks the model
 for, what it captures, whether it needs the model, its desktop shortcut's text and the command a
-shortcut runs. The config, the agent, the shortcut installer and the CLI read this table; adding an
-action is one entry here plus its handler in the agent.
+shortcut runs. The config, the agent and the shortcut installer read this table; adding an action
+is one entry here plus its handler in the agent.
 """
 
 from __future__ import annotations

@@ -188,8 +188,9 @@ class Agent(Worker):
             return
         # Describing actions: answer at once, capture now, let the worker do the rest.
         self._cancel_current()
-        cue = action_of(action).cue
-        if action_of(action).needs_model and self.state in ("starting", "loading"):
+        what = action_of(action)
+        cue = what.cue
+        if what.needs_model and self.state in ("starting", "loading"):
             cue += " Still loading the model; it will follow."
         epoch = self._say_now(cue, stops, p.speak)
         if epoch is None:

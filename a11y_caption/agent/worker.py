@@ -208,7 +208,6 @@ class Worker:
         c = self.conversation
         return c.image, "question", job.prompt, c.history(), c.image_kind, c.screen_text
 
-
     @staticmethod
     def _log_generation(job: Job, generation, start: float) -> None:
         # Counts and timings only: what was on screen is never logged.

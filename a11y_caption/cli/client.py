@@ -1,6 +1,6 @@
 """The client of the running agent: describe and read by its warm model, ask, and the commands
 only a running agent can do (stop, repeat, copy-last, release, status). Its replies are read by
-``agent.control.read_reply`` and printed by ``show_reply``, as the in-process commands print."""
+``agent.client.read_reply`` and printed by ``show_reply``, as the in-process commands print."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def tunes_model(args) -> bool:
 def through_agent(args, op: str) -> int | None:
     """describe/read by the running agent; None when no agent runs (the caller works in-process).
     An agent that runs but is busy or stuck is said: a second model is never loaded behind it."""
-    from ..agent.control import MAX_IMAGE_BYTES, AgentBusy, AgentNotRunning, request
+    from ..agent.client import request
+    from ..agent.protocol import MAX_IMAGE_BYTES, AgentBusy, AgentNotRunning
 
     speak = not (args.no_speak or args.speech == "none")
     capture = capture_asked(args)
@@ -85,7 +86,7 @@ def _image_bytes(path: str, limit: int) -> bytes:
 def _agent_tags(text: str) -> dict:
     """describe --tags through the agent: a follow-up question about the image it just described;
     a model that cannot answer questions (BLIP) has its caption split instead."""
-    from ..agent.control import read_reply, request
+    from ..agent.client import read_reply, request
     from ..captioner.prompts import TAGS_PROMPT
     from ..describe.tags import tags_from
 
@@ -101,7 +102,7 @@ def show_reply(args, messages, label: str, several: bool, label_key: str = "path
     """Print an agent's streamed reply as the in-process commands do (``--json``: one object whose
     ``label_key`` is ``label``, plus the fields ``more(text)`` returns). Returns the whole text, or
     None when the request was stopped (by Stop or a newer request)."""
-    from ..agent.control import read_reply
+    from ..agent.client import read_reply
 
     streaming = not getattr(args, "json", False)
     if streaming and several:
@@ -147,7 +148,8 @@ def _reply_row(answer, label: str, label_key: str, more) -> dict:
 
 
 def ask(args) -> int:
-    from ..agent.control import AgentNotRunning, request
+    from ..agent.client import request
+    from ..agent.protocol import AgentNotRunning
 
     try:
         messages = request("ask", question=args.question, speak=not args.no_speak)
@@ -162,7 +164,8 @@ def ask(args) -> int:
 
 def agent_only(args) -> int:
     """stop, repeat and status: things only a running agent can do."""
-    from ..agent.control import AgentNotRunning, read_reply, request
+    from ..agent.client import read_reply, request
+    from ..agent.protocol import AgentNotRunning
 
     op = {"stop": "stop", "repeat": "repeat", "status": "status", "copy-last": "copy_last",
           "release": "release"}[args.command]

@@ -71,7 +71,8 @@ class AgentAnalyser:
 
     @classmethod
     def if_running(cls) -> "AgentAnalyser | None":
-        from ..agent.control import AgentNotRunning, read_reply, request
+        from ..agent.client import read_reply, request
+        from ..agent.protocol import AgentNotRunning
 
         try:  # an agent that is there but stuck is said so (AgentNotAnswering), never loaded beside
             messages = list(request("status"))
@@ -84,7 +85,7 @@ class AgentAnalyser:
         return cls(model) if model else None
 
     def analyse(self, path: Path, image) -> Analysis:
-        from ..agent.control import MAX_IMAGE_BYTES
+        from ..agent.protocol import MAX_IMAGE_BYTES
         from ..errors import ImageError
         from ..captioner.prompts import TAGS_PROMPT
         from ..describe.tags import tags_from
@@ -106,7 +107,8 @@ class AgentAnalyser:
     def _ask(op: str, data: bytes, name: str, **fields) -> tuple[str, str | None]:
         """One request in the agent's background: it waits for the worker to be free, and when the
         user presses a key meanwhile it makes way ("replaced") and is sent again."""
-        from ..agent.control import AgentBusy, AgentNotRunning, read_reply, request
+        from ..agent.client import read_reply, request
+        from ..agent.protocol import AgentBusy, AgentNotRunning
 
         busy_since = None
         while True:
