@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from .errors import log_unexpected
 
-__all__ = ["Chord", "ChordMatcher", "chord_parts", "key_names", "parse_chord", "start_listener"]
+__all__ = ["Chord", "ChordMatcher", "chord_name", "chord_parts", "chord_words", "key_names", "parse_chord",
+           "start_listener"]
 
 log = logging.getLogger(__name__)
 
@@ -333,3 +334,43 @@ def chord_parts(keys: str) -> tuple[list[str], str]:
         else:
             main = name
     return mods, main
+
+
+# How people name the keys: one spelling for what is printed (``chord_name``) and what is said
+# (``chord_words``), for config check, shortcuts show and the agent's spoken list alike.
+_MODIFIER_NAMES = {"ctrl": ("Ctrl", "Control"), "alt": ("Alt", "Alt"), "shift": ("Shift", "Shift"),
+                   "cmd": ("Super", "Super"), "alt_gr": ("AltGr", "Alt Gr")}
+_KEY_NAMES = {
+    "esc": "Escape", "enter": "Enter", "space": "Space", "tab": "Tab", "backspace": "Backspace",
+    "delete": "Delete", "insert": "Insert", "home": "Home", "end": "End", "page_up": "Page Up",
+    "page_down": "Page Down", "up": "Up", "down": "Down", "left": "Left", "right": "Right",
+    "print_screen": "Print Screen", "caps_lock": "Caps Lock", "num_lock": "Num Lock",
+    "scroll_lock": "Scroll Lock", "pause": "Pause", "menu": "Menu",
+}
+_SYMBOL_WORDS = {
+    "+": "plus", "-": "minus", "=": "equals", ",": "comma", ".": "period", "/": "slash", "\\": "backslash",
+    ";": "semicolon", "'": "apostrophe", "`": "grave", "[": "left bracket", "]": "right bracket",
+    "?": "question mark", "!": "exclamation mark", "#": "number sign", "*": "star",
+}
+
+
+def _main_key_name(main: str) -> str:
+    if main in _KEY_NAMES:
+        return _KEY_NAMES[main]
+    if main.startswith("media_"):
+        return main[len("media_"):].replace("_", " ").title()
+    return main.upper() if len(main) == 1 else main.title() if main.startswith("f") and main[1:].isdigit() \
+        else main.replace("_", " ").title()
+
+
+def chord_name(keys: str) -> str:
+    """A hotkeys.toml chord as people write it: ``<ctrl>+<alt>+<shift>+d`` -> "Ctrl+Alt+Shift+D"."""
+    mods, main = chord_parts(keys)
+    return "+".join([*(_MODIFIER_NAMES[m][0] for m in mods), _main_key_name(main)])
+
+
+def chord_words(keys: str) -> str:
+    """The chord as a voice says it: "Control Alt Shift D", "Control Alt plus"."""
+    mods, main = chord_parts(keys)
+    key = _SYMBOL_WORDS.get(main, _main_key_name(main))
+    return " ".join([*(_MODIFIER_NAMES[m][1] for m in mods), key])

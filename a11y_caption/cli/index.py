@@ -38,7 +38,6 @@ def add_parsers(sub, common) -> None:
     db(i)
     i.add_argument("--prune", action="store_true", help="forget files that were deleted from these folders")
     i.add_argument("--local", action="store_true", help="describe in this process even when the agent is running")
-    i.add_argument("--speak", action="store_true", help="say the count every so often, and when done")
     common(i)
 
     s = sub.add_parser("search", help="find indexed images by words of their description, tags or text")

@@ -108,6 +108,8 @@ def _common_flags(sp, *, model: bool = True) -> None:
     sp.add_argument("--speech", metavar="ENGINE", choices=SPEECH_ENGINES,
                     help=", ".join(SPEECH_ENGINES) + " (auto: your screen reader if one runs, else the system voice)")
     sp.add_argument("--no-speak", action="store_true", help="print only (same as --speech none)")
+    sp.add_argument("--speak", action="store_true",
+                    help="speak as well as print, even in a terminal where your screen reader reads the output")
     sp.add_argument("--voice", help="voice id or name")
     sp.add_argument("--rate", type=int, help="words per minute, 50 to 600")
     sp.add_argument("--volume", type=float, help="0.0 to 1.0")

@@ -66,6 +66,7 @@ class SpeechConfig:
     volume: float = 1.0
     transcript: str = ""
     braille: bool = True
+    cli: str = "auto"  # whether a command run in a terminal speaks: "print", "speak" or "auto"
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("speech", "engine"): _one_of(*SPEECH_ENGINES),
     ("speech", "rate"): _between(50, 600, " words a minute"),
     ("speech", "volume"): _between(0.0, 1.0),
+    ("speech", "cli"): _one_of("auto", "print", "speak"),
     ("capture", "screen"): _one_of("pointer", "all", text="\"pointer\" or \"all\""),
     ("model", "device"): Rule(lambda v: _DEVICE.fullmatch(v) is not None, "one of auto, cpu, cuda, cuda:N or mps"),
     ("model", "quantize"): _one_of(*QUANTIZE_MODES),
