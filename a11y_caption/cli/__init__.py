@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from ..errors import A11yCaptionError, describe_unexpected
@@ -19,7 +20,7 @@ from .client import agent_only, ask
 from .index import HANDLERS as INDEX_HANDLERS
 from .local import describe_images, read_images
 from .manage import config_command, models_command
-from .parser import build_parser, check_flags
+from .parser import build_parser, check_flags, missing_command
 
 __all__ = ["main"]
 
@@ -27,9 +28,32 @@ log = logging.getLogger("a11y_caption")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. When standard output's reader leaves early (``| head``),
+    stop quietly with status 141, as a program stopped by SIGPIPE does."""
+    try:
+        try:
+            return _main(argv)
+        finally:  # flushed here, so that a reader gone is noticed inside this try, not at exit
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        # The recipe of Python's signal documentation: what is still buffered goes to devnull, so
+        # that the flush at exit does not fail a second time, aloud.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_flags(parser, args)
+    page = missing_command(parser, args)
+    if page is not None:  # "a11y-caption" or "a11y-caption models" alone: the commands it has, not an error
+        page.print_help()
+        return 0
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
         format="a11y-caption: %(message)s", stream=sys.stderr,
@@ -38,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"describe": describe_images, "read": read_images, "run": _run, "models": models_command,
                    "config": config_command, "bench": _bench, "ask": ask, "stop": agent_only, "repeat": agent_only,
                    "copy-last": agent_only, "release": agent_only, "status": agent_only,
-                   "shortcuts": _shortcuts, "autostart": _autostart, **INDEX_HANDLERS}[args.command]
+                   "shortcuts": _shortcuts, "autostart": _autostart, "voices": _voices,
+                   **INDEX_HANDLERS}[args.command]
         return handler(args)
     except A11yCaptionError as e:
         if args.debug:
@@ -48,15 +73,46 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("a11y-caption: stopped.", file=sys.stderr)
         return 130
-    except Exception as e:  # a bug. Its message may quote the screen or clipboard: say only where it was.
-        where = describe_unexpected(e)
-        if args.debug:
-            log.exception("unexpected error")
-            print(f"a11y-caption: unexpected error ({where}); the traceback above may contain text from "
-                  "your screen or clipboard.", file=sys.stderr)
-        else:
-            print(f"a11y-caption: unexpected error ({where}); run with --debug for details.", file=sys.stderr)
-        return 1
+    except BrokenPipeError as e:
+        if _stdout_gone():
+            raise  # main stops quietly
+        return _unexpected(args, e)
+    except Exception as e:
+        return _unexpected(args, e)
+
+
+def _unexpected(args, e: Exception) -> int:
+    """A bug. Its message may quote the screen or clipboard: say only where it was."""
+    where = describe_unexpected(e)
+    if args.debug:
+        log.exception("unexpected error")
+        print(f"a11y-caption: unexpected error ({where}); the traceback above may contain text from "
+              "your screen or clipboard.", file=sys.stderr)
+    else:
+        print(f"a11y-caption: unexpected error ({where}); run with --debug for details.", file=sys.stderr)
+    return 1
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more: a broken pipe elsewhere (a speech
+    engine, a socket) is still a bug to report."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file, so not a pipe either
+        return False
+    import select
+
+    if not hasattr(select, "poll"):  # Windows: taken as standard output's, as in the recipe
+        return True
+    poller = select.poll()
+    poller.register(fd, 0)  # errors and hang-ups are always reported
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 # -- commands another room does -------------------------------------------------------------------
@@ -72,6 +128,12 @@ def _shortcuts(args) -> int:
     from ..desktop.shortcuts import cli
 
     return cli(args)
+
+
+def _voices(args) -> int:
+    from ..speech.voices import voices_command
+
+    return voices_command(args)
 
 
 def _autostart(args) -> int:

@@ -7,11 +7,17 @@ import argparse
 
 from .. import __version__
 from ..safe_text import one_line
+from .help_text import TOP_EPILOG, ByEarFormatter, page
 
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line and exit status 2, like every other error: a listener should not
-    have to hear the whole usage text to learn which flag was wrong."""
+    have to hear the whole usage text to learn which flag was wrong. Help is formatted for the ear
+    (``help_text``), on every sub-command's page too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", ByEarFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"a11y-caption: {message} (see {self.prog} --help)\n")
@@ -72,16 +78,30 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             refuse(dest, f"{problem}, not {value!r}")
 
 
+def missing_command(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The parser of the command or group given without its sub-command (``a11y-caption``,
+    ``a11y-caption models``), whose help is printed instead; None when a whole command was given."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return None
+        name = getattr(args, subs[0].dest, None)
+        if name is None:
+            return parser
+        parser = subs[0].choices[name]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="a11y-caption",
         description="Describe screens and images aloud with a local vision model. Nothing leaves this computer "
                     "unless you configure a model server (--server), and then only to that server.",
+        epilog=TOP_EPILOG,
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     _add_describe_and_read(sub)
     _add_agent_commands(sub)
     _add_models_and_config(sub)
@@ -130,7 +150,7 @@ def _source_flags(sp) -> None:
 def _add_describe_and_read(sub) -> None:
     from ..config import DTYPES, QUANTIZE_MODES
 
-    d = sub.add_parser("describe", help="describe images (or the screen) aloud")
+    d = sub.add_parser("describe", help="describe images (or the screen) aloud", **page("describe"))
     _source_flags(d)
     _common_flags(d)
     d.add_argument("--prompt", metavar="TEXT", help="ask this instead of the default description (chat models)")
@@ -143,12 +163,15 @@ def _add_describe_and_read(sub) -> None:
     d.add_argument("--temperature", type=float, metavar="T", help="0 for greedy decoding, up to 2")
     d.add_argument("--beams", type=int, metavar="N", help="beam search width, 1 to 8 (1 streams speech)")
     d.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    d.add_argument("--dtype", choices=DTYPES)
-    d.add_argument("--quantize", choices=QUANTIZE_MODES, help="auto: int8 on the CPU, none on a GPU")
+    d.add_argument("--dtype", choices=DTYPES, metavar="TYPE",
+                   help="the weights' number type: " + ", ".join(DTYPES))
+    d.add_argument("--quantize", choices=QUANTIZE_MODES, metavar="MODE",
+                   help=", ".join(QUANTIZE_MODES) + " (auto: int8 on the CPU, none on a GPU)")
     d.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the model (only if you trust it)")
     d.add_argument("--tags", action="store_true", help="with --json: add tags, a list of lowercase words for what is in it")
 
-    r = sub.add_parser("read", help="read the text of images (or the screen) exactly, with OCR")
+    r = sub.add_parser("read", help="read the text of images (or the screen) exactly, with OCR",
+                       **page("read"))
     _source_flags(r)
     _common_flags(r, model=False)
     r.add_argument("--copy", action="store_true", help="copy the text to the clipboard")
@@ -157,43 +180,62 @@ def _add_describe_and_read(sub) -> None:
 
 def _add_agent_commands(sub) -> None:
     """run, and what is asked of the running agent."""
-    run = sub.add_parser("run", help="start the hotkey agent")
+    run = sub.add_parser("run", help="start the hotkey agent", **page("run"))
     _common_flags(run)
 
-    a = sub.add_parser("ask", help="ask the running agent about what it described last")
-    a.add_argument("question")
+    a = sub.add_parser("ask", help="ask the running agent about what it described last", **page("ask"))
+    a.add_argument("question", metavar="QUESTION", help="the question, in quotes if it has spaces")
     a.add_argument("--no-speak", action="store_true", help="print only; the agent stays silent")
+    a.add_argument("--speak", action="store_true", help="the agent speaks the answer even where your screen reader "
+                   "reads this terminal")
+    a.add_argument("--config", metavar="FILE", help="settings file (for [speech] cli)")
     a.add_argument("--json", action="store_true", help="one JSON object: question, text, model, seconds")
-    sub.add_parser("stop", help="make the running agent stop speaking and generating")
-    sub.add_parser("copy-last", help="the running agent copies its last answer to the clipboard")
-    sub.add_parser("release", help="the running agent frees the model's memory (the next description reloads it)")
-    rep = sub.add_parser("repeat", help="the running agent says its last answer again (and it is printed)")
+    sub.add_parser("stop", help="make the running agent stop speaking and generating", **page("stop"))
+    sub.add_parser("copy-last", help="the running agent copies its last answer to the clipboard", **page("copy-last"))
+    sub.add_parser("release", help="the running agent frees the model's memory (the next description reloads it)",
+                   **page("release"))
+    rep = sub.add_parser("repeat", help="the running agent says its last answer again (and it is printed)",
+                         **page("repeat"))
     rep.add_argument("--no-speak", action="store_true", help="print only")
-    st = sub.add_parser("status", help="is an agent running, and with which model")
-    st.add_argument("--json", action="store_true")
+    rep.add_argument("--speak", action="store_true", help="the agent speaks it even where your screen reader "
+                     "reads this terminal")
+    rep.add_argument("--config", metavar="FILE", help="settings file (for [speech] cli)")
+    st = sub.add_parser("status", help="is an agent running, and with which model", **page("status"))
+    st.add_argument("--json", action="store_true", help="one JSON object")
 
 
 def _add_models_and_config(sub) -> None:
-    m = sub.add_parser("models", help="download or list models")
-    msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    pull = msub.add_parser("pull", help="download a model (configs, tokenizer and safetensors weights only)")
-    pull.add_argument("model", nargs="?", help="hub id or alias (default: the configured model)")
-    pull.add_argument("--config", metavar="FILE")
-    mlist = msub.add_parser("list", help="models on this computer, with their size on disk (or on --server)")
+    m = sub.add_parser("models", help="download or list models", **page("models"))
+    msub = m.add_subparsers(dest="models_command", title="actions", metavar="ACTION")
+    pull = msub.add_parser("pull", help="download a model (configs, tokenizer and safetensors weights only)",
+                           **page("models pull"))
+    pull.add_argument("model", nargs="?", metavar="MODEL", help="hub id or alias (default: the configured model)")
+    pull.add_argument("--config", metavar="FILE", help="settings file (for the configured model)")
+    mlist = msub.add_parser("list", help="models on this computer, with their size on disk (or on --server)",
+                            **page("models list"))
     mlist.add_argument("--server", metavar="URL", help="list the models of this OpenAI-compatible server instead")
     mlist.add_argument("--config", metavar="FILE", help="settings file (for api_key_env)")
-    rm = msub.add_parser("remove", help="delete a downloaded model and its int8 copy")
-    rm.add_argument("model", help="hub id, alias or folder")
+    rm = msub.add_parser("remove", help="delete a downloaded model and its int8 copy", **page("models remove"))
+    rm.add_argument("model", metavar="MODEL", help="hub id, alias or folder")
 
-    c = sub.add_parser("config", help="show or check the settings file")
-    csub = c.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    csub.add_parser("path", help="print where your hotkeys.toml is read from")
-    check = csub.add_parser("check", help="check a settings file and list its hotkeys")
-    check.add_argument("file", nargs="?")
+    from ..config import SPEECH_ENGINES
+
+    v = sub.add_parser("voices", help="list the voices --voice can choose", **page("voices"))
+    v.add_argument("--speech", metavar="ENGINE", choices=SPEECH_ENGINES,
+                   help="whose voices: " + ", ".join(SPEECH_ENGINES[:-1]) + " or none (default: your [speech] engine)")
+    v.add_argument("--config", metavar="FILE", help="settings file (for [speech] engine)")
+
+    c = sub.add_parser("config", help="show or check the settings file", **page("config"))
+    csub = c.add_subparsers(dest="config_command", title="actions", metavar="ACTION")
+    csub.add_parser("path", help="print where your hotkeys.toml is read from", **page("config path"))
+    check = csub.add_parser("check", help="check a settings file and list its hotkeys", **page("config check"))
+    check.add_argument("file", nargs="?", metavar="FILE",
+                       help="the settings file to check (default: your hotkeys.toml, else the packaged one)")
 
 
 def _add_bench(sub) -> None:
-    b = sub.add_parser("bench", help="time to first spoken word and memory on full-size models (slow; minutes)")
+    b = sub.add_parser("bench", help="time to first spoken word and memory on full-size models (slow; minutes)",
+                       **page("bench"))
     b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base")
     b.add_argument("--json", action="store_true", help="one JSON object per line")
     b.add_argument("--cache-dir", metavar="DIR", help="where full-size random replicas are built and kept")

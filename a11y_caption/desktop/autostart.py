@@ -121,5 +121,9 @@ def cli(args) -> int:
 
 
 def add_parser(sub) -> None:
-    a = sub.add_parser("autostart", help="start the agent at login: on, off or status")
-    a.add_argument("state", choices=("on", "off", "status"))
+    a = sub.add_parser("autostart", help="start the agent at login: on, off or status",
+                       description="Start the hotkey agent when you log in (on), no longer (off), or say which "
+                                   "it is (status).",
+                       epilog="Examples:\n" + "\n".join(f"  a11y-caption autostart {state}"
+                                                           for state in ("on", "status", "off")))
+    a.add_argument("state", choices=("on", "off", "status"), metavar="STATE", help="on, off or status")
