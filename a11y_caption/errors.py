@@ -17,9 +17,11 @@ __all__ = [
     "CaptureError",
     "ConfigError",
     "DeviceError",
+    "DownloadError",
     "GenerationError",
     "HotkeysUnavailable",
     "ImageError",
+    "IncompleteModel",
     "ModelLoadError",
     "ModelNotFound",
     "NoImageOnClipboard",
@@ -43,6 +45,25 @@ class ModelNotFound(A11yCaptionError):
             f"The model {model} is not on this computer. "
             f"Download it with: a11y-caption models pull {model}"
         )
+
+
+class DownloadError(A11yCaptionError):
+    """``models pull`` failed; ``reason`` says which way: "offline" (HF_HUB_OFFLINE is set),
+    "network", "proxy", "not_found", "gated", "refused", "hub", "disk_full", "cache", "name" or
+    "unknown". The sentence never names the library's exception (--debug shows it)."""
+
+    def __init__(self, message: str, reason: str):
+        self.reason = reason
+        super().__init__(message)
+
+
+class IncompleteModel(ModelNotFound):
+    """A download of ``model`` that stopped before its end: some of its files are missing."""
+
+    def __init__(self, model: str):
+        self.model = model
+        A11yCaptionError.__init__(self, f"The download of {model} did not finish, so some of its files are "
+                                        f"missing. Finish it with: a11y-caption models pull {model}")
 
 
 class UnsupportedModel(A11yCaptionError):

@@ -344,6 +344,22 @@ def test_show_prints_keys_and_commands():
     assert first[0] == "Ctrl+Alt+Shift+D" and shlex.split(first[1])[-2:] == ["describe", "--screen"]
 
 
+def test_show_names_keys_as_people_do_and_install_keeps_each_desktops_notation(tmp_path):
+    """`show` is what to bind by hand: the spelling config check and the spoken list use
+    ("Super", "Page Up", "Escape"), not KDE's ("Meta", "PgUp", "Esc"); the files keep their own."""
+    config = tmp_path / "mine.toml"
+    config.write_text('[hotkeys]\nreplace = true\n\n[[hotkey]]\nkeys = "<cmd>+<alt>+<page_up>"\naction = "stop"\n\n'
+                      '[[hotkey]]\nkeys = "<ctrl>+<alt>+<esc>"\naction = "repeat_last"\n')
+    r = run_cli("shortcuts", "show", "--config", str(config))
+    assert r.returncode == 0, r.stderr
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == ["Super+Alt+Page Up", "Ctrl+Alt+Escape"]
+    r = run_cli("shortcuts", "install", "--desktop", "kde", "--config", str(config),
+                env={"XDG_DATA_HOME": str(tmp_path / "d")})
+    assert r.returncode == 0, r.stderr
+    kde = (tmp_path / "d" / "kglobalaccel" / "a11y-caption.desktop").read_text()
+    assert "X-KDE-Shortcuts=Meta+Alt+PgUp" in kde and "X-KDE-Shortcuts=Ctrl+Alt+Esc" in kde
+
+
 # -- autostart -------------------------------------------------------------------------------------
 
 def test_autostart_xdg_on_status_off(tmp_path):

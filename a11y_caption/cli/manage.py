@@ -33,13 +33,7 @@ def _pull(args) -> int:
         from ..config import load_config
 
         ref = load_config(args.config).model.name
-    try:
-        folder = pull(ref)
-    except Exception as e:
-        if isinstance(e, A11yCaptionError):
-            raise
-        raise A11yCaptionError(f"Could not download {ref} ({type(e).__name__}); check the name and your connection.") from e
-    print(folder)
+    print(pull(ref))  # a DownloadError says which way it failed: offline, network, name, gated, disk...
     return 0
 
 
@@ -96,15 +90,42 @@ def config_command(args) -> int:
         print(path)
         if not path.exists() and os.environ.get("A11Y_CAPTION_CONFIG"):
             print(f"a11y-caption: {path} does not exist, and A11Y_CAPTION_CONFIG names it, so the other commands "
-                  f"stop until it does; copy {default_config_path()} there.", file=sys.stderr)
+                  f"stop until it does; write there only the settings you change (the packaged defaults "
+                  f"{default_config_path()} give the rest).", file=sys.stderr)
         elif not path.exists():
-            print(f"a11y-caption: {path} does not exist; using the packaged default {default_config_path()}",
-                  file=sys.stderr)
+            print(f"a11y-caption: {path} does not exist; using the packaged default {default_config_path()}. "
+                  "To change a setting, write there only the settings you change.", file=sys.stderr)
         return 0
     config = load_config(args.file)
+    for line in check_lines(config):
+        print(line)
+    return 0
+
+
+def check_lines(config) -> list[str]:
+    """What ``config check`` says: the file it read (and over what), then each hotkey as people
+    write it ("Ctrl+Alt+Shift+D  describe_screen: describe the screen"), and the defaults replaced."""
     from ..speech import describe_engine
 
-    print(f"{config.path}: OK, model {config.model.name}, speech {describe_engine(config.speech.engine)}")
-    for b in config.hotkeys:
-        print(f"{b.keys}\t{b.action}" + (f"\t{b.prompt}" if b.prompt else ""))
-    return 0
+    read = (f"read over the packaged defaults {config.defaults}" if config.defaults else "the packaged defaults")
+    lines = [f"{config.path}: OK, {read}; model {config.model.name}, speech {describe_engine(config.speech.engine)}"]
+    defaults = set(config.replaced_hotkeys)  # a user's entry that is a default, copied, is no change
+    for i, b in enumerate(config.hotkeys):
+        yours = i < config.own_hotkeys and b not in defaults
+        lines.append(_hotkey_line(b) + (" (yours)" if yours else ""))
+    own = set(config.hotkeys[:config.own_hotkeys])
+    bound = {b.action for b in config.hotkeys}
+    lines += [f"replaced default: {_hotkey_line(b)}" + ("" if b.action in bound else f" ({b.action} has no key now)")
+              for b in config.replaced_hotkeys if b not in own]
+    if not config.hotkeys:
+        lines.append("No hotkeys are bound.")
+    return lines
+
+
+def _hotkey_line(b) -> str:
+    from ..actions import action
+    from ..hotkeys import chord_name
+
+    words = action(b.action).shortcut
+    what = f"{b.action}: {words[:1].lower()}{words[1:]}" if words else b.action
+    return f"{chord_name(b.keys)}  {what}" + (f", asking: {one_line(b.prompt)}" if b.prompt else "")

@@ -20,9 +20,9 @@ from .rules import DTYPES, QUANTIZE_MODES, RULES, SECRET_SETTINGS, SPEECH_ENGINE
 from .toml_file import line_of, line_of_key, parse_toml, read_text
 
 __all__ = [
-    "ACTIONS", "DTYPES", "MODEL_ACTIONS", "QUANTIZE_MODES", "RULES", "SPEECH_ENGINES", "Binding", "CaptureConfig",
-    "Config", "ModelConfig", "Rule", "SpeechConfig", "default_config_path", "load_config", "parse_chord",
-    "setting_problem", "user_config_path",
+    "ACTIONS", "DTYPES", "MODEL_ACTIONS", "QUANTIZE_MODES", "RULES", "SECTIONS", "SPEECH_ENGINES", "Binding",
+    "CaptureConfig", "Config", "HotkeysConfig", "ModelConfig", "Rule", "SpeechConfig", "default_config_path",
+    "load_config", "merge_hotkeys", "parse_chord", "setting_problem", "user_config_path",
 ]
 
 
@@ -82,12 +82,21 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class HotkeysConfig:
+    replace: bool = False  # true: only this file's [[hotkey]] entries, none of the packaged defaults'
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     model: ModelConfig = ModelConfig()
     speech: SpeechConfig = SpeechConfig()
     capture: CaptureConfig = CaptureConfig()
     hotkeys: tuple[Binding, ...] = field(default_factory=tuple)
+    # The packaged defaults that ``path`` was read over (None: ``path`` is the packaged file itself).
+    defaults: Path | None = None
+    own_hotkeys: int = 0  # the first ``own_hotkeys`` of ``hotkeys`` are the ones ``path`` wrote
+    replaced_hotkeys: tuple[Binding, ...] = ()  # default bindings that those replaced
 
 
 def default_config_path() -> Path:
@@ -120,6 +129,11 @@ def _has_control_character(text: str) -> bool:
 
 
 def _build(cls, table, path: Path, lines: list[str], header: str, occurrence: int = 0):
+    return cls(**_values(cls, table, path, lines, header, occurrence))
+
+
+def _values(cls, table, path: Path, lines: list[str], header: str, occurrence: int = 0) -> dict:
+    """The keys ``table`` writes, each checked against ``cls``'s fields and their types."""
     if not isinstance(table, dict):
         line = line_of(lines, header, occurrence) or line_of_key(lines, header.strip("[]"))
         raise ConfigError(path, line, f"{header} must be a table")
@@ -143,15 +157,32 @@ def _build(cls, table, path: Path, lines: list[str], header: str, occurrence: in
                 raise ConfigError(path, line, f"{key} must be {rule.text if rule else 'a smaller number'}, "
                                               f"not {_shown(value)}") from e
         values[key] = value
-    return cls(**values)
+    return values
+
+
+SECTIONS = {"model": ModelConfig, "speech": SpeechConfig, "capture": CaptureConfig}
+_TABLES = "[model], [speech], [capture], [hotkeys], [[hotkey]]"
+
+
+@dataclass(frozen=True)
+class _File:
+    """One settings file, checked: the settings it writes (and only those), its bindings, and
+    whether it replaces the default hotkeys (``[hotkeys] replace = true``, or ``hotkey = []``)."""
+
+    path: Path
+    settings: dict
+    bindings: tuple[Binding, ...]
+    replace: bool
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
-    """Read ``path`` (default: the user's file if it exists, else the packaged default).
+    """Read ``path`` (default: the user's file if it exists, else the packaged default) over the
+    packaged defaults: each setting it writes replaces the default's; its [[hotkey]] entries come
+    first, then each default binding that none of them replaces (see ``merge_hotkeys``).
 
     Raises:
         ConfigError: unreadable or malformed TOML, unknown tables/keys/actions, bad or duplicate chords,
-            or a file named by ``$A11Y_CAPTION_CONFIG`` that does not exist.
+            or a file named by ``$A11Y_CAPTION_CONFIG`` that does not exist; with the file and line.
     """
     if path is None:
         path = user_config_path()
@@ -160,18 +191,60 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                 raise ConfigError(path, None, "A11Y_CAPTION_CONFIG names this file, which does not exist.")
             path = default_config_path()
     path = Path(path)
+    own = _read(path)
+    packaged = default_config_path()
+    if _same_file(path, packaged):
+        return Config(path=path, hotkeys=own.bindings, **{n: cls(**own.settings[n]) for n, cls in SECTIONS.items()})
+    base = _read(packaged)
+    parts = {n: cls(**{**base.settings[n], **own.settings[n]}) for n, cls in SECTIONS.items()}
+    hotkeys, replaced = merge_hotkeys(base.bindings, own.bindings, own.replace)
+    return Config(path=path, hotkeys=hotkeys, defaults=packaged, own_hotkeys=len(own.bindings),
+                  replaced_hotkeys=replaced, **parts)
+
+
+def merge_hotkeys(defaults: tuple[Binding, ...], own: tuple[Binding, ...],
+                  replace: bool) -> tuple[tuple[Binding, ...], tuple[Binding, ...]]:
+    """(the bindings in force, the defaults that ``own`` replaced): ``own`` first, then each default
+    binding except those on a chord that one press of an own chord fires too, and those for an
+    action (with the same prompt) that ``own`` binds: that action moved to another key."""
+    if replace:
+        return own, ()
+    chords = [Chord.parse(b.keys) for b in own]
+    moved = {(b.action, b.prompt) for b in own}
+    kept, replaced = [], []
+    for b in defaults:
+        taken = (b.action, b.prompt) in moved or any(Chord.parse(b.keys).overlaps(c) for c in chords)
+        (replaced if taken else kept).append(b)
+    return (*own, *kept), tuple(replaced)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _read(path: Path) -> _File:
+    """One file read and checked on its own, every error with its line."""
     text = read_text(path)
     data = parse_toml(text, path)
     lines = text.splitlines()
-    sections = {"model": ModelConfig, "speech": SpeechConfig, "capture": CaptureConfig}
     for name in data:
-        if name not in (*sections, "hotkey"):
+        if name not in (*SECTIONS, "hotkeys", "hotkey"):
             raise ConfigError(path, line_of(lines, f"[{name}]") or line_of(lines, f"[[{name}]]"),
-                              f"unknown table [{name}]; known: [model], [speech], [capture], [[hotkey]]")
-    parts = {name: _build(cls, data.get(name, {}), path, lines, f"[{name}]") for name, cls in sections.items()}
-    _check_values(parts, path, lines)
-
-    return Config(path=path, hotkeys=_bindings(data.get("hotkey", []), path, lines), **parts)
+                              f"unknown table [{name}]; known: {_TABLES}")
+    for name in SECTIONS:  # hotkey = [] is a top-level key: written under a table, it is that table's
+        table = data.get(name)
+        if isinstance(table, dict) and "hotkey" in table:
+            raise ConfigError(path, line_of(lines, f"[{name}]", 0, "hotkey"),
+                              f"unknown key 'hotkey' in [{name}]; hotkey = [] goes at the top of the file, "
+                              "before the first [table]")
+    settings = {name: _values(cls, data.get(name, {}), path, lines, f"[{name}]") for name, cls in SECTIONS.items()}
+    _check_values({name: cls(**settings[name]) for name, cls in SECTIONS.items()}, path, lines)
+    replace = _values(HotkeysConfig, data.get("hotkeys", {}), path, lines, "[hotkeys]").get(
+        "replace", data.get("hotkey") == [])
+    return _File(path, settings, _bindings(data.get("hotkey", []), path, lines), replace)
 
 
 def _bindings(raw_bindings, path: Path, lines: list[str]) -> tuple[Binding, ...]:

@@ -280,10 +280,12 @@ def remove(desktop: str) -> str:
 
 
 def show(bindings: Sequence[Binding], program: Sequence[str] | None = None) -> list[str]:
-    """What to bind by hand on any desktop: keys, then the command."""
-    lines = [f"{_keys(b.keys, 'kde')}\t{shlex.join(cmd)}\t# {binding_description(b)}"
-             for _sid, b, cmd in _bound(bindings, program)]
-    return lines
+    """What to bind by hand on any desktop: keys as people write them ("Ctrl+Alt+Shift+D", as
+    config check says them), then the command."""
+    from ..hotkeys import chord_name
+
+    return [f"{chord_name(b.keys)}\t{shlex.join(cmd)}\t# {binding_description(b)}"
+            for _sid, b, cmd in _bound(bindings, program)]
 
 
 def cli(args) -> int:
@@ -301,12 +303,25 @@ def cli(args) -> int:
 
 
 def add_parser(sub) -> None:
-    s = sub.add_parser("shortcuts", help="bind the hotkeys as the desktop's own shortcuts (Wayland without a portal)")
-    ssub = s.add_subparsers(dest="shortcuts_command", required=True, metavar="ACTION")
-    for name, text in (("install", "write the desktop's shortcuts, each running an a11y-caption command"),
-                       ("remove", "take them out again")):
-        a = ssub.add_parser(name, help=text)
-        a.add_argument("--desktop", required=True, choices=DESKTOPS)
-        a.add_argument("--config", metavar="FILE")
-    show_parser = ssub.add_parser("show", help="print the keys and commands to bind by hand on other desktops")
-    show_parser.add_argument("--config", metavar="FILE")
+    def examples(*lines: str) -> str:
+        return "Examples:\n" + "\n".join(f"  a11y-caption shortcuts {line}" for line in lines)
+
+    s = sub.add_parser("shortcuts", help="bind the hotkeys as the desktop's own shortcuts (Wayland without a portal)",
+                       description="Bind the hotkeys as the desktop's own keyboard shortcuts, where a Wayland "
+                                   "desktop lets no program listen for keys itself.",
+                       epilog=examples("show", "install --desktop gnome", "remove --desktop gnome"))
+    ssub = s.add_subparsers(dest="shortcuts_command", title="actions", metavar="ACTION")
+    for name, text, purpose in (
+            ("install", "write the desktop's shortcuts, each running an a11y-caption command",
+             "Write the desktop's shortcuts for the hotkeys, each running an a11y-caption command."),
+            ("remove", "take them out again", "Take the shortcuts that install wrote out of the desktop again.")):
+        a = ssub.add_parser(name, help=text, description=purpose,
+                            epilog=examples(*(f"{name} --desktop {d}" for d in DESKTOPS)))
+        a.add_argument("--desktop", required=True, choices=DESKTOPS, metavar="DESKTOP",
+                       help=", ".join(DESKTOPS[:-1]) + f" or {DESKTOPS[-1]}")
+        a.add_argument("--config", metavar="FILE", help="settings file with the hotkeys to bind")
+    show_parser = ssub.add_parser("show", help="print the keys and commands to bind by hand on other desktops",
+                                  description="Print each key and the command to bind to it, to set them by hand "
+                                              "on other desktops.",
+                                  epilog=examples("show", "show --config my-hotkeys.toml"))
+    show_parser.add_argument("--config", metavar="FILE", help="settings file with the hotkeys to show")
