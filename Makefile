@@ -9,10 +9,11 @@ SYSTEM_PACKAGES := xvfb xdotool xclip x11-utils espeak-ng sox openbox fonts-deja
 	speech-dispatcher speech-dispatcher-espeak-ng dbus strace \
 	sway grim foot wl-clipboard libglib2.0-bin dconf-gsettings-backend gnome-settings-daemon-common
 MEDIA_KEYS_SCHEMA := /usr/share/glib-2.0/schemas/org.gnome.settings-daemon.plugins.media-keys.gschema.xml
+VOICE_PACKAGES := espeak-ng alsa-utils
 SPEECHD_ESPEAK := /usr/lib/speech-dispatcher-modules/sd_espeak-ng
 FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/opentype/urw-base35/NimbusSans-Regular.otf
 
-.PHONY: demo test setup system-packages bench clean
+.PHONY: demo voice test setup system-packages bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,8 +28,20 @@ setup: $(VENV)/.installed
 
 # Main job: describe the bundled sample screenshot aloud. Without model weights (a fresh machine)
 # it reads the screenshot's text and says which model to pull.
-demo: setup
+demo: voice setup
 	$(BIN)/a11y-caption describe a11y_caption/samples/sample-screen.png
+
+# A voice to speak with. Linux without eSpeak NG, or without aplay (the system voice plays its
+# sound through it): install them (as root, or through sudo, with apt-get, as system-packages
+# does); where that cannot be done, one line says how to get a voice.
+voice:
+	@if [ "$$(uname)" = Linux ] && { ! command -v aplay >/dev/null \
+	    || { ! command -v espeak-ng >/dev/null && ! command -v espeak >/dev/null; }; }; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else SUDO=no; fi; \
+	  if [ "$$SUDO" != no ] && command -v apt-get >/dev/null && $$SUDO apt-get update -qq \
+	      && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(VOICE_PACKAGES) >/dev/null; then :; \
+	  else echo "No voice to speak with: install eSpeak NG (sudo apt install $(VOICE_PACKAGES), or your system's packages of them) or run a screen reader."; fi; \
+	fi
 
 # Desktop tools for the end-to-end tests (virtual X server, key presses, clipboard, speech, a private
 # speech-dispatcher and D-Bus for the screen reader tests, strace for the system-call network audit;

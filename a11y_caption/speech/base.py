@@ -15,14 +15,43 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import log_unexpected
+from ..errors import SpeechError, log_unexpected
+from ..safe_text import one_line
 
-__all__ = ["CANCELLED", "DONE", "LOST", "BlockingVoice", "EndCallback", "Voice", "VoiceLost", "adapt", "pace", "speaking_time"]
+__all__ = ["CANCELLED", "DONE", "LOST", "BlockingVoice", "EndCallback", "UnknownVoice", "Voice", "VoiceLost", "adapt",
+           "find_voice", "pace", "speaking_time"]
 
 log = logging.getLogger(__name__)
 
 DONE, CANCELLED, LOST = "done", "cancelled", "lost"
 EndCallback = Callable[[str], None]  # called once with DONE, CANCELLED or LOST
+
+
+class UnknownVoice(SpeechError):
+    """The engine has no voice of the name asked for (the engine itself still works): the message
+    is the one sentence the user hears before the engine's default voice speaks instead."""
+
+    def __init__(self, voice: str):
+        super().__init__(f"There is no voice {one_line(voice)!r}; a11y-caption voices lists them.")
+        self.voice = voice
+
+
+def find_voice(wanted: str, voices: list[tuple[str, str, str]]) -> str | None:
+    """The id of the voice ``wanted`` names: its id, its name or its language (any case; the part
+    of an id after its last "/" or "." does too), the first match in that order; None if none."""
+    key = _key(wanted)
+    if not key:
+        return None
+    for field in (lambda v: v[0], lambda v: v[1], lambda v: v[2],
+                  lambda v: v[0].replace("\\", "/").replace(".", "/").rsplit("/", 1)[-1]):
+        for voice in voices:
+            if _key(field(voice)) == key:
+                return voice[0]
+    return None
+
+
+def _key(text: str) -> str:
+    return " ".join(str(text).split()).casefold().replace("_", "-")
 
 
 class VoiceLost(Exception):

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import SpeechError, log_unexpected
-from .base import CANCELLED, LOST, EndCallback, Voice, VoiceLost, adapt
+from .base import CANCELLED, LOST, EndCallback, UnknownVoice, Voice, VoiceLost, adapt
 
-__all__ = ["AUTO_ORDER", "ENGINES", "Engine", "FallbackVoice", "chain_for", "make_voice", "preview"]
+__all__ = ["AUTO_ORDER", "ENGINES", "Engine", "FallbackVoice", "chain_for", "how_to_get_a_voice", "make_voice",
+           "preview"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,9 @@ PLATFORM = sys.platform  # tests set this to exercise another platform's choice
 @dataclass(frozen=True)
 class Engine:
     available: Callable[[], bool]  # quick check (well under 0.5 s when nothing is there)
-    open: Callable[..., object]  # open(voice=, rate=, volume=) -> a Voice; raises SpeechError
+    # open(voice=, rate=, volume=, asked=) -> a Voice; raises SpeechError (UnknownVoice: no such
+    # voice, though the engine works). ``asked``: the engine the user asked for ("auto"...).
+    open: Callable[..., object]
 
 
 def _orca(**s):
@@ -47,7 +50,8 @@ def _orca(**s):
 def _speech_dispatcher(**s):
     from .speech_dispatcher import SpeechDispatcherVoice
 
-    return SpeechDispatcherVoice()
+    # The user's own voice, unless speech-dispatcher itself was asked for with a voice of ours.
+    return SpeechDispatcherVoice(voice=s["voice"] if s.get("asked") == "speech-dispatcher" else "")
 
 
 def _nvda(**s):
@@ -141,6 +145,8 @@ class FallbackVoice:
         self.settings = settings
         self.recheck_seconds = recheck_seconds
         self.skipped: list[str] = []  # why engines before the chosen one were passed over
+        self.unknown_voice: str | None = None  # the sentence saying the voice asked for is not there
+        self._default_voice: set[str] = set()  # engines that lack the voice asked for: their own speaks
         self._voices: dict[str, Voice] = {}
         self._lock = threading.RLock()
         self._cancels = 0
@@ -232,7 +238,7 @@ class FallbackVoice:
             if name in self._voices:
                 return name
             try:
-                self._voices[name] = adapt(ENGINES[name].open(**self.settings))
+                self._voices[name] = adapt(self._open(name))
                 return name
             except SpeechError as e:
                 self.skipped.append(str(e))
@@ -240,6 +246,19 @@ class FallbackVoice:
                 log_unexpected(log, f"speech engine {name} failed to start", e)
                 self.skipped.append(f"{name} failed to start ({type(e).__name__})")
         return None
+
+    def _open(self, name: str):
+        """Open engine ``name``; in its default voice where it lacks the voice asked for."""
+        if name not in self._default_voice:
+            try:
+                return ENGINES[name].open(**self.settings)
+            except UnknownVoice as e:  # the engine works: its own voice rather than none at all
+                self._default_voice.add(name)
+                if getattr(self, "_current", None) is None:  # at the start: open_speaker says it, aloud too
+                    self.unknown_voice = str(e)
+                else:
+                    log.warning("speech: %s", e)
+        return ENGINES[name].open(**{**self.settings, "voice": ""})
 
     def _return_if_back(self) -> None:
         """Between sentences, at most every ``recheck_seconds``: is a better engine back?"""
@@ -253,7 +272,7 @@ class FallbackVoice:
             if not ENGINES[name].available():
                 continue
             try:
-                voice = adapt(ENGINES[name].open(**self.settings))
+                voice = adapt(self._open(name))
             except Exception as e:
                 log.info("speech: %s is there but did not open: %s", name, e)
                 continue
@@ -271,15 +290,28 @@ def _close_quietly(voice) -> None:
         pass
 
 
+def how_to_get_a_voice() -> str:
+    """" No voice could start; install eSpeak NG (...) or run a screen reader." where that is the
+    way to a voice (Linux without eSpeak NG), else "". The system voice plays its sound through
+    aplay there, so alsa-utils is named too where aplay is missing."""
+    if PLATFORM != "linux" or shutil.which("espeak-ng") or shutil.which("espeak"):
+        return ""
+    packages = "espeak-ng" if shutil.which("aplay") else "espeak-ng alsa-utils"
+    how = f"sudo apt install {packages}" if shutil.which("apt-get") else f"the {packages} package{'s' * (' ' in packages)}"
+    return f" No voice could start; install eSpeak NG ({how}) or run a screen reader."
+
+
 def make_voice(engine: str, voice: str = "", rate: int = 200, volume: float = 1.0):
     """The voice for ``engine`` (one of config.SPEECH_ENGINES). pyttsx3, espeak-ng and none are
     returned as themselves; auto and the screen readers as a FallbackVoice over their chain.
 
     Raises:
+        UnknownVoice: pyttsx3 or espeak-ng (alone) has no voice ``voice``; a FallbackVoice
+            speaks in its engine's default voice instead and says why in ``unknown_voice``.
         SpeechError: no engine of the chain could start (one sentence saying why).
     """
     chain = chain_for(engine)
-    settings = {"voice": voice, "rate": rate, "volume": volume}
+    settings = {"voice": voice, "rate": rate, "volume": volume, "asked": engine}
     if len(chain) == 1:
         return ENGINES[chain[0]].open(**settings)
     return FallbackVoice(chain, **settings)

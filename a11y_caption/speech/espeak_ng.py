@@ -7,13 +7,37 @@ import subprocess
 from pathlib import Path
 
 from ..errors import SpeechError
+from .base import UnknownVoice
 from .process import ProcessVoice
 
-__all__ = ["EspeakVoice", "UnknownVoice"]
+__all__ = ["EspeakVoice", "UnknownVoice", "espeak_exe", "espeak_voices"]
 
 
-class UnknownVoice(SpeechError):
-    """The engine has no voice of the name asked for (the engine itself still works)."""
+def espeak_exe() -> str | None:
+    """The eSpeak NG program on PATH (or the older espeak), or None."""
+    return shutil.which("espeak-ng") or shutil.which("espeak")
+
+
+def espeak_voices() -> list[tuple[str, str, str]]:
+    """(id, name, language) of each voice `espeak-ng --voices` lists; the id is what ``-v`` takes.
+
+    Raises:
+        SpeechError: espeak-ng is not installed or did not answer.
+    """
+    exe = espeak_exe()
+    if exe is None:
+        raise SpeechError("espeak-ng is not installed.")
+    try:
+        out = subprocess.run([exe, "--voices"], capture_output=True, text=True, encoding="utf-8",
+                             errors="replace", timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SpeechError(f"espeak-ng --voices did not answer ({type(e).__name__}).") from e
+    voices = []
+    for line in out.splitlines()[1:]:  # Pty Language Age/Gender VoiceName File [Other languages]
+        fields = line.split()
+        if len(fields) >= 5:
+            voices.append((fields[4], fields[3].replace("_", " "), fields[1]))
+    return voices
 
 
 class EspeakVoice(ProcessVoice):
@@ -28,7 +52,7 @@ class EspeakVoice(ProcessVoice):
 
     def __init__(self, voice: str = "", rate: int = 200, volume: float = 1.0):
         super().__init__()
-        exe = shutil.which("espeak-ng") or shutil.which("espeak")
+        exe = espeak_exe()
         if exe is None:
             raise SpeechError("espeak-ng is not installed.")
         self._args = [exe, "-b", "1", "-s", str(rate), "-a", str(int(volume * 200))] + (["-v", voice] if voice else [])
@@ -39,7 +63,7 @@ class EspeakVoice(ProcessVoice):
             except (OSError, subprocess.TimeoutExpired):
                 known = True  # it may still speak; a failure then is said as usual
             if not known:
-                raise UnknownVoice(f"eSpeak NG has no voice {voice!r} (espeak-ng --voices lists them).")
+                raise UnknownVoice(voice)
 
     def say(self, text: str) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ import weakref
 from pathlib import Path
 
 from ..errors import SpeechError
+from .base import UnknownVoice
 from .process import ProcessVoice
 
 __all__ = ["Pyttsx3Voice"]
@@ -77,6 +78,8 @@ class Pyttsx3Voice(ProcessVoice):
         reply = self._read(proc, self._start_timeout)
         if not reply.get("ready"):
             proc.kill()
+            if reply.get("unknown_voice"):
+                raise UnknownVoice(json.loads(self._settings)["voice"])
             raise SpeechError(f"The pyttsx3 voice could not start ({reply.get('error', 'no answer')}).")
         with self._lock:
             self._proc = proc

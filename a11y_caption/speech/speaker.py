@@ -21,7 +21,7 @@ from ..errors import log_unexpected
 from .base import Voice, adapt
 from .none import NoVoice
 
-__all__ = ["SentenceSplitter", "Speaker"]
+__all__ = ["SentenceSplitter", "Speaker", "WholeText"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,12 @@ ENGINE_LABELS = {
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+|\n+")
+_ENDS_A_SENTENCE = re.compile(r"[.!?…。！？][\"'”’)\]]*$")
+
+
+class WholeText(str):
+    """A chunk of a stream that holds all the rest of its text (a canned sentence, an answer from
+    the cache): it is spoken as whole sentences, with no early release of its first words."""
 
 
 class SentenceSplitter:
@@ -41,6 +47,8 @@ class SentenceSplitter:
     With ``first_words``, the very first piece is released once that many words are complete,
     without waiting for its full stop: a model writes faster than a voice speaks, so the rest of
     the sentence is ready before those words are said, and the listener hears something sooner.
+    Only while the rest is still to come: not when the sentence is already here up to its full
+    stop, nor for a chunk fed with ``rest=True`` (all the rest of the text, e.g. a WholeText).
     """
 
     def __init__(self, max_chars: int = 240, first_words: int = 0):
@@ -49,11 +57,12 @@ class SentenceSplitter:
         self._first_words = first_words
         self._released = False
 
-    def feed(self, text: str) -> list[str]:
+    def feed(self, text: str, *, rest: bool = False) -> list[str]:
         self._buffer += text
         parts = _SENTENCE_END.split(self._buffer)
         self._buffer = parts.pop()
-        if not parts and not self._released and self._first_words:
+        early = self._first_words and not rest and not _ENDS_A_SENTENCE.search(self._buffer)
+        if not parts and not self._released and early:
             words = self._buffer.split()
             complete = words if self._buffer[-1:].isspace() else words[:-1]
             if len(complete) >= self._first_words:
@@ -128,6 +137,9 @@ class Speaker:
     def say_stream(self, chunks: Iterable[str], *, epoch: int | None = None) -> str:
         """Speak streamed text sentence by sentence as it arrives; returns the whole text.
 
+        The first words of a stream are said early (``first_words``), unless its text is already
+        whole: a sentence that arrives up to its full stop, or a ``WholeText`` chunk.
+
         Once the stream ends, the whole text goes to braille (see ``braille``). After a ``stop``
         (since ``epoch``, default: since the call) nothing more of this stream is spoken or
         brailled, though it is still read to the end.
@@ -136,7 +148,7 @@ class Speaker:
         epoch = self._epoch if epoch is None else epoch
         for chunk in chunks:
             whole.append(chunk)
-            for sentence in splitter.feed(chunk):
+            for sentence in splitter.feed(chunk, rest=isinstance(chunk, WholeText)):
                 self.say(sentence, epoch=epoch)
         rest = splitter.flush()
         if rest:

@@ -22,8 +22,18 @@ def main() -> int:
         import pyttsx3
 
         engine = pyttsx3.init()
+        if settings.get("list"):
+            reply.write(json.dumps({"voices": _voices(engine)}) + "\n")
+            return 0
         if settings.get("voice"):
-            engine.setProperty("voice", settings["voice"])
+            from .base import find_voice
+
+            voices = _voices(engine)
+            found = find_voice(settings["voice"], voices) if voices else settings["voice"]
+            if found is None:  # pyttsx3 takes any name and speaks in its default voice: say so instead
+                reply.write(json.dumps({"error": "no such voice", "unknown_voice": True}) + "\n")
+                return 1
+            engine.setProperty("voice", found)
         engine.setProperty("rate", int(settings.get("rate", 200)))
         engine.setProperty("volume", float(settings.get("volume", 1.0)))
     except Exception as e:  # no driver, no espeak library, bad voice ...
@@ -36,6 +46,18 @@ def main() -> int:
         tmp = os.environ.get("A11Y_CAPTION_TTS_TMP")
         if tmp and os.getppid() != parent:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _voices(engine) -> list[tuple[str, str, str]]:
+    """(id, name, first language) of each voice of ``engine``."""
+    voices = []
+    for v in engine.getProperty("voices") or ():
+        languages = list(getattr(v, "languages", None) or ())
+        language = languages[0] if languages else ""
+        if isinstance(language, bytes):
+            language = language.decode("utf-8", "replace")
+        voices.append((str(v.id), str(getattr(v, "name", "") or v.id), str(language)))
+    return voices
 
 
 def _serve(engine, reply) -> int:
