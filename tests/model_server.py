@@ -134,6 +134,7 @@ class StandIn:
     def __init__(self, mode: str = "stream", text: str = "A dialog asks to save. Press OK to go on.",
                  tls: tuple[Path, Path] | None = None):
         self.mode, self.text, self.models = mode, text, ["stand-in-model"]
+        self.first_word_delay = 0.0  # seconds the stream waits before its first word (a model reading the image)
         self.redirect: tuple[int, str] | None = None
         self.requests: list[dict] = []
         self.release = threading.Event()  # ends a "silent" answer, and every endless one
@@ -221,6 +222,8 @@ class StandIn:
                 if mode == "error_event":
                     self._event({"error": {"message": "the model crashed"}})
                     return
+                if owner.first_word_delay:
+                    owner.release.wait(owner.first_word_delay)
                 for i, word in enumerate(words):
                     self._event(_chunk(word))
                     if mode == "truncated" and i == 1:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import A11yCaptionError
 from ..safe_text import one_line, path_text, terminal_text
-from .common import capture_asked, emit
+from .common import capture_asked, emit, speaks
+from .cues import Cue
 
 __all__ = ["agent_only", "ask", "show_reply", "through_agent", "tunes_model"]
 
@@ -31,7 +32,7 @@ def through_agent(args, op: str) -> int | None:
     from ..agent.client import request
     from ..agent.protocol import MAX_IMAGE_BYTES, AgentBusy, AgentNotRunning
 
-    speak = not (args.no_speak or args.speech == "none")
+    speak = command_speaks(args)  # the agent speaks, or the screen reader reads what is printed: one voice
     capture = capture_asked(args)
     jobs = [(capture, None)] if capture else [("image", path) for path in args.images]
     fields = {"speak": speak}
@@ -72,6 +73,18 @@ def through_agent(args, op: str) -> int | None:
     return 1 if failures else 0
 
 
+def command_speaks(args) -> bool:
+    """Whether the agent speaks what this command asked for (``speaks``: one voice at a time)."""
+    from dataclasses import replace
+
+    from ..config import load_config
+
+    speech = load_config(getattr(args, "config", None)).speech
+    if getattr(args, "speech", None):
+        speech = replace(speech, engine=args.speech)
+    return speaks(args, speech)
+
+
 def _image_bytes(path: str, limit: int) -> bytes:
     from ..errors import ImageError
     from ..images import image_file
@@ -108,8 +121,10 @@ def show_reply(args, messages, label: str, several: bool, label_key: str = "path
     if streaming and several:
         emit(f"{one_line(label)}:\n")
     shown = []
+    cue = Cue(None, "The agent is working on it.").start()  # on stderr; the agent says its own cue
 
     def show(text: str) -> None:
+        cue.cancel()
         shown.append(text)
         if streaming:
             emit(terminal_text(text))
@@ -117,9 +132,11 @@ def show_reply(args, messages, label: str, several: bool, label_key: str = "path
     try:
         answer = read_reply(messages, show)
     except A11yCaptionError:
+        cue.cancel()
         if streaming and shown:
             emit("\n")
         raise
+    cue.cancel()
     if answer.stopped:
         if streaming and shown:
             emit("\n")
@@ -152,7 +169,7 @@ def ask(args) -> int:
     from ..agent.protocol import AgentNotRunning
 
     try:
-        messages = request("ask", question=args.question, speak=not args.no_speak)
+        messages = request("ask", question=args.question, speak=command_speaks(args))
         text = show_reply(args, messages, args.question, False, label_key="question")
     except AgentNotRunning as e:
         raise A11yCaptionError(f"{e} Start it with: a11y-caption run") from e
@@ -170,7 +187,7 @@ def agent_only(args) -> int:
     op = {"stop": "stop", "repeat": "repeat", "status": "status", "copy-last": "copy_last",
           "release": "release"}[args.command]
     try:
-        messages = request(op, **({"speak": not args.no_speak} if op == "repeat" else {}))
+        messages = request(op, **({"speak": command_speaks(args)} if op == "repeat" else {}))
         if op == "repeat":
             return 0 if show_reply(args, messages, "", False) is not None else 1
         reply = read_reply(messages).done

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from ..errors import A11yCaptionError
 
-__all__ = ["capture_asked", "emit", "given", "settings"]
+__all__ = ["capture_asked", "emit", "given", "settings", "speaks"]
 
 
 def settings(args):
@@ -26,6 +26,29 @@ def settings(args):
     if getattr(args, "server", None) is not None:
         model = replace(model, server=args.server)
     return replace(config, speech=speech, model=model)
+
+
+def speaks(args, speech) -> bool:
+    """Whether a command typed by the user speaks its answer as well as printing it: one voice at
+    a time. ``--no-speak`` (or ``--speech none``) and ``--speak`` decide for once; else
+    ``[speech] cli``: "print", "speak", or "auto" = print only when the output is a terminal and a
+    screen reader runs (it reads the new text itself; a second voice would read it again)."""
+    if getattr(args, "no_speak", False) or speech.engine == "none":
+        return False
+    if getattr(args, "speak", False):
+        return True
+    if speech.cli != "auto":
+        return speech.cli == "speak"
+    from ..speech.screen_reader import screen_reader_running
+
+    return not (_is_terminal(sys.stdout) and screen_reader_running())
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced, or closed
+        return False
 
 
 def given(flag, setting):

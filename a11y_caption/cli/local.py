@@ -12,7 +12,8 @@ from dataclasses import replace
 from ..errors import A11yCaptionError
 from ..safe_text import one_line, path_text, terminal_text
 from .client import through_agent, tunes_model
-from .common import capture_asked, emit, given, settings
+from .common import capture_asked, emit, given, settings, speaks
+from .cues import Cue, cancelled_at_first, load_cue, remember_load_seconds
 
 __all__ = ["describe_images", "describe_inputs", "read_images"]
 
@@ -93,7 +94,7 @@ def describe_images(args) -> int:
     config = settings(args)
     m = _tuned_model(args, config.model)
     inputs = describe_inputs(args)
-    speaker = open_speaker(config.speech)
+    speaker = open_speaker(_one_voice(args, config.speech))
     describer = Describer(m)
 
     def describe(label, image, task) -> str:
@@ -102,10 +103,14 @@ def describe_images(args) -> int:
             task = "alt_text"
         elif args.prompt:
             task = "question"
+        if len(inputs) > 1 and not args.json:
+            _say_name(speaker, label)
         start = time.perf_counter()
-        generation = describer.describe(image, task, args.prompt, image_kind=kind)
+        generation, cue = _started(describer, speaker, "" if m.server else m.name, lambda: describer.describe(
+            image, task, args.prompt, image_kind=kind))
+        chunks = cancelled_at_first(generation, cue)
         if args.json:
-            text = speaker.say_stream(generation).strip()
+            text = speaker.say_stream(chunks).strip()
             row = {"path": label, "text": text, "model": generation.model,
                    "seconds": round(time.perf_counter() - start, 3)}
             if generation.screen_text is not None:  # a grounded description: the OCR lines it was given
@@ -114,14 +119,44 @@ def describe_images(args) -> int:
                 row["tags"] = describer.tags(image)
             emit(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-            if len(inputs) > 1:
-                emit(f"{one_line(label)}:\n")
             # A server's answer is text from outside: no escape sequence of its reaches the terminal.
-            text = speaker.say_stream(_tee(generation, lambda chunk: emit(terminal_text(chunk)))).strip()
+            text = speaker.say_stream(_tee(chunks, lambda chunk: emit(terminal_text(chunk)))).strip()
             emit("\n")
         return text
 
     return _each_image(args, inputs, speaker, describe)
+
+
+def _one_voice(args, speech):
+    """The command's [speech] settings, silent where the screen reader reads its output."""
+    return speech if speaks(args, speech) else replace(speech, engine="none")
+
+
+def _say_name(speaker, label: str) -> None:
+    """Several files: each description starts with the file's name, printed and said."""
+    emit(f"{one_line(label)}:\n")
+    speaker.say(f"File {one_line(label.replace(chr(92), '/').rsplit('/', 1)[-1])}:")
+
+
+def _started(describer, speaker, model: str, describe):
+    """``describe()`` (which loads the model the first time) with a cue for each wait that lasts:
+    loading the model (``model`` "": a model server's), then the first words. Returns the
+    generation and the cue its first words cancel."""
+    cold = not describer.loaded
+    first = (load_cue(model) if model else "Connecting to the model server.") if cold else "Describing."
+    cue = Cue(speaker, first).start()
+    start = time.perf_counter()
+    try:
+        generation = describe()
+    except BaseException:
+        cue.cancel()
+        raise
+    if cold:
+        if describer.captioner is not None and model:
+            remember_load_seconds(model, time.perf_counter() - start)
+        cue.cancel()  # loaded: what is left to wait for is the first words, or the text read instead
+        cue = Cue(speaker, "Describing." if describer.captioner is not None else "Reading.").start()
+    return generation, cue
 
 
 def _tee(chunks, sink):
@@ -140,17 +175,20 @@ def read_images(args) -> int:
             return status
     config = settings(args)
     inputs = describe_inputs(args)
-    speaker = open_speaker(config.speech)
+    speaker = open_speaker(_one_voice(args, config.speech))
     describer = Describer(config.model)  # only its OCR reader is used: no model is loaded
 
     def read(label, image, task) -> str:
+        if len(inputs) > 1 and not args.json:
+            _say_name(speaker, label)
         start = time.perf_counter()
-        text, lines = describer.read(image, "screen" if task in ("screen", "window") else "image")
+        with Cue(speaker, "Reading."):
+            text, lines = describer.read(image, "screen" if task in ("screen", "window") else "image")
         if args.json:
             emit(json.dumps({"path": label, "text": text, "lines": lines,
                              "seconds": round(time.perf_counter() - start, 3)}, ensure_ascii=False) + "\n")
         else:
-            emit((f"{one_line(label)}:\n" if len(inputs) > 1 else "") + terminal_text(text) + "\n")
+            emit(terminal_text(text) + "\n")
         for line in text.splitlines():
             speaker.say(line)
         return text
