@@ -378,7 +378,7 @@ def test_index_goes_through_the_running_agent(tmp_path, agent_at_endpoint):
     r = run_cli("index", str(root), "--db", str(db), "--speak", "--speech", "none", "--transcript", str(said))
     assert r.returncode == 0, r.stderr
     assert "1 image: 1 described" in r.stderr
-    assert said.read_text() == "1 image: 1 described, 0 already indexed, 0 could not be read.\n"
+    assert said.read_text() == "1 image to describe.\n1 image: 1 described, 0 already indexed, 0 could not be read.\n"
     r = run_cli("search", "crumpled euros", "--db", str(db), "--json", "--no-speak")
     [row] = [json.loads(line) for line in r.stdout.splitlines()]
     assert row == {"path": str(picture), "model": "Salesforce/blip-image-captioning-base",

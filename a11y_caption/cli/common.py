@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from ..errors import A11yCaptionError
 
-__all__ = ["capture_asked", "emit", "given", "settings", "speaks"]
+__all__ = ["capture_asked", "emit", "given", "one_voice", "settings", "speaks"]
 
 
 def settings(args):
@@ -42,6 +42,11 @@ def speaks(args, speech) -> bool:
     from ..speech.screen_reader import screen_reader_running
 
     return not (_is_terminal(sys.stdout) and screen_reader_running())
+
+
+def one_voice(args, speech):
+    """The command's [speech] settings, silent where the screen reader reads its output (``speaks``)."""
+    return speech if speaks(args, speech) else replace(speech, engine="none")
 
 
 def _is_terminal(stream) -> bool:

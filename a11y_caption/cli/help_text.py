@@ -76,7 +76,7 @@ _PAGES = {
     "index": ("Describe every image in folders once, so that they can be searched and exported; "
               "run it again to go on or to add new files.",
               ("index ~/Pictures", "index --prune ~/Pictures", "index --speak ~/Pictures ~/Documents")),
-    "search": ("Find indexed images whose description, tags or text hold all the words you give.",
+    "search": ("Find indexed images whose description, tags, text or file and folder names hold all the words you give.",
                ('search "red bicycle"', "search --limit 3 invoice")),
     "show": ("Print everything the index holds for one image file.",
              ("show ~/Pictures/beach.jpg", "show --json ~/Pictures/beach.jpg")),

@@ -6,16 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from ..errors import A11yCaptionError
-from ..safe_text import one_line, path_text, terminal_text
-from .common import emit, settings
+from ..safe_text import one_line, terminal_text
+from .common import emit, one_voice, settings
 
 __all__ = ["HANDLERS", "add_parsers"]
 
-SPEAK_EVERY_S = 30.0  # --speak: the count is said at most this often
 MAX_LIMIT = 10_000  # search --limit: more than anyone reads, and far inside SQLite's integers
 
 
@@ -30,17 +28,21 @@ def _limit(value: str) -> int:
 
 
 def add_parsers(sub, common) -> None:
+    from .help_text import page
+
     def db(sp):
         sp.add_argument("--db", metavar="FILE", help="the index file (default: index.sqlite3 in your user data folder)")
 
-    i = sub.add_parser("index", help="describe every image in folders once, for search and alt text (resumable)")
+    i = sub.add_parser("index", help="describe every image in folders once, for search and alt text (resumable)",
+                       **page("index"))
     i.add_argument("folders", nargs="+", metavar="DIR", help="folders to walk (with their subfolders)")
     db(i)
     i.add_argument("--prune", action="store_true", help="forget files that were deleted from these folders")
     i.add_argument("--local", action="store_true", help="describe in this process even when the agent is running")
     common(i)
 
-    s = sub.add_parser("search", help="find indexed images by words of their description, tags or text")
+    s = sub.add_parser("search", help="find indexed images by words of their description, tags, text or file and folder names",
+                       **page("search"))
     s.add_argument("query", metavar="QUERY", help="words to find (all of them must match)")
     db(s)
     s.add_argument("--limit", type=_limit, default=10, metavar="N",
@@ -49,14 +51,16 @@ def add_parsers(sub, common) -> None:
     s.add_argument("--json", action="store_true", help="one JSON object per result")
     common(s, model=False)
 
-    sh = sub.add_parser("show", help="print everything the index holds for an image file")
-    sh.add_argument("path", metavar="PATH")
+    sh = sub.add_parser("show", help="print everything the index holds for an image file", **page("show"))
+    sh.add_argument("path", metavar="PATH", help="the image file")
     db(sh)
-    sh.add_argument("--json", action="store_true")
+    sh.add_argument("--json", action="store_true", help="one JSON object")
 
-    e = sub.add_parser("export", help="write path, alt text, description and tags of indexed images to a file")
+    e = sub.add_parser("export", help="write path, alt text, description and tags of indexed images to a file",
+                       **page("export"))
     e.add_argument("folder", metavar="DIR", help="where to write a11y-caption-index.csv or .jsonl")
-    e.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    e.add_argument("--format", choices=("csv", "jsonl"), default="csv", metavar="FORMAT",
+                   help="csv or jsonl (default csv)")
     e.add_argument("--model", metavar="ID_OR_DIR", help="only results of this model")
     e.add_argument("--force", action="store_true", help="replace an export that is there already")
     db(e)
@@ -69,44 +73,60 @@ def _store(args):
 
 
 def _index(args) -> int:
-    from ..index import Summary, index_folders
+    """Progress in plain sentences (index.progress): printed on a terminal, and spoken with --speak
+    or where a screen reader runs (then through the voice only: the screen reader would read the
+    printed line again)."""
+    from ..index import Summary, index_folders, progress_voice, reporter
+    from ..speech.screen_reader import screen_reader_running
 
-    args.no_speak = not args.speak
     config = settings(args)
+    voice = progress_voice(speak=args.speak, no_speak=args.no_speak, engine=config.speech.engine,
+                           cli=config.speech.cli, reader=screen_reader_running)
     analyser = _analyser(args, config)
     speaker = None
-    if args.speak:
+    if voice is not None:
         from ..speech import open_speaker
 
         speaker = open_speaker(config.speech)
+    printed = _is_terminal(sys.stderr) and voice != "reader"  # never into a pipe or a log file
+
+    def tell(words: str) -> None:
+        if printed:
+            print(f"a11y-caption: {words}", file=sys.stderr, flush=True)
+        if speaker is not None:
+            speaker.say(words)
+
     summary = Summary()
-    bar = []  # the progress bar, once there is one
-    progress = _progress(bar, speaker)
     store = _store(args)
     try:
-        index_folders(args.folders, store, analyser, prune=args.prune, summary=summary, progress=progress)
+        index_folders(args.folders, store, analyser, prune=args.prune, summary=summary, progress=reporter(tell))
     except KeyboardInterrupt:
-        _close(bar)
         said = f"Stopped after {summary.described} new description{'s' * (summary.described != 1)}; " \
                "run the same command again to go on."
         print(f"a11y-caption: {said}", file=sys.stderr)
         if speaker is not None:
             speaker.say(said)
+            speaker.wait(10)
             speaker.close()
         store.close()
         analyser.close()
         return 130
     except BaseException:
-        _close(bar)
         if speaker is not None:
             speaker.close()
         store.close()
         raise
-    _close(bar)
     store.close()
     analyser.close()
     _say_summary(args, summary, store, speaker)
     return 0
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced, or closed
+        return False
 
 
 def _analyser(args, config):
@@ -117,25 +137,6 @@ def _analyser(args, config):
     if analyser is None:
         analyser = LocalAnalyser(config.model)
     return analyser
-
-
-def _progress(bar: list, speaker):
-    """``progress(done, total, summary)`` for the run: a bar on a terminal (put in ``bar``), and
-    with --speak the count said at most every SPEAK_EVERY_S."""
-    last_said = [time.monotonic()]
-
-    def progress(done: int, total: int, s) -> None:
-        if not bar and sys.stderr.isatty():  # a bar only on a terminal, never into a pipe or a file
-            from tqdm import tqdm
-
-            bar.append(tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True))
-        if done and bar:
-            bar[0].update(1)
-        if speaker is not None and (time.monotonic() - last_said[0] >= SPEAK_EVERY_S) and done < total:
-            last_said[0] = time.monotonic()
-            speaker.say(f"{done} of {total}.")
-
-    return progress
 
 
 def _say_summary(args, summary, store, speaker) -> None:
@@ -153,18 +154,13 @@ def _say_summary(args, summary, store, speaker) -> None:
         speaker.close()
 
 
-def _close(bar: list) -> None:
-    if bar:
-        bar[0].close()
-
-
 def _search(args) -> int:
     from ..models import canonical_id
     from ..speech import open_speaker
 
     with _store(args) as store:
         rows = store.search(args.query, args.limit, canonical_id(args.model) if args.model else None)
-    speaker = open_speaker(settings(args).speech)
+    speaker = open_speaker(one_voice(args, settings(args).speech))  # one voice: see common.speaks
     try:
         if not rows:
             print("a11y-caption: nothing found.", file=sys.stderr)
@@ -180,22 +176,27 @@ def _search(args) -> int:
 
 
 def _show(args) -> int:
+    """What was said of the picture first (a listener stops there); the file's facts after it,
+    its hash last."""
     import os
 
     with _store(args) as store:
         record = store.show(os.path.abspath(args.path))
     if record is None:
-        raise A11yCaptionError(f"{path_text(args.path)} is not in the index; index its folder first.")
+        from ..index import why_not_indexed
+
+        raise A11yCaptionError(why_not_indexed(args.path))
     if args.json:
         emit(json.dumps(record, ensure_ascii=False) + "\n")
         return 0
-    out = [f"path: {one_line(record['path'])}", f"hash: {record['hash']}", f"size: {record['size']} bytes",
-           f"modified: {record['modified']}"]
+    out = []
     for d in record["descriptions"]:
-        out += ["", f"model: {one_line(d['model'])} (described {d['described_at']}, {d['seconds']:.1f} s)",
-                f"description: {terminal_text(d['description'])}", f"alt text: {one_line(d['alt_text'])}",
+        out += [f"alt text: {one_line(d['alt_text'])}", f"description: {terminal_text(d['description'])}",
                 f"tags: {one_line(', '.join(d['tags']))}",
-                "text found:" + ("\n" + terminal_text(d["ocr_text"]) if d["ocr_text"] else " none")]
+                "text found:" + ("\n" + terminal_text(d["ocr_text"]) if d["ocr_text"] else " none"),
+                f"model: {one_line(d['model'])} (described {d['described_at']}, {d['seconds']:.1f} s)", ""]
+    out += [f"path: {one_line(record['path'])}", f"size: {record['size']} bytes, modified {record['modified']}",
+            f"hash: {record['hash']}"]
     emit("\n".join(out) + "\n")
     return 0
 

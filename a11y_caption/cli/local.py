@@ -12,7 +12,7 @@ from dataclasses import replace
 from ..errors import A11yCaptionError
 from ..safe_text import one_line, path_text, terminal_text
 from .client import through_agent, tunes_model
-from .common import capture_asked, emit, given, settings, speaks
+from .common import capture_asked, emit, given, one_voice, settings
 from .cues import Cue, cancelled_at_first, load_cue, remember_load_seconds
 
 __all__ = ["describe_images", "describe_inputs", "read_images"]
@@ -94,7 +94,7 @@ def describe_images(args) -> int:
     config = settings(args)
     m = _tuned_model(args, config.model)
     inputs = describe_inputs(args)
-    speaker = open_speaker(_one_voice(args, config.speech))
+    speaker = open_speaker(one_voice(args, config.speech))
     describer = Describer(m)
 
     def describe(label, image, task) -> str:
@@ -125,11 +125,6 @@ def describe_images(args) -> int:
         return text
 
     return _each_image(args, inputs, speaker, describe)
-
-
-def _one_voice(args, speech):
-    """The command's [speech] settings, silent where the screen reader reads its output."""
-    return speech if speaks(args, speech) else replace(speech, engine="none")
 
 
 def _say_name(speaker, label: str) -> None:
@@ -175,7 +170,7 @@ def read_images(args) -> int:
             return status
     config = settings(args)
     inputs = describe_inputs(args)
-    speaker = open_speaker(_one_voice(args, config.speech))
+    speaker = open_speaker(one_voice(args, config.speech))
     describer = Describer(config.model)  # only its OCR reader is used: no model is loaded
 
     def read(label, image, task) -> str:

@@ -9,6 +9,8 @@ image being described). Text only: never the images themselves.
   Keyed by content, so a moved or copied file keeps its record and is never described twice; a
   second model's results sit beside the first's.
 - ``descriptions_fts``: an FTS5 index over description, tags, alt text and OCR text (bm25 ranking).
+- ``files_fts``: an FTS5 index over each file's path, so that the words of its name and of its
+  folders' names are found too (schema 2; ``files`` got an ``id`` for it, which VACUUM keeps).
 
 Schema changes are migrations: ``MIGRATIONS[n]`` brings ``PRAGMA user_version`` n to n + 1.
 """
@@ -32,7 +34,8 @@ from ..errors import A11yCaptionError
 from ..safe_text import path_text
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "Analysis", "IndexStore", "default_db_path", "first_sentence", "fts_query",
+    "MAX_TERMS", "MIGRATIONS", "SCHEMA_VERSION", "Analysis", "IndexStore", "default_db_path", "first_sentence",
+    "fts_query", "fts_terms",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,8 +79,36 @@ _V1 = (
         VALUES (new.id, new.description, new.tags, new.alt_text, new.ocr_text);
     END""",
 )
+_V2 = (  # the words of file and folder names are searched too
+    """CREATE TABLE files_v2 (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        hash TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL
+    )""",
+    "INSERT INTO files_v2 (path, hash, size, mtime_ns) SELECT path, hash, size, mtime_ns FROM files ORDER BY path",
+    "DROP TABLE files",
+    "ALTER TABLE files_v2 RENAME TO files",
+    "CREATE INDEX files_by_hash ON files (hash)",
+    """CREATE VIRTUAL TABLE files_fts USING fts5 (
+        path, content = 'files', content_rowid = 'id', tokenize = 'porter unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TRIGGER files_added AFTER INSERT ON files BEGIN
+        INSERT INTO files_fts (rowid, path) VALUES (new.id, new.path);
+    END""",
+    """CREATE TRIGGER files_removed AFTER DELETE ON files BEGIN
+        INSERT INTO files_fts (files_fts, rowid, path) VALUES ('delete', old.id, old.path);
+    END""",
+    """CREATE TRIGGER files_moved AFTER UPDATE OF path ON files BEGIN
+        INSERT INTO files_fts (files_fts, rowid, path) VALUES ('delete', old.id, old.path);
+        INSERT INTO files_fts (rowid, path) VALUES (new.id, new.path);
+    END""",
+    "INSERT INTO files_fts (files_fts) VALUES ('rebuild')",
+)
 # MIGRATIONS[n]: the statements that bring a database at user_version n to n + 1. Append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MAX_TERMS = 50  # words in one search (each is a bound parameter, twice)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -257,14 +288,22 @@ class IndexStore:
 
     # -- reading ------------------------------------------------------------------------------------
     def search(self, query: str, limit: int = 10, model: str | None = None) -> list[dict]:
-        """The best matches for ``query`` (bm25; tags weigh double), one per file."""
-        match = fts_query(query)
-        sql = ("SELECT f.path, d.model, d.description, d.alt_text, d.tags, d.ocr_text, "
-               "bm25(descriptions_fts, 1.0, 2.0, 1.0, 1.0) AS score FROM descriptions_fts "
-               "JOIN descriptions d ON d.id = descriptions_fts.rowid JOIN files f ON f.hash = d.hash "
-               "WHERE descriptions_fts MATCH ?" + (" AND d.model = ?" if model else "") +
-               " ORDER BY score, f.path LIMIT ?")
-        params = [match, *([model] if model else []), limit * 4]
+        """The best matches for ``query``, one per file: every word must be in the file's text
+        (description, tags, alt text, OCR) or in its name or a folder's name (bm25 of both; tags
+        weigh double). Only the number of words shapes the SQL; every word is a bound parameter."""
+        terms = fts_terms(query)
+        any_term = " OR ".join(terms)
+        each = " AND ".join(["(d.id IN (SELECT rowid FROM descriptions_fts WHERE descriptions_fts MATCH ?) "
+                             "OR f.id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?))"] * len(terms))
+        sql = ("WITH text_hits AS (SELECT rowid AS id, bm25(descriptions_fts, 1.0, 2.0, 1.0, 1.0) AS score "
+               "FROM descriptions_fts WHERE descriptions_fts MATCH ?), "
+               "name_hits AS (SELECT rowid AS id, bm25(files_fts) AS score FROM files_fts WHERE files_fts MATCH ?) "
+               "SELECT f.path, d.model, d.description, d.alt_text, d.tags, d.ocr_text, "
+               "coalesce(t.score, 0) + coalesce(n.score, 0) AS score "
+               "FROM files f JOIN descriptions d ON d.hash = f.hash "
+               "LEFT JOIN text_hits t ON t.id = d.id LEFT JOIN name_hits n ON n.id = f.id "
+               f"WHERE {each}" + (" AND d.model = ?" if model else "") + " ORDER BY score, f.path LIMIT ?")
+        params = [any_term, any_term, *(t for t in terms for _ in range(2)), *([model] if model else []), limit * 4]
         rows, seen = [], set()
         for path, model_name, description, alt, tags, ocr, score in self.db.execute(sql, params):
             if path in seen:
@@ -306,17 +345,24 @@ class IndexStore:
                 self.db.execute("SELECT count(*) FROM descriptions").fetchone()[0])
 
 
-def fts_query(query: str) -> str:
-    """The user's words as an FTS5 query that cannot be a syntax error: each word a quoted string
-    (quotes inside doubled), all of them required. Operators and brackets are searched as text.
+def fts_terms(query: str) -> list[str]:
+    """The user's words as FTS5 strings that cannot be a syntax error: each quoted (quotes inside
+    doubled), once each. Operators and brackets are searched as text.
 
     Raises:
-        A11yCaptionError: no word to search for.
+        A11yCaptionError: no word to search for, or more than MAX_TERMS.
     """
-    terms = [t for t in query.split() if re.search(r"\w", t)]
+    terms = list(dict.fromkeys(t for t in query.split() if re.search(r"\w", t)))
     if not terms:
         raise A11yCaptionError("Give a word to search for.")
-    return " ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    if len(terms) > MAX_TERMS:
+        raise A11yCaptionError(f"Give at most {MAX_TERMS} words to search for.")
+    return ['"' + t.replace('"', '""') + '"' for t in terms]
+
+
+def fts_query(query: str) -> str:
+    """``fts_terms`` as one FTS5 query: all of the words required."""
+    return " ".join(fts_terms(query))
 
 
 def first_sentence(text: str) -> str:

@@ -13,7 +13,7 @@ from ..errors import A11yCaptionError
 from ..safe_text import path_text
 from .store import IndexStore
 
-__all__ = ["IMAGE_SUFFIXES", "Summary", "file_hash", "find_images", "index_folders"]
+__all__ = ["IMAGE_SUFFIXES", "Summary", "file_hash", "find_images", "index_folders", "why_not_indexed"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ico",
                             ".ppm", ".pgm", ".pbm", ".tga"})
@@ -74,8 +74,10 @@ def index_folders(roots: Iterable[str | os.PathLike], store: IndexStore, analyse
     """Describe every image under ``roots`` that ``analyser.model`` has not described yet.
 
     ``summary`` is filled in as the run goes (so a caller that is interrupted still knows how far
-    it got); ``progress(done, total, summary)`` is called after each file. A file that cannot be
-    read or is not an image goes to ``summary.bad`` and the run goes on.
+    it got). ``progress(done, total, summary)`` is called once with ``done`` 0, then after each
+    file that may need the model: ``total`` counts those, not the unchanged ones (known path,
+    size and mtime), which are counted first. A file that cannot be read or is not an image goes
+    to ``summary.bad`` and the run goes on.
 
     Raises:
         KeyboardInterrupt: everything committed so far stays; the next run resumes.
@@ -89,10 +91,16 @@ def index_folders(roots: Iterable[str | os.PathLike], store: IndexStore, analyse
     summary.found = len(paths)
     known = store.files_under(roots)
     described = store.described(analyser.model)
-    if progress is not None:
-        progress(0, len(paths), summary)
-    for done, path in enumerate(paths, 1):
+    todo = []  # what may need the model: the rest is unchanged, not even hashed
+    for path in paths:
         key = path_text(path)  # the real path reads the file; the key is what the index stores
+        if _unchanged(path, known.get(key), described):
+            summary.unchanged += 1
+        else:
+            todo.append((path, key))
+    if progress is not None:
+        progress(0, len(todo), summary)
+    for done, (path, key) in enumerate(todo, 1):
         try:
             _index_file(path, key, store, analyser, known, described, summary)
         except ImageError as e:
@@ -102,7 +110,7 @@ def index_folders(roots: Iterable[str | os.PathLike], store: IndexStore, analyse
         except OSError as e:
             summary.bad.append((key, f"{path.name} could not be read ({e.strerror or e})."))
         if progress is not None:
-            progress(done, len(paths), summary)
+            progress(done, len(todo), summary)
     if prune:
         present = {path_text(p) for p in paths}
         gone = [k for k in known if k not in present and not any(os.path.exists(p) for p in _paths_of(k))]
@@ -110,15 +118,22 @@ def index_folders(roots: Iterable[str | os.PathLike], store: IndexStore, analyse
     return summary
 
 
+def _unchanged(path: Path, old: tuple[int, int, str] | None, described: set[str]) -> bool:
+    """Known path, size and mtime, and its content described by this model: nothing to do."""
+    if old is None or old[2] not in described:
+        return False
+    try:
+        st = path.stat()
+    except OSError:
+        return False  # the run says why
+    return old[:2] == (st.st_size, st.st_mtime_ns)
+
+
 def _index_file(path: Path, key: str, store: IndexStore, analyser, known: dict[str, tuple[int, int, str]],
                 described: set[str], summary: Summary) -> None:
-    """One file of the run: skipped when unchanged, pointed at its content's record when that was
+    """One file of the run that is not unchanged: pointed at its content's record when that was
     described already, else described (and ``described`` gets its hash)."""
     st = path.stat()
-    old = known.get(key)
-    if old and old[:2] == (st.st_size, st.st_mtime_ns) and old[2] in described:
-        summary.unchanged += 1
-        return
     digest = file_hash(path)
     if digest in described:
         store.put_file(key, digest, st.st_size, st.st_mtime_ns)
@@ -131,6 +146,36 @@ def _index_file(path: Path, key: str, store: IndexStore, analyser, known: dict[s
     store.put_description(key, digest, st.st_size, st.st_mtime_ns, analysis)
     described.add(digest)
     summary.described += 1
+
+
+def why_not_indexed(path: str | os.PathLike) -> str:
+    """One sentence for ``show`` of a file the index does not hold: why not, and what to do."""
+    from ..errors import ImageError
+    from ..images import open_image
+
+    p = Path(os.path.abspath(path))
+    shown = path_text(p)
+    if not os.path.lexists(p):
+        return f"{shown} does not exist."
+    if p.is_symlink():
+        return f"{shown} is a symbolic link, which the index does not follow; show the file it points to."
+    if p.is_dir():
+        return f"{shown} is a folder; give one image file (search finds images by words)."
+    if not p.is_file():
+        return f"{shown} is not a file."
+    if p.suffix.lower() not in IMAGE_SUFFIXES:
+        return f"{shown} is not in the index: only image files (.png, .jpg and the like) are indexed."
+    try:  # a regular file (checked above): opening it cannot wait on a FIFO or a device
+        os.close(os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)))
+    except OSError as e:
+        return f"{shown} cannot be read ({e.strerror or e}); make it readable to you, then index its folder again."
+    try:
+        open_image(p).close()
+    except ImageError as e:
+        return f"{shown} cannot be indexed: {e}"
+    except OSError as e:
+        return f"{shown} cannot be read ({e.strerror or e}); make it readable to you, then index its folder again."
+    return f"{shown} is not in the index; index its folder first."
 
 
 def _paths_of(key: str) -> tuple[str, ...]:
