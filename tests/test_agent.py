@@ -68,10 +68,10 @@ def slow_wordy_qwen(wordy_qwen, tmp_path_factory) -> Path:
 def write_config(path: Path, model: Path, transcript: Path, max_new_tokens: int = 24, extra: str = "",
                  engine: str = "none") -> Path:
     """The packaged hotkeys (default chords) with a tiny model and a transcribed voice (silent by default)."""
-    default_hotkeys = (REPO / "hotkeys.toml").read_text().split("[[hotkey]]", 1)[1]
+    default_hotkeys = (REPO / "hotkeys.toml").read_text().split("\n[[hotkey]]\n", 1)[1]  # the first table's
     path.write_text(
         f'[model]\nname = "{model}"\nmax_new_tokens = {max_new_tokens}\n{extra}\n'
-        f'[speech]\nengine = "{engine}"\ntranscript = "{transcript}"\n\n[[hotkey]]{default_hotkeys}'
+        f'[speech]\nengine = "{engine}"\ntranscript = "{transcript}"\n\n[[hotkey]]\n{default_hotkeys}'
     )
     return path
 
@@ -361,15 +361,17 @@ def test_hotkeys_impossible_is_explained(monkeypatch):
 
 
 def test_agent_without_hotkeys_refuses_to_start(tmp_path):
-    """A settings file with no [[hotkey]] would give an agent that answers no key at all."""
+    """A settings file that opts out of the packaged hotkeys and binds none of its own would give an
+    agent that answers no key at all."""
     from conftest import run_cli
 
     config = tmp_path / "mine.toml"
-    config.write_text('[model]\nname = "ocr"\n')
+    config.write_text('hotkey = []\n[model]\nname = "ocr"\n')
     r = run_cli("run", "--config", str(config), "--speech", "none", env={"DISPLAY": ""})
     assert r.returncode == 1
-    assert r.stderr.strip() == (f"a11y-caption: {config}: binds no hotkeys ([[hotkey]] tables), so the agent "
-                                "would answer no key; copy them from the packaged hotkeys.toml")
+    assert r.stderr.strip() == (f"a11y-caption: {config}: binds no hotkeys, so the agent would answer no key; "
+                                "take out 'hotkey = []' (or '[hotkeys] replace = true') to keep the packaged ones, "
+                                "or add [[hotkey]] tables")
 
 
 def test_repeat_pressed_twice_is_said_twice(desktop, tiny_qwen):

@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from conftest import SAMPLE, run_cli
+from conftest import REPO, SAMPLE, run_cli
 
 
 @pytest.mark.parametrize("family", ["qwen2-vl-2b", "qwen2.5-vl", "blip-base"])
@@ -69,17 +69,19 @@ def test_missing_model_reads_text_and_names_the_pull_command():
     r = run_cli("describe", str(SAMPLE), "--no-speak")
     assert r.returncode == 0, r.stderr
     assert "Night light turns on at 9:30 PM" in r.stdout
-    assert r.stdout.strip().splitlines()[-1] == (
-        "The model Qwen/Qwen2-VL-2B-Instruct is not on this computer. "
-        "Download it with: a11y-caption models pull Qwen/Qwen2-VL-2B-Instruct"
-    )
+    assert r.stdout.strip().splitlines()[-1] == "The Qwen2-VL 2B model is not on this computer."
+    assert ("a11y-caption: The model Qwen/Qwen2-VL-2B-Instruct is not on this computer. "
+            "Download it with: a11y-caption models pull Qwen/Qwen2-VL-2B-Instruct") in r.stderr.splitlines()
 
 
-def test_alt_text_refuses_ocr_fallback():
-    r = run_cli("describe", str(SAMPLE), "--alt-text", "--no-speak")
+def test_alt_text_refuses_ocr_fallback(tmp_path):
+    transcript = tmp_path / "said.txt"
+    r = run_cli("describe", str(SAMPLE), "--alt-text", "--speech", "none", "--transcript", str(transcript))
     assert r.returncode == 1
     assert "models pull Qwen/Qwen2-VL-2B-Instruct" in r.stderr
     assert r.stdout == ""
+    assert transcript.read_text().splitlines() == ["The Qwen2-VL 2B model is not on this computer."], (
+        "the voice says the short name; the hub id and the pull command are printed, not spelled out")
 
 
 def test_transcript_gets_each_sentence_in_order(tmp_path):
@@ -89,7 +91,8 @@ def test_transcript_gets_each_sentence_in_order(tmp_path):
     said = [line for line in transcript.read_text().splitlines() if line != "Reading."]  # the wait, said first
     assert said[0] == "Settings - Display"
     assert "Warning: changes apply after you sign out." in said
-    assert said[-1] == "Download it with: a11y-caption models pull Qwen/Qwen2-VL-2B-Instruct"
+    assert said[-1] == "The Qwen2-VL 2B model is not on this computer.", "by its short name, once"
+    assert not any("models pull" in line for line in said), "the pull command is printed, not spoken"
 
 
 def test_read_prints_text_and_black_is_blank(tmp_path):
@@ -116,3 +119,15 @@ def test_config_check_lists_the_packaged_hotkeys():
     r = run_cli("config", "check")
     assert r.returncode == 0, r.stderr
     assert "Ctrl+Alt+Shift+D  describe_screen: describe the screen" in r.stdout.splitlines(), "people's spelling of keys"
+
+
+def test_keys_are_said_in_words_without_an_agent(tmp_path):
+    transcript = tmp_path / "said.txt"
+    r = run_cli("keys", "--config", str(REPO / "hotkeys.toml"), "--transcript", str(transcript), "--no-speak")
+    assert r.returncode == 2 and "--transcript" in r.stderr, "keys takes only the flags it uses"
+    r = run_cli("keys", "--no-speak")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "Control Alt Shift D: describe the screen." in lines
+    assert "Control Alt Shift H: say all the keys." in lines
+    assert all("<" not in line for line in lines), "people's words, not the settings file's syntax"

@@ -55,7 +55,7 @@ MAX_CONNECTIONS = 32  # connections still proving their key or sending their req
 HANDSHAKE_SECONDS = 5.0  # for the whole handshake and request, however slowly its bytes come
 ALIVE_SECONDS = 1.0  # an "alive" message after this long without another
 # Ops that end at once: always served, even when every slot for model work is taken (Stop above all).
-QUICK_OPS = ("stop", "status", "copy_last", "release")
+QUICK_OPS = ("stop", "status", "copy_last", "release", "keys")
 
 
 class Reply:
@@ -239,7 +239,7 @@ def _check(request: dict) -> str | None:
     for key in ("source", "task", "prompt", "question", "language", "name"):
         if key in request and request[key] is not None and not isinstance(request[key], str):
             return f"{key} must be text."
-    for key in ("speak", "image", "background"):
+    for key in ("speak", "image", "background", "box"):
         if key in request and not isinstance(request[key], bool):
             return f"{key} must be true or false."
     return None

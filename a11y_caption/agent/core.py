@@ -11,6 +11,8 @@ Threads and the rules for presses:
   replaced by a newer one (the latest press wins), and a describing press cancels the running job.
 - Nothing pressed before Stop is said after "Stopped.": presses and jobs carry the Stop count of
   their moment, and a job's speech is tied to the speech epoch of its own cue.
+- The ask key's question box waits on a thread of its own (asking.py), so every other key answers
+  while it is open; its question comes back as a press.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from PIL import Image
 from ..actions import action as action_of
 from ..config import Binding, Config
 from ..errors import A11yCaptionError
+from .asking import Asking
 from .jobs import NOTHING_YET, SOMETHING_WRONG, Conversation, Job, Press, end_error, end_stopped
+from .keys import key_list
 from .requests import BadRequest, press_for
 from .worker import Worker
 
 __all__ = ["SOMETHING_WRONG", "Agent", "Conversation", "Job", "Press"]
 
 
-class Agent(Worker):
+class Agent(Worker, Asking):
     """Everything but the keyboard listener, so tests and other front ends can drive ``press``."""
 
     def __init__(self, config: Config, speaker, *, describer=None, capture=None, clipboard=None):
@@ -47,6 +51,7 @@ class Agent(Worker):
         self.last: str | None = None
         self.conversation: Conversation | None = None
         self.state = "starting"  # starting -> loading -> ready | failed (-> released -> loading ...)
+        self.keys_reach_us = True  # the bound keys press it (not the desktop's shortcuts running commands)
         # Bugs, as "TypeError at agent.py:12": bounded, and no traceback (it would keep screenshots alive).
         self.unexpected: deque[str] = deque(maxlen=20)
         self.jobs_run = 0
@@ -119,9 +124,11 @@ class Agent(Worker):
                 self._current.stop.set()
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self, hotkeys: str = "") -> None:
-        """``hotkeys``: how presses reach the agent, as a phrase for the first line."""
+    def start(self, hotkeys: str = "", keys: bool = True) -> None:
+        """``hotkeys``: how presses reach the agent, as a phrase for the first line; ``keys``: whether
+        the bound keys reach it (the ready line names them only then)."""
         self.state = "loading"
+        self.keys_reach_us = keys
         how = f", {hotkeys}" if hotkeys else ""
         self.speaker.say(f"a11y-caption is on, speaking through {self.speaker.engine_label}{how}. Loading the model.")
         self._loader.start()
@@ -136,6 +143,7 @@ class Agent(Worker):
             self._void_waiting()
             self._press_waiting.notify_all()
             self._job_waiting.notify_all()
+        self._close_question_box()
         self.conversation = None  # the last image lives in memory only, and not past exit
         deadline = time.monotonic() + timeout
         for t in [*self._threads, self._loader]:
@@ -186,10 +194,16 @@ class Agent(Worker):
         if action == "release_model":
             self._put_job(Job("release_model", epoch=self.speaker.epoch, reply=p.reply, speak=p.speak), stops)
             return
+        if action == "say_hotkeys":
+            self._say_lines(key_list(self.config.hotkeys) or ["No keys are bound."], stops, p)
+            return
+        if action == "ask" and not p.prompt:  # the ask key: the question comes from the question box
+            self._open_question_box(p, stops)
+            return
         # Describing actions: answer at once, capture now, let the worker do the rest.
         self._cancel_current()
         what = action_of(action)
-        cue = what.cue
+        cue = what.prompt_cue if p.prompt and what.prompt_cue else what.cue
         if what.needs_model and self.state in ("starting", "loading"):
             cue += " Still loading the model; it will follow."
         epoch = self._say_now(cue, stops, p.speak)
@@ -206,6 +220,20 @@ class Agent(Worker):
             if task is None and not p.prompt:
                 task = captured_as
         self._put_job(Job(action, image, p.prompt, epoch, task=task, reply=p.reply, speak=p.speak), stops)
+
+    def _say_lines(self, lines: list[str], stops: int, p: Press) -> None:
+        """Say ``lines`` one after another, at once (a later press or Stop cuts them)."""
+        epoch = self._say_now(lines[0], stops, p.speak)
+        if epoch is None:
+            end_stopped(p.reply)
+            return
+        if p.speak:
+            for line in lines[1:]:
+                self.speaker.say(line, epoch=epoch)
+        if p.reply is not None:
+            text = "\n".join(lines)
+            p.reply.chunk(text)
+            p.reply.done(text=text)
 
     def _capture(self, p: Press) -> tuple[Image.Image, str | None]:
         """(image, the task it calls for where not the press's own): a window that cannot be isolated

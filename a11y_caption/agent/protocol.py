@@ -23,7 +23,7 @@ PROTOCOL = 2
 MAX_REQUEST_BYTES = 64 * 1024  # the JSON part: a prompt, never a picture
 MAX_IMAGE_BYTES = 48 * 1024 * 1024  # a 7680x4320 PNG screenshot fits; 100 MB of garbage does not
 IDLE_TIMEOUT = 15.0  # the client's wait between messages: many "alive" periods
-OPS = ("describe", "read", "ask", "stop", "repeat", "copy_last", "status", "release")
+OPS = ("describe", "read", "ask", "stop", "repeat", "copy_last", "status", "release", "keys")
 
 
 class AgentNotRunning(A11yCaptionError):

@@ -8,7 +8,8 @@ from .jobs import Press
 
 __all__ = ["BadRequest", "press_for"]
 
-SIMPLE = {"stop": "stop", "repeat": "repeat_last", "copy_last": "copy_last", "release": "release_model"}
+SIMPLE = {"stop": "stop", "repeat": "repeat_last", "copy_last": "copy_last", "release": "release_model",
+          "keys": "say_hotkeys"}
 SOURCES = ("screen", "window", "clipboard", "image")
 TASKS = (None, "photo", "screen", "window", "alt_text", "question")
 DESCRIBE = {"screen": "describe_screen", "window": "describe_window", "clipboard": "describe_clipboard",
@@ -26,6 +27,8 @@ def press_for(request: dict, image: bytes | None, reply) -> Press:
         return Press(SIMPLE[op], reply=reply, speak=speak)
     if op == "ask":
         question = (request.get("question") or "").strip()
+        if not question and request.get("box") is True:  # the question comes from the question box
+            return Press("ask", reply=reply, speak=speak)
         if not question:
             raise BadRequest("Ask a question, for example: a11y-caption ask \"What does the error say?\"")
         return Press("ask", question, reply=reply, speak=speak)

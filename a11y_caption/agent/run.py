@@ -68,14 +68,33 @@ def _wayland_hotkeys(config: Config, agent: Agent):
     return shortcuts, f"with hotkeys through {shortcuts.label}"
 
 
+CLOSE_SECONDS = 0.5  # how long the agent's threads get to end on Ctrl+C or SIGTERM
+
+
+def _exit_now(status: int) -> None:
+    """End the process at once: the agent has closed what must be closed (the control endpoint, the
+    speech, the transcript), and the interpreter's own teardown (the model library's threads, a
+    read still going on) took seconds."""
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 def run_agent(config: Config) -> int:
     """Run until Ctrl+C or SIGTERM. Returns the exit status."""
     from .control import ControlServer
     from ..speech import open_speaker
 
     if not config.hotkeys:
-        raise ConfigError(config.path, None, "binds no hotkeys ([[hotkey]] tables), so the agent would answer "
-                                             "no key; copy them from the packaged hotkeys.toml")
+        raise ConfigError(config.path, None, "binds no hotkeys, so the agent would answer no key; take out "
+                                             "'hotkey = []' (or '[hotkeys] replace = true') to keep the packaged "
+                                             "ones, or add [[hotkey]] tables")
     mechanism = check_hotkeys_possible()
     with single_instance():
         speaker = open_speaker(config.speech, echo_when_silent=True)
@@ -90,7 +109,7 @@ def run_agent(config: Config) -> int:
             listener, hotkeys = start_listener((b.keys, lambda b=b: agent.press(b)) for b in config.hotkeys), ""
         server = ControlServer(agent.handle_request)
         server.start()
-        agent.start(hotkeys)
+        agent.start(hotkeys, keys=listener is not None)
         print(f"a11y-caption: listening for {len(config.hotkeys) if listener else 0} hotkeys from {config.path}; "
               "Ctrl+C quits.", file=sys.stderr)
         try:
@@ -103,10 +122,9 @@ def run_agent(config: Config) -> int:
             if listener is not None:
                 listener.stop()
             server.close()
-            finished = agent.close()
+            # Generation stops at Stop's pace; a model load or an OCR read cannot be interrupted, and
+            # nothing is lost by not waiting for them.
+            agent.close(timeout=CLOSE_SECONDS)
             speaker.close()
         print("a11y-caption: stopped.", file=sys.stderr)
-    if not finished:  # a model load cannot be interrupted; nothing is lost by not waiting for it
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+    _exit_now(0)

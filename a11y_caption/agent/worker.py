@@ -12,8 +12,9 @@ import logging
 import time
 
 from ..actions import action as action_of
-from ..errors import A11yCaptionError, describe_unexpected, log_unexpected
-from .jobs import NOTHING_YET, SOMETHING_WRONG, Conversation, Job, end_error, end_stopped, tee
+from ..errors import A11yCaptionError, ModelNotFound, describe_unexpected, log_unexpected
+from .jobs import SOMETHING_WRONG, Conversation, Job, end_error, end_stopped, tee
+from .keys import ready_lines
 
 __all__ = ["Worker"]
 
@@ -24,7 +25,7 @@ class Worker:
     # -- worker: the only thread that runs the model --------------------------------------------
     def _first_load(self) -> None:
         try:
-            self._load(announce="Ready.")
+            self._load(announce=True)
         finally:
             self._model_ready.set()
         if self._closing:  # closed while loading: give the memory back, say nothing
@@ -54,8 +55,8 @@ class Worker:
                 self._run(job)
             except A11yCaptionError as e:
                 if job.speak:
-                    self.speaker.say(str(e), epoch=job.epoch)
-                end_error(job.reply, str(e))
+                    self.speaker.say(self._said_for(e, job), epoch=job.epoch)
+                end_error(job.reply, str(e))  # printed by the command, in full
             except Exception as e:
                 self._unexpected(e, "job")
                 if job.speak:
@@ -69,11 +70,22 @@ class Worker:
                 self.jobs_run += 1
                 idle_since = time.monotonic()
 
+    @staticmethod
+    def _said_for(e: A11yCaptionError, job: Job) -> str:
+        """What is said for an error: a missing model by its short name, the command that fetches it
+        printed (the log) rather than spelt out by the voice."""
+        if not isinstance(e, ModelNotFound):
+            return str(e)
+        from ..describe.missing import not_here
+
+        log.warning("%s", e)
+        return f"{not_here(e)} Alt text needs it." if job.action == "alt_text_to_clipboard" else not_here(e)
+
     def _unexpected(self, e: Exception, what: str) -> None:
         self.unexpected.append(describe_unexpected(e))
         log_unexpected(log, f"{what} failed", e)
 
-    def _load(self, announce: str | None, epoch: int | None = None) -> bool:
+    def _load(self, announce: bool, epoch: int | None = None) -> bool:
         self.state = "loading"
         try:
             self.describer.load()
@@ -90,9 +102,20 @@ class Worker:
             return False
         self.state = "ready"
         if announce and not self._closing:
-            missing = self.describer.missing
-            self.speaker.say(f"{announce} {missing} Until then I read text only." if missing else announce)
+            self._say_ready()
         return True
+
+    def _say_ready(self) -> None:
+        """What it is ready for and the first keys to know; a missing model by its short name, the
+        command that fetches it printed (the log), not spoken."""
+        from ..describe.missing import spoken_name
+
+        missing = self.describer.missing
+        if missing is not None:
+            log.warning("%s", missing)
+        bindings = self.config.hotkeys if self.keys_reach_us else ()
+        for line in ready_lines(bindings, spoken_name(missing.model) if missing is not None else None):
+            self.speaker.say(line)
 
     def _release(self) -> None:
         self.describer.release()
@@ -123,7 +146,7 @@ class Worker:
             return
         if not self.describer.loaded:
             self._say_for(job, "Loading the model.")
-            if not self._load(announce=None, epoch=job.epoch if job.speak else -1) or job.stop.is_set():
+            if not self._load(announce=False, epoch=job.epoch if job.speak else -1) or job.stop.is_set():
                 return
         image, task, question, history, image_kind, screen_text = self._what_to_ask(job)
         start = time.perf_counter()
@@ -197,15 +220,12 @@ class Worker:
             task = "question" if job.prompt and job.action != "alt_text_to_clipboard" else what.task
             kind = what.image_kind
             return job.image, job.task or task, job.prompt or None, (), kind, None
-        if self.conversation is None:
-            raise A11yCaptionError(f"{NOTHING_YET} Describe something first, then ask about it.")
-        if self.describer.missing is not None:
-            raise self.describer.missing
-        captioner = self.describer.captioner
-        if not captioner.answers_questions:
-            raise A11yCaptionError(f"The model {captioner.name} cannot answer questions; a chat model such as "
-                                   "Qwen2-VL can.")
+        why = self._cannot_ask()
+        if why is not None:
+            raise A11yCaptionError(why)
         c = self.conversation
+        if not self.describer.captioner.answers_questions:  # says so, and gives what it can: its caption
+            return c.image, "question", job.prompt, (), c.image_kind, None
         return c.image, "question", job.prompt, c.history(), c.image_kind, c.screen_text
 
     @staticmethod

@@ -16,7 +16,7 @@ import sys
 
 from ..errors import A11yCaptionError, describe_unexpected
 from ..safe_text import one_line
-from .client import agent_only, ask
+from .client import agent_only, ask, keys
 from .index import HANDLERS as INDEX_HANDLERS
 from .local import describe_images, read_images
 from .manage import config_command, models_command
@@ -62,7 +62,7 @@ def _main(argv: list[str] | None) -> int:
         handler = {"describe": describe_images, "read": read_images, "run": _run, "models": models_command,
                    "config": config_command, "bench": _bench, "ask": ask, "stop": agent_only, "repeat": agent_only,
                    "copy-last": agent_only, "release": agent_only, "status": agent_only,
-                   "shortcuts": _shortcuts, "autostart": _autostart, "voices": _voices,
+                   "shortcuts": _shortcuts, "autostart": _autostart, "voices": _voices, "keys": keys,
                    **INDEX_HANDLERS}[args.command]
         return handler(args)
     except A11yCaptionError as e:

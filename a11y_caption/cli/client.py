@@ -14,7 +14,7 @@ from ..safe_text import one_line, path_text, terminal_text
 from .common import capture_asked, emit, speaks
 from .cues import Cue
 
-__all__ = ["agent_only", "ask", "show_reply", "through_agent", "tunes_model"]
+__all__ = ["agent_only", "ask", "keys", "show_reply", "through_agent", "tunes_model"]
 
 log = logging.getLogger("a11y_caption")
 
@@ -169,13 +169,42 @@ def ask(args) -> int:
     from ..agent.protocol import AgentNotRunning
 
     try:
-        messages = request("ask", question=args.question, speak=command_speaks(args))
-        text = show_reply(args, messages, args.question, False, label_key="question")
+        box = {"box": True} if not (args.question or "").strip() else {}  # the agent's question box asks
+        messages = request("ask", question=args.question, speak=command_speaks(args), **box)
+        text = show_reply(args, messages, args.question or "", False, label_key="question")
     except AgentNotRunning as e:
         raise A11yCaptionError(f"{e} Start it with: a11y-caption run") from e
     if text is None:
         print("a11y-caption: stopped.", file=sys.stderr)
         return 1
+    return 0
+
+
+def keys(args) -> int:
+    """The hotkeys in words: said by the running agent and printed here; without an agent, from
+    the settings file, printed and said by this command (one voice: ``speaks``)."""
+    from ..agent.client import request
+    from ..agent.protocol import AgentNotRunning
+
+    try:
+        return 0 if show_reply(args, request("keys", speak=command_speaks(args)), "", False) is not None else 1
+    except AgentNotRunning:
+        pass
+    from ..agent.keys import key_list
+    from ..config import load_config
+    from ..speech import open_speaker
+    from .common import one_voice
+
+    config = load_config(args.config)
+    lines = key_list(config.hotkeys) or ["No keys are bound."]
+    emit("".join(f"{line}\n" for line in lines))
+    speaker = open_speaker(one_voice(args, config.speech))
+    try:
+        for line in lines:
+            speaker.say(line)
+        speaker.wait()
+    finally:
+        speaker.close()
     return 0
 
 

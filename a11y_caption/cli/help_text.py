@@ -51,8 +51,10 @@ _PAGES = {
     "run": ("Start the hotkey agent, which keeps the model loaded and answers the hotkeys until you stop it.",
             ("run", "run --model blip-base --rate 220")),
     "ask": ("Ask the running agent a follow-up question about what it described last.",
-            ('ask "What does the error message say?"', 'ask --no-speak "Which buttons are there?"')),
+            ('ask "What does the error message say?"', 'ask --no-speak "Which buttons are there?"', "ask")),
     "stop": ("Make the running agent stop speaking and stop generating its answer.", ("stop",)),
+    "keys": ("Say and print each hotkey in words with what it does; the running agent says them, else this "
+             "command does.", ("keys", "keys --no-speak")),
     "repeat": ("Make the running agent say its last answer again, which is printed here too.",
                ("repeat", "repeat --no-speak")),
     "copy-last": ("Make the running agent copy its last answer to the clipboard.", ("copy-last",)),

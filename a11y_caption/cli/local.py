@@ -61,7 +61,7 @@ def _each_image(args, inputs, speaker, handle) -> int:
                 if args.debug:
                     log.exception("failed; the traceback may quote your screen or clipboard")
                 print(f"a11y-caption: {one_line(str(e))}", file=sys.stderr)
-                speaker.say(str(e))
+                speaker.say(_spoken_error(e))
         if args.copy and last:
             from ..capture.clipboard import copy_text
 
@@ -131,6 +131,15 @@ def _say_name(speaker, label: str) -> None:
     """Several files: each description starts with the file's name, printed and said."""
     emit(f"{one_line(label)}:\n")
     speaker.say(f"File {one_line(label.replace(chr(92), '/').rsplit('/', 1)[-1])}:")
+
+
+def _spoken_error(e: A11yCaptionError) -> str:
+    """What is said of a failure: a missing model by its short name (the pull command is printed,
+    not spelled out by the voice)."""
+    from ..describe.missing import not_here
+    from ..errors import ModelNotFound
+
+    return not_here(e) if isinstance(e, ModelNotFound) else str(e)
 
 
 def _started(describer, speaker, model: str, describe):

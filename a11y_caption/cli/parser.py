@@ -184,12 +184,17 @@ def _add_agent_commands(sub) -> None:
     _common_flags(run)
 
     a = sub.add_parser("ask", help="ask the running agent about what it described last", **page("ask"))
-    a.add_argument("question", metavar="QUESTION", help="the question, in quotes if it has spaces")
+    a.add_argument("question", metavar="QUESTION", nargs="?",
+                   help="the question, in quotes if it has spaces; without one the agent opens its question box")
     a.add_argument("--no-speak", action="store_true", help="print only; the agent stays silent")
     a.add_argument("--speak", action="store_true", help="the agent speaks the answer even where your screen reader "
                    "reads this terminal")
     a.add_argument("--config", metavar="FILE", help="settings file (for [speech] cli)")
     a.add_argument("--json", action="store_true", help="one JSON object: question, text, model, seconds")
+    k = sub.add_parser("keys", help="say and print the hotkeys, each with what it does", **page("keys"))
+    k.add_argument("--no-speak", action="store_true", help="print only")
+    k.add_argument("--speak", action="store_true", help="speak them even where your screen reader reads this terminal")
+    k.add_argument("--config", metavar="FILE", help="settings file (its hotkeys, and [speech] cli)")
     sub.add_parser("stop", help="make the running agent stop speaking and generating", **page("stop"))
     sub.add_parser("copy-last", help="the running agent copies its last answer to the clipboard", **page("copy-last"))
     sub.add_parser("release", help="the running agent frees the model's memory (the next description reloads it)",

@@ -20,7 +20,9 @@ from .blank import blank_description
 from ..captioner.base import Captioner, Generation, GenerationOptions, Request, Task
 from ..config import ModelConfig
 from ..errors import ModelNotFound, ServerUnreachable, log_unexpected
+from ..speech import WholeText
 from .grounding import Pending, QuoteChecker, ScreenText, screen_text_from
+from .missing import TEXT_ONLY, cannot_follow, not_here
 
 __all__ = ["Describer"]
 
@@ -35,6 +37,7 @@ class Describer:
         self.options = GenerationOptions(config.max_new_tokens, config.temperature, config.num_beams)
         self.captioner: Captioner | None = None
         self.missing: ModelNotFound | None = None  # set when the weights are not on this computer
+        self.told_missing = False  # a description said so once; the later ones say "Text only."
         self._ocr = self._ocr_alongside = None
         self._prefilling: Pending | None = None  # the model reading a prompt's start (grounding)
         # Whether grounding's OCR runs while the model reads the image, or before; None: decided by
@@ -70,7 +73,7 @@ class Describer:
                 answer_timeout=c.answer_timeout, proxy=c.proxy,
             )
         except ModelNotFound as e:
-            log.info("%s", e)
+            log.debug("%s", e)  # said (and printed) by the description that finds it missing
             self.missing = e
             return
         if c.ground_in_ocr != "never" and self.captioner.answers_questions:
@@ -244,12 +247,24 @@ class Describer:
             if self.captioner is None:
                 # Never cached: once the model is pulled, the same image must get the model's answer.
                 yield self._text_found(image)
-                yield str(self.missing)
+                yield self._missing_note()
                 return
+            if task == "question" and not self._answers_questions():
+                yield cannot_follow(self.captioner)  # then what it can do: its caption, or the text
             yield from self._model_answer(outer, request, grounds, screen_text, key, stop)
 
         outer = Generation(chunks(), stop, name)
         return outer
+
+    def _missing_note(self) -> str:
+        """What follows the text read where the model is missing: one short sentence the first time
+        (the whole message, with the command that fetches the model, goes to the log: printed on
+        stderr, never spoken), "Text only." after."""
+        if self.told_missing:
+            return TEXT_ONLY
+        self.told_missing = True
+        log.warning("%s", self.missing)
+        return not_here(self.missing)
 
     def _cached(self, key: bytes, stop: threading.Event) -> Generation:
         """The answer kept for an image seen again, with the screen text it was grounded in."""
@@ -377,4 +392,4 @@ class Describer:
 
 
 def _once(text: str) -> Iterator[str]:
-    yield text
+    yield WholeText(text)  # all of it at once: spoken as whole sentences, nothing released early
