@@ -18,7 +18,7 @@ import pytest
 
 from a11y_caption.agent import control
 from a11y_caption.errors import A11yCaptionError
-from conftest import SAMPLE, Desktop, run_cli
+from conftest import SAMPLE, Desktop, run_cli, wait_for
 from test_agent import agent_factory, wordy_qwen  # noqa: F401  (fixtures)
 
 
@@ -281,3 +281,25 @@ def test_hotkeys_still_work_after_hostile_clients(warm_agent, desktop):
     desktop.key("ctrl+alt+shift+r")
     agent.wait_line(lambda line: line == "Reading.", after=before)
     assert agent.proc.poll() is None and "Traceback" not in agent.log()
+
+
+def test_several_files_sent_to_the_agent_are_each_said_with_their_name(warm_agent, tmp_path):
+    agent, env = warm_agent(max_new_tokens=6)
+    second = tmp_path / "second picture.png"
+    second.write_bytes(SAMPLE.read_bytes())
+    said_before = len(agent.lines())
+    r = cli(env, "describe", str(SAMPLE), str(second), "--speak")
+    assert r.returncode == 0, r.stderr
+    expected = [f"File {SAMPLE.name}: Describing the image.", "File second picture.png: Describing the image."]
+    def named():
+        found = [line for line in agent.lines()[said_before:] if line.startswith("File ")]
+        return found if len(found) == 2 else None
+
+    names = wait_for(named, timeout=30)
+    assert names == expected, agent.lines()[said_before:]
+    assert f"{SAMPLE}:" in r.stdout and f"{second}:" in r.stdout, "printed names too"
+    said_before = len(agent.lines())
+    r = cli(env, "describe", str(SAMPLE), "--speak")
+    assert r.returncode == 0, r.stderr
+    first = wait_for(lambda: agent.lines()[said_before:], timeout=30)[0]
+    assert first == "Describing the image.", "one file: no name to say"

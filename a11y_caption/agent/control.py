@@ -239,7 +239,7 @@ def _check(request: dict) -> str | None:
     for key in ("source", "task", "prompt", "question", "language", "name"):
         if key in request and request[key] is not None and not isinstance(request[key], str):
             return f"{key} must be text."
-    for key in ("speak", "image", "background", "box"):
+    for key in ("speak", "image", "background", "box", "several"):
         if key in request and not isinstance(request[key], bool):
             return f"{key} must be true or false."
     return None

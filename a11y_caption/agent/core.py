@@ -206,6 +206,8 @@ class Agent(Worker, Asking):
         cue = what.prompt_cue if p.prompt and what.prompt_cue else what.cue
         if what.needs_model and self.state in ("starting", "loading"):
             cue += " Still loading the model; it will follow."
+        if p.title:  # one of several files a command sent: which one, first
+            cue = f"{p.title} {cue}"
         epoch = self._say_now(cue, stops, p.speak)
         if epoch is None:
             end_stopped(p.reply)

@@ -29,6 +29,7 @@ class Press:
     image: Image.Image | None = field(default=None, repr=False)  # sent by the command
     reply: object = None  # control.Reply: where the answer streams to
     speak: bool = True
+    title: str = ""  # said before the cue: "File cat.png:" for one of several files a command sent
 
 
 @dataclass

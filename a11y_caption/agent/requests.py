@@ -36,8 +36,9 @@ def press_for(request: dict, image: bytes | None, reply) -> Press:
     if source not in SOURCES:
         raise BadRequest(f"Unknown source {source[:40]!r}; use screen, window, clipboard or an image.")
     picture = _picture(request, image) if source == "image" else None
+    title = _title(request) if source == "image" else ""
     if op == "read":
-        return Press("read_text", source=source, image=picture, reply=reply, speak=speak)
+        return Press("read_text", source=source, image=picture, reply=reply, speak=speak, title=title)
     task = request.get("task")
     if task not in TASKS:
         raise BadRequest(f"Unknown task {task[:40]!r}.")
@@ -45,7 +46,15 @@ def press_for(request: dict, image: bytes | None, reply) -> Press:
     if task == "question" and not prompt:
         raise BadRequest("A question needs a prompt.")
     return Press(DESCRIBE[source], prompt, task=task or ("question" if prompt else None), image=picture,
-                 reply=reply, speak=speak)
+                 reply=reply, speak=speak, title=title)
+
+
+def _title(request: dict) -> str:
+    """One of several files a command sent: its name, said first ("File cat.png:")."""
+    from ..safe_text import one_line
+
+    name = one_line(request.get("name") or "")[:120]
+    return f"File {name}:" if request.get("several") and name else ""
 
 
 def _picture(request: dict, image: bytes | None):

@@ -45,7 +45,7 @@ def through_agent(args, op: str) -> int | None:
         try:
             image = _image_bytes(path, MAX_IMAGE_BYTES) if path else None
             messages = request(op, source=source, image=image, name=path_text(Path(path).name) if path else None,
-                               **fields)
+                               several=len(jobs) > 1, **fields)
             tags = _agent_tags if op == "describe" and getattr(args, "tags", False) else None
             text = show_reply(args, messages, label, len(jobs) > 1, more=tags)
         except AgentNotRunning as e:
@@ -79,9 +79,8 @@ def command_speaks(args) -> bool:
 
     from ..config import load_config
 
-    speech = load_config(getattr(args, "config", None)).speech
-    if getattr(args, "speech", None):
-        speech = replace(speech, engine=args.speech)
+    # The agent speaks through its own engine: only this command's --speech none silences it.
+    speech = replace(load_config(getattr(args, "config", None)).speech, engine=getattr(args, "speech", None) or "auto")
     return speaks(args, speech)
 
 
