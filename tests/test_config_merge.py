@@ -57,8 +57,8 @@ def test_settings_come_from_the_packaged_file_not_only_from_the_code(tmp_path, m
 
 def test_a_users_hotkey_is_added_to_the_defaults(tmp_path, defaults):
     config = load_config(user_file(
-        tmp_path, '[[hotkey]]\nkeys = "<ctrl>+<alt>+<shift>+q"\naction = "describe_window"\nprompt = "Any link?"\n'))
-    assert config.hotkeys == (Binding("<ctrl>+<alt>+<shift>+q", "describe_window", "Any link?"), *defaults.hotkeys)
+        tmp_path, '[[hotkey]]\nkeys = "<ctrl>+<alt>+<shift>+k"\naction = "describe_window"\nprompt = "Any link?"\n'))
+    assert config.hotkeys == (Binding("<ctrl>+<alt>+<shift>+k", "describe_window", "Any link?"), *defaults.hotkeys)
     assert config.own_hotkeys == 1 and config.replaced_hotkeys == ()
 
 

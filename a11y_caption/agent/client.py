@@ -60,9 +60,11 @@ def read_reply(messages: Iterable[dict], on_chunk: Callable[[str], None] | None 
 
 
 def request(op: str, *, image: bytes | None = None, folder: Path | None = None, timeout: float = 5.0,
-            idle_timeout: float = IDLE_TIMEOUT, **fields) -> Iterator[dict]:
+            idle_timeout: float = IDLE_TIMEOUT, on_alive: Callable[[], None] | None = None,
+            **fields) -> Iterator[dict]:
     """Send one request to the running agent; yield its reply messages, ending with the last one
-    ("alive" messages are not yielded).
+    ("alive" messages are not yielded: ``on_alive()`` is called for each, the agent saying it is
+    still at work).
 
     ``timeout``: for connecting and the handshake; ``idle_timeout``: between two messages.
 
@@ -100,6 +102,8 @@ def request(op: str, *, image: bytes | None = None, folder: Path | None = None, 
                 raise A11yCaptionError("The agent stopped answering.") from e
             kind = message.get("type")
             if kind == "alive":
+                if on_alive is not None:
+                    on_alive()
                 continue
             if kind == "error" and message.get("busy") is True:
                 raise AgentBusy(str(message.get("message") or "The agent is busy; try again in a moment."))

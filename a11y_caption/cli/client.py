@@ -12,7 +12,6 @@ from pathlib import Path
 from ..errors import A11yCaptionError
 from ..safe_text import one_line, path_text, terminal_text
 from .common import capture_asked, emit, speaks
-from .cues import Cue
 
 __all__ = ["agent_only", "ask", "keys", "show_reply", "through_agent", "tunes_model"]
 
@@ -44,10 +43,11 @@ def through_agent(args, op: str) -> int | None:
         label = path_text(path) if path else source
         try:
             image = _image_bytes(path, MAX_IMAGE_BYTES) if path else None
+            working = Working()
             messages = request(op, source=source, image=image, name=path_text(Path(path).name) if path else None,
-                               several=len(jobs) > 1, **fields)
+                               several=len(jobs) > 1, on_alive=working, **fields)
             tags = _agent_tags if op == "describe" and getattr(args, "tags", False) else None
-            text = show_reply(args, messages, label, len(jobs) > 1, more=tags)
+            text = show_reply(args, messages, label, len(jobs) > 1, more=tags, working=working)
         except AgentNotRunning as e:
             if number == 0:
                 return None
@@ -71,6 +71,20 @@ def through_agent(args, op: str) -> int | None:
         copy_text(last)
         print("a11y-caption: copied to the clipboard.", file=sys.stderr)
     return 1 if failures else 0
+
+
+class Working:
+    """The wait's cue for what the agent does, on stderr (the agent speaks its own): said once, at
+    the agent's first "still at work" message before any text comes. A frozen agent sends none and
+    is said as such instead; a pause in the middle of an answer says nothing."""
+
+    def __init__(self):
+        self.quiet = False
+
+    def __call__(self) -> None:
+        if not self.quiet:
+            self.quiet = True
+            print("a11y-caption: The agent is working on it.", file=sys.stderr, flush=True)
 
 
 def command_speaks(args) -> bool:
@@ -110,7 +124,8 @@ def _agent_tags(text: str) -> dict:
     return {"tags": tags_from(answer if answer is not None else text.partition("\nText found:")[0])}
 
 
-def show_reply(args, messages, label: str, several: bool, label_key: str = "path", more=None) -> str | None:
+def show_reply(args, messages, label: str, several: bool, label_key: str = "path", more=None,
+               working: Working | None = None) -> str | None:
     """Print an agent's streamed reply as the in-process commands do (``--json``: one object whose
     ``label_key`` is ``label``, plus the fields ``more(text)`` returns). Returns the whole text, or
     None when the request was stopped (by Stop or a newer request)."""
@@ -120,10 +135,10 @@ def show_reply(args, messages, label: str, several: bool, label_key: str = "path
     if streaming and several:
         emit(f"{one_line(label)}:\n")
     shown = []
-    cue = Cue(None, "The agent is working on it.").start()  # on stderr; the agent says its own cue
 
     def show(text: str) -> None:
-        cue.cancel()
+        if working is not None:
+            working.quiet = True  # the text has started: no cue after it
         shown.append(text)
         if streaming:
             emit(terminal_text(text))
@@ -131,11 +146,9 @@ def show_reply(args, messages, label: str, several: bool, label_key: str = "path
     try:
         answer = read_reply(messages, show)
     except A11yCaptionError:
-        cue.cancel()
         if streaming and shown:
             emit("\n")
         raise
-    cue.cancel()
     if answer.stopped:
         if streaming and shown:
             emit("\n")
@@ -169,8 +182,9 @@ def ask(args) -> int:
 
     try:
         box = {"box": True} if not (args.question or "").strip() else {}  # the agent's question box asks
-        messages = request("ask", question=args.question, speak=command_speaks(args), **box)
-        text = show_reply(args, messages, args.question or "", False, label_key="question")
+        working = Working() if not box else None  # a question box is no wait of the agent's
+        messages = request("ask", question=args.question, speak=command_speaks(args), on_alive=working, **box)
+        text = show_reply(args, messages, args.question or "", False, label_key="question", working=working)
     except AgentNotRunning as e:
         raise A11yCaptionError(f"{e} Start it with: a11y-caption run") from e
     if text is None:
