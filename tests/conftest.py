@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,17 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 240, **kwargs)
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "a11y_caption", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
+
+
+# The cues of a command's waits (cli/cues.py), said on stderr once a wait passes a second: whether
+# one is said depends on the machine's speed, so a test of what else stderr says leaves them out.
+_CUE = re.compile(r"a11y-caption: (Loading the model[.;].*|Connecting to the model server\.|Describing\.|Reading\."
+                  r"|The agent is working on it\.)")
+
+
+def stderr_lines(stderr: str) -> list[str]:
+    """A command's stderr, line by line, without the cues of its waits."""
+    return [line for line in stderr.splitlines() if not _CUE.fullmatch(line)]
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):

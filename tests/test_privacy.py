@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, add_to_hub_cache, run_cli
+from conftest import SAMPLE, add_to_hub_cache, run_cli, stderr_lines
 from model_server import Listener, served_qwen, stand_in  # noqa: F401  (fixtures)
 from test_agent import wordy_qwen  # noqa: F401  (fixture)
 
@@ -69,7 +69,7 @@ def test_describing_with_a_cached_hub_model_makes_no_connection(tiny_qwen, tmp_p
     assert events(log, "connect") == [] and events(log, "lookup") == []
     assert [p for p in events(log, "write") if p.lower().endswith(IMAGE_SUFFIXES)] == []
     # What was on screen is not logged at the default level.
-    assert "Night light" not in r.stderr and r.stderr == ""
+    assert "Night light" not in r.stderr and stderr_lines(r.stderr) == []
 
 
 @pytest.mark.desktop

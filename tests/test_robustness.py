@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from a11y_caption.capture import grab_clipboard_image
 from a11y_caption.errors import ImageError, NoImageOnClipboard
 from a11y_caption.images import MAX_SIDE, open_image
-from conftest import SAMPLE, run_cli
+from conftest import SAMPLE, run_cli, stderr_lines
 
 
 def _content(size=(320, 240)) -> Image.Image:
@@ -126,7 +126,7 @@ def test_cli_describes_odd_images_and_reports_each_invalid_one(tmp_path, tiny_qw
     assert r.returncode == 1
     described = [json.loads(line)["path"] for line in r.stdout.splitlines()]
     assert described == [str(p) for p in valid.values()]
-    assert r.stderr.splitlines() == [f"a11y-caption: {message}" for _, message in invalid.values()]
+    assert stderr_lines(r.stderr) == [f"a11y-caption: {message}" for _, message in invalid.values()]
 
 
 @pytest.mark.desktop

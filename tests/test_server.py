@@ -26,7 +26,7 @@ from a11y_caption.captioner.server import ServerCaptioner
 from a11y_caption.config import ModelConfig, load_config
 from a11y_caption.errors import ConfigError, ServerError, ServerUnreachable
 from a11y_caption.captioner.prompts import prompt_for
-from conftest import REPO, SAMPLE, TranscriptVoice, run_cli, wait_for
+from conftest import REPO, SAMPLE, TranscriptVoice, run_cli, stderr_lines, wait_for
 from model_server import BlackHole, Serve, free_port, served_qwen, stand_in  # noqa: F401  (fixtures)
 from test_agent import wordy_qwen  # noqa: F401  (fixture)
 
@@ -38,7 +38,7 @@ def screen() -> Image.Image:
 
 
 def _one_error_line(r, *needles: str) -> str:
-    lines = r.stderr.strip().splitlines()
+    lines = stderr_lines(r.stderr)
     assert r.returncode == 1 and len(lines) == 1, (r.returncode, r.stderr)
     assert lines[0].startswith("a11y-caption: The model server at 127.0.0.1:"), lines[0]
     for needle in needles:
@@ -54,7 +54,7 @@ def test_describe_through_a_running_server(served_qwen):
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)
     assert row["model"] == served_qwen.model and row["text"].strip()
-    assert r.stderr == ""  # loopback: no warning about plain http
+    assert stderr_lines(r.stderr) == []  # loopback: no warning about plain http
     assert '"POST /v1/chat/completions HTTP/1.1" 200' in served_qwen.log()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, stderr_lines
 from wayland_session import Sway, wait_drawn
 
 pytestmark = pytest.mark.desktop
@@ -29,7 +29,7 @@ def test_read_screen_reads_the_terminal_on_sway(sway):
     r = run_cli("read", "--screen", "--no-speak", "--local", env=_wayland_env(sway))
     assert r.returncode == 0, r.stderr
     assert "Invoice total 4711 euros" in r.stdout and "Press Enter to continue" in r.stdout, r.stdout
-    assert r.stderr == ""  # grim needs no permission sentence, and nothing failed
+    assert stderr_lines(r.stderr) == []  # grim needs no permission sentence, and nothing failed
 
 
 def test_window_is_the_focused_sway_window_only(sway):
@@ -60,7 +60,7 @@ def test_window_without_sway_ipc_is_the_screen_said_once(sway):
     r = run_cli("read", "--window", "--no-speak", "--local", env=env)
     assert r.returncode == 0, r.stderr
     assert "Only the screen can be seen" in r.stdout
-    assert r.stderr == "a11y-caption: The window could not be isolated; using the whole screen.\n"
+    assert stderr_lines(r.stderr) == ["a11y-caption: The window could not be isolated; using the whole screen."]
 
 
 # -- the Screenshot portal (contract tests against tests/portal_standin.py) ----------------------
@@ -99,9 +99,9 @@ def test_screenshot_portal_contract(bus, tmp_path):
         first = run_cli("read", "--screen", "--no-speak", "--local", env=env)
         assert first.returncode == 0, first.stderr
         assert first.stdout == expected.stdout
-        assert first.stderr == f"a11y-caption: {PERMISSION_NOTE}\n"
+        assert stderr_lines(first.stderr) == [f"a11y-caption: {PERMISSION_NOTE}"]
         second = run_cli("read", "--screen", "--no-speak", "--local", env=env)
-        assert second.returncode == 0 and second.stdout == expected.stdout and second.stderr == ""
+        assert second.returncode == 0 and second.stdout == expected.stdout and stderr_lines(second.stderr) == []
         assert list(portal.pictures.iterdir()) == [], "the portal's screenshot file must not stay on disk"
         members = [c["member"] for c in portal.calls()]
         assert members == ["Register", "Screenshot", "Register", "Screenshot"], members
