@@ -6,25 +6,17 @@ one run of the real command with a transcript voice, and one in a pseudo-termina
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-import pty
 import re
-import shutil
-import struct
-import subprocess
-import sys
-import termios
-import threading
 from pathlib import Path
 
 import pytest
 
 from a11y_caption import index
 from a11y_caption.index import Analysis, IndexStore
-from a11y_caption.speech.screen_reader import screen_reader_running
-from conftest import run_cli, wait_for
+from by_ear import fake_espeak, in_terminal, orca_running  # noqa: F401  (fixtures)
+from conftest import run_cli
 from test_index import text_image
 
 
@@ -169,32 +161,8 @@ def test_speak_says_the_count_at_the_start_and_the_summary_at_the_end(three, tmp
 
 def _stderr_in_terminal(*args: str, env: dict | None = None, timeout: float = 240) -> tuple[int, str]:
     """The command with its standard error on a pseudo-terminal, as in a terminal window."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # 80 columns, as a window has
-    proc = subprocess.Popen([sys.executable, "-m", "a11y_caption", *args], stdout=subprocess.DEVNULL,
-                            stderr=follower, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-    os.close(follower)
-    out = bytearray()
-
-    def drain():
-        while True:
-            try:
-                data = os.read(leader, 4096)
-            except OSError:  # the command closed the terminal (EIO)
-                return
-            if not data:
-                return
-            out.extend(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        proc.wait(timeout=timeout)
-    finally:
-        proc.kill()
-    reader.join(10)
-    os.close(leader)
-    return proc.returncode, out.decode("utf-8", "replace").replace("\r\n", "\n")  # the terminal's line ends
+    status, shown, _out = in_terminal(*args, env=env, stream="stderr", timeout=timeout)
+    return status, shown
 
 
 def test_on_a_terminal_progress_is_plain_lines_not_a_redrawn_bar(three, tmp_path, tiny_blip):
@@ -207,37 +175,6 @@ def test_on_a_terminal_progress_is_plain_lines_not_a_redrawn_bar(three, tmp_path
     assert lines[0] == "a11y-caption: 3 images to describe."
     assert lines[-1].startswith("a11y-caption: 3 images: 3 described, 0 already indexed, 0 could not be read.")
     assert all(PROGRESS.fullmatch(line.removeprefix("a11y-caption: ")) for line in lines[1:-1]), lines
-
-
-SPOKEN_BY_ESPEAK = "#!/bin/sh\n# stands in for espeak-ng: what it is asked to say, one line each\n" \
-                   "case \"$*\" in *--voices*) exit 0;; esac\ncat >> \"$SPOKEN\"\n"
-
-
-@pytest.fixture
-def fake_espeak(tmp_path):
-    """An espeak-ng on PATH that notes what it is given; (the environment, that file)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "espeak-ng"
-    exe.write_text(SPOKEN_BY_ESPEAK)
-    exe.chmod(0o755)
-    spoken = tmp_path / "spoken.txt"
-    spoken.touch()
-    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SPOKEN": str(spoken)}, spoken
-
-
-@pytest.fixture
-def orca_running(tmp_path):
-    """A process of this user's named orca, as the screen reader's own process is named."""
-    fake = tmp_path / "orca"
-    shutil.copy(shutil.which("sleep"), fake)
-    proc = subprocess.Popen([str(fake), "300"])
-    try:
-        wait_for(screen_reader_running, timeout=10)
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_with_a_screen_reader_progress_is_said_once_not_printed_too(three, tmp_path, tiny_blip, fake_espeak,

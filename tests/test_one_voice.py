@@ -7,12 +7,8 @@ given (a contract test of that interface: text on standard input)."""
 from __future__ import annotations
 
 import argparse
-import os
-import pty
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,68 +19,9 @@ from a11y_caption.cli.common import speaks
 from a11y_caption.cli.local import _started
 from a11y_caption.config import SpeechConfig
 from a11y_caption.speech.screen_reader import screen_reader_running
+from by_ear import fake_espeak, in_terminal, orca_running  # noqa: F401  (fixtures)
 from conftest import REPO, SAMPLE, TranscriptVoice, run_cli, wait_for
 from model_server import stand_in  # noqa: F401  (fixture)
-
-SPOKEN_BY_ESPEAK = "#!/bin/sh\n# stands in for espeak-ng: what it is asked to say, one line each\n" \
-                   "case \"$*\" in *--voices*) exit 0;; esac\ncat >> \"$SPOKEN\"\n"
-
-
-@pytest.fixture
-def fake_espeak(tmp_path, monkeypatch):
-    """PATH with an espeak-ng that writes what it is given to a file; returns that file."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "espeak-ng"
-    exe.write_text(SPOKEN_BY_ESPEAK)
-    exe.chmod(0o755)
-    spoken = tmp_path / "spoken.txt"
-    spoken.touch()
-    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SPOKEN": str(spoken)}, spoken
-
-
-@pytest.fixture
-def orca_running(tmp_path):
-    """A process of this user's named orca, as the screen reader's own process is named."""
-    fake = tmp_path / "orca"
-    shutil.copy(shutil.which("sleep"), fake)
-    proc = subprocess.Popen([str(fake), "300"])
-    try:
-        wait_for(screen_reader_running, timeout=10)
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def _in_terminal(*args: str, env: dict, timeout: float = 240) -> tuple[int, str, str]:
-    """The command with its standard output on a pseudo-terminal (as in a terminal window)."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "a11y_caption", *args], stdout=follower, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, env={**os.environ, **env}, text=True)
-    os.close(follower)
-    out = bytearray()
-
-    def drain():
-        while True:
-            try:
-                data = os.read(leader, 4096)
-            except OSError:  # the command closed the terminal (EIO)
-                return
-            if not data:
-                return
-            out.extend(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    finally:
-        proc.kill()
-    reader.join(10)
-    os.close(leader)
-    return proc.returncode, out.decode("utf-8", "replace"), err
-
 
 def test_screen_reader_found_by_its_process(orca_running):
     assert screen_reader_running()
@@ -95,7 +32,7 @@ def test_screen_reader_found_by_its_process(orca_running):
 
 def test_in_a_terminal_with_a_screen_reader_a_command_prints_and_does_not_speak(fake_espeak, orca_running):
     env, spoken = fake_espeak
-    status, out, err = _in_terminal("read", str(SAMPLE), "--local", "--speech", "espeak-ng", env=env)
+    status, out, err = in_terminal("read", str(SAMPLE), "--local", "--speech", "espeak-ng", env=env)
     assert status == 0, err
     assert "Save" in out or out.strip(), out
     assert spoken.read_text() == "", "the screen reader reads the printed text; a second voice read it again"
@@ -103,7 +40,7 @@ def test_in_a_terminal_with_a_screen_reader_a_command_prints_and_does_not_speak(
 
 def test_speak_flag_speaks_even_there(fake_espeak, orca_running):
     env, spoken = fake_espeak
-    status, out, err = _in_terminal("read", str(SAMPLE), "--local", "--speech", "espeak-ng", "--speak", env=env)
+    status, out, err = in_terminal("read", str(SAMPLE), "--local", "--speech", "espeak-ng", "--speak", env=env)
     assert status == 0, err
     assert spoken.read_text().strip(), "--speak: spoken as well as printed"
     text = [line for line in spoken.read_text().splitlines() if line != "Reading."]  # the wait's cue
@@ -113,7 +50,7 @@ def test_speak_flag_speaks_even_there(fake_espeak, orca_running):
 def test_without_a_screen_reader_a_terminal_command_speaks(fake_espeak):
     env, spoken = fake_espeak
     assert not screen_reader_running()
-    status, out, err = _in_terminal("read", str(SAMPLE), "--local", "--speech", "espeak-ng", env=env)
+    status, out, err = in_terminal("read", str(SAMPLE), "--local", "--speech", "espeak-ng", env=env)
     assert status == 0, err
     assert spoken.read_text().strip(), "nobody else reads the terminal: the command speaks"
 
