@@ -18,15 +18,13 @@ CUE_AFTER = 1.0  # seconds of silence before a wait is said
 
 
 class Cue:
-    """Says ``text`` once the wait it covers (a ``with`` block, or until ``cancel``) has lasted
-    ``after`` seconds; a wait that ends sooner says nothing. ``speaker`` None: stderr only (the
-    agent speaks its own cues)."""
+    """Says ``text`` (on stderr, and by ``speaker``) once the wait it covers (a ``with`` block, or
+    until ``cancel``) has lasted ``after`` seconds; a wait that ends sooner says nothing."""
 
     def __init__(self, speaker, text: str, after: float = CUE_AFTER):
         self._speaker, self.text = speaker, text
         self._timer = threading.Timer(after, self._say)
         self._timer.daemon = True
-        self.said = False
 
     def start(self) -> Cue:
         self._timer.start()
@@ -42,10 +40,8 @@ class Cue:
         self.cancel()
 
     def _say(self) -> None:
-        self.said = True
         print(f"a11y-caption: {self.text}", file=sys.stderr, flush=True)
-        if self._speaker is not None:
-            self._speaker.say(self.text)
+        self._speaker.say(self.text)
 
 
 def cancelled_at_first(chunks, cue: Cue):
