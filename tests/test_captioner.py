@@ -204,7 +204,7 @@ def test_int8_linear_matches_the_float_layer(rows, packed, monkeypatch):
     model.to(torch.bfloat16)
     quantize_int8(model)
     monkeypatch.setattr(quantize, "packs_int8", lambda: packed)
-    quantize.pack_for_this_cpu(model)
+    quantize.pack_for_this_cpu(model, background=False)
     assert not any(type(m) is nn.Linear for m in model.modules())
     assert all((m._packed is not None) == packed for m in model.modules() if type(m) is quantize.Int8Linear)
     got = model(x)

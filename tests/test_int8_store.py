@@ -25,6 +25,11 @@ def screen():
 
 
 def _answer(captioner, screen) -> str:
+    """The answer of ``captioner`` once its layers are packed (in the background after a load where
+    torch._int_mm can serve meanwhile): one kernel, so two loads of one copy answer alike."""
+    from a11y_caption.captioner.quantize import wait_until_packed
+
+    assert wait_until_packed(captioner.model, timeout=120)
     generation = captioner.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=12))
     return generation.collect().text
 
@@ -48,7 +53,8 @@ def test_the_first_load_converts_and_keeps_a_copy_that_later_loads_use(tiny_mode
 
 
 def test_the_kept_copys_int8_weights_are_its_file_mapped_not_copies(tiny_qwen, screen, monkeypatch):
-    """Loading the kept copy packs nothing (on a CPU with AVX-512 VNNI, stood in for here): every int8
+    """Loading the kept copy with the unpacked kernel (A11Y_CAPTION_INT8_KERNEL=int_mm on a CPU with
+    AVX-512 VNNI, stood in for here) packs nothing: every int8
     weight the model computes with lies in a memory mapping of one of the copy's files (Linux
     /proc/self/maps), so a load costs no conversion and the weights are shared with the page cache."""
     from a11y_caption.captioner import quantize
@@ -79,6 +85,7 @@ def test_on_a_cpu_without_vnni_the_layers_are_packed_and_the_kept_copy_answers_t
     from a11y_caption.captioner import quantize
 
     monkeypatch.setattr(quantize, "packs_int8", lambda: True)
+    monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: False)
     monkeypatch.setattr(quantize, "PACK_ROWS", 64)
     converted = load_captioner(str(tiny_qwen), quantize="int8")
     kept = load_captioner(str(tiny_qwen), quantize="int8")
@@ -224,3 +231,63 @@ def test_int4_linear_is_close_to_the_float_layer():
     error = (layer(x) - expected).abs().mean() / expected.abs().mean()
     assert 0 < error < 0.15
     assert layer.packed.dtype == torch.uint8 and layer.packed.numel() == 64 * 256 // 2
+
+
+def test_packed_is_the_kernel_on_every_cpu_and_int_mm_only_when_asked_where_it_is_fast(monkeypatch):
+    from a11y_caption.captioner import quantize
+
+    monkeypatch.delenv(quantize.KERNEL_ENV, raising=False)
+    for fast in (True, False):
+        monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: fast)
+        assert quantize.packs_int8()
+    monkeypatch.setenv(quantize.KERNEL_ENV, "int_mm")
+    assert quantize.packs_int8()  # not fast here (stood in for): a plain loop would be far too slow
+    monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: True)
+    assert not quantize.packs_int8()
+
+
+def test_where_int_mm_is_fast_the_layers_are_packed_after_the_load_and_never_while_the_model_runs(
+        tiny_qwen, screen, monkeypatch):
+    """On a CPU with AVX-512 VNNI (stood in for) a load returns before any layer is packed; the model
+    answers meanwhile with torch._int_mm; the packing waits while the model runs, then packs every
+    layer, which then answers with the packed kernel."""
+    import threading
+
+    from a11y_caption.captioner import quantize
+
+    monkeypatch.setattr(quantize, "packs_int8", lambda: True)
+    monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: True)
+    load_captioner(str(tiny_qwen), quantize="int8")  # converted; its packing in the background too
+    running, release = threading.Event(), threading.Event()
+    real_init = quantize._Packer.__init__
+
+    def held_in_a_forward(self, model, layers):  # the model is running when the packer starts
+        real_init(self, model, layers)
+        self._began()
+        running.set()
+        threading.Thread(target=lambda: (release.wait(30), self._ended()), daemon=True).start()
+
+    monkeypatch.setattr(quantize._Packer, "__init__", held_in_a_forward)
+    kept = load_captioner(str(tiny_qwen), quantize="int8")
+    assert kept.loaded_from == "kept copy" and running.wait(5)
+    layers = [m for m in kept.model.modules() if type(m) is Int8Linear]
+    assert not quantize.wait_until_packed(kept.model, timeout=1.0)
+    assert layers and all(m._packed is None and m.qweight.numel() > 0 for m in layers)
+    release.set()
+    assert quantize.wait_until_packed(kept.model, timeout=60)
+    assert all(m._packed is not None and m.qweight.numel() == 0 for m in layers)
+    assert kept.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=4)).collect().new_tokens == 4
+
+
+def test_a_description_during_the_background_packing_answers_whole(tiny_qwen, screen, monkeypatch):
+    """Layers packed while the model writes: each forward sees one whole kernel, never half a layer."""
+    from a11y_caption.captioner import quantize
+
+    monkeypatch.setattr(quantize, "packs_int8", lambda: True)
+    monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: True)
+    monkeypatch.setattr(quantize._Packer, "QUIET_S", 0.0)  # pack between any two forward passes
+    load_captioner(str(tiny_qwen), quantize="int8")
+    for _ in range(3):
+        kept = load_captioner(str(tiny_qwen), quantize="int8")
+        assert kept.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=8)).collect().new_tokens == 8
+        assert quantize.wait_until_packed(kept.model, timeout=60)

@@ -1,13 +1,14 @@
 """int8 dynamic weight quantization for the CPU, one layer at a time.
 
 Each nn.Linear becomes an Int8Linear: int8 weights with a scale per output row, and activations
-quantized per row on the fly. Where PyTorch's int8 matrix product (``torch._int_mm``) runs oneDNN's
-kernels, which PyTorch allows only on CPUs with AVX-512 VNNI, the weights are plain int8 tensors
-that the kernel reads as they are: a kept copy (int8_store) is mapped from its file, never
-repacked. Elsewhere (AVX2-only x86, ARM) ``torch._int_mm`` is a plain loop, so each layer is
-packed for torch.ao's quantized engine (fbgemm, or qnnpack on ARM) when it is loaded
-(``pack_for_this_cpu``): slower to load, fast to run. The other layers (norms, attention,
-embeddings) run in fp32, which CPUs without native bf16 do far faster.
+quantized per row on the fly. A kept copy (int8_store) holds the plain int8 weights, mapped from its
+file at load. Every layer is then packed for torch.ao's quantized engine (fbgemm, or qnnpack on
+ARM), the kernel that gave the sooner first token and the faster writing on every CPU measured
+(``packs_int8``). Where PyTorch's own int8 product (``torch._int_mm``, oneDNN on CPUs with AVX-512
+VNNI) can run the plain weights, the packing happens in the background after the load, the layers
+answering with ``torch._int_mm`` until each is packed; elsewhere ``torch._int_mm`` is a plain loop,
+so the layers are packed during the load. The other layers (norms, attention, embeddings) run in
+fp32, which CPUs without native bf16 do far faster.
 
 Memory: transformers maps the checkpoint's safetensors file into memory. Each Linear is read once,
 quantized, and its pages of the mapping handed back to the OS (Linux), so the float weights are
@@ -25,9 +26,15 @@ from torch import nn
 from ..memory import give_back_freed_memory
 
 __all__ = ["Int4Linear", "Int8Linear", "float_embedding_output", "int4_layers", "int8_linear", "int8_matmul",
-           "pack_for_this_cpu", "packs_int8", "quantize_int4", "quantize_int8"]
+           "int_mm_is_fast", "pack_for_this_cpu", "packs_int8", "quantize_int4", "quantize_int8",
+           "wait_until_packed"]
 
 log = logging.getLogger(__name__)
+
+
+# Linear layers left in float: a vision tower's patch embedding as a Linear (SigLIP2 NaFlex, in
+# LFM2-VL), whose weight's dtype the model reads to convert the pixels (under a million weights).
+FLOAT_LINEARS = ("patch_embedding",)
 
 
 def quantize_int8(model) -> None:
@@ -38,7 +45,8 @@ def quantize_int8(model) -> None:
     its looked-up rows become fp32, so the largest matrix is never held in fp32.
     """
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    names = [name for name, m in model.named_modules() if type(m) is nn.Linear]
+    names = [name for name, m in model.named_modules()
+             if type(m) is nn.Linear and name.rpartition(".")[2] not in FLOAT_LINEARS]
     mapped = _file_mappings()
     for name in names:  # by name, so that no list keeps the float layers alive
         parent_name, _, attr = name.rpartition(".")
@@ -78,35 +86,163 @@ def int8_linear(weight, bias) -> "Int8Linear":
     return module
 
 
-def packs_int8() -> bool:
-    """Whether Int8Linear layers must be packed for torch.ao's quantized engine on this machine:
-    PyTorch runs ``torch._int_mm`` with oneDNN only on CPUs with AVX-512 VNNI (and oneDNN on),
-    and with a plain loop, far too slow for a model, everywhere else."""
+KERNEL_ENV = "A11Y_CAPTION_INT8_KERNEL"  # "packed" (default) or "int_mm": for measuring one against the other
+
+
+def int_mm_is_fast() -> bool:
+    """Whether PyTorch runs ``torch._int_mm`` with oneDNN here (CPUs with AVX-512 VNNI, oneDNN on);
+    everywhere else it is a plain loop, far too slow for a model."""
     import torch.backends.mkldnn
 
     fast = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-    return not (fast and torch.cpu._is_vnni_supported())
+    return bool(fast and torch.cpu._is_vnni_supported())
 
 
-def pack_for_this_cpu(model) -> None:
-    """Pack every Int8Linear of ``model`` for torch.ao's quantized engine if this CPU needs it
-    (``packs_int8``), layers on all cores at once; the plain weights are let go, and their pages
-    of a kept copy's mapped files handed back to the OS."""
+def packs_int8() -> bool:
+    """Whether Int8Linear layers are packed for torch.ao's quantized engine (fbgemm; qnnpack on ARM).
+
+    Packed is the choice on every CPU: on AVX-512 VNNI CPUs it gave the sooner first token and the
+    faster writing as well (issue 30's measurement: first token 5.38 against 6.16 s, 9.7-10.9
+    against 6.4 tokens/s; single layers 5-30 % faster on an Intel Xeon, docs/PERFORMANCE.md).
+    ``torch._int_mm`` is used only where ``A11Y_CAPTION_INT8_KERNEL=int_mm`` asks for it and it is
+    fast on this CPU, for measurements (``a11y-caption bench``), and while packing runs in the
+    background after a load (``pack_for_this_cpu``)."""
+    import os
+
+    return not (os.environ.get(KERNEL_ENV, "").strip().lower() == "int_mm" and int_mm_is_fast())
+
+
+def pack_for_this_cpu(model, *, background: bool = True):
+    """Pack every Int8Linear of ``model`` for torch.ao's quantized engine (``packs_int8``); the plain
+    weights are let go, and their pages of a kept copy's mapped files handed back to the OS.
+
+    Where ``torch._int_mm`` is fast (``int_mm_is_fast``) and ``background`` is true, the layers are
+    packed by a background thread and this returns at once: the model answers meanwhile, each layer
+    with whichever kernel it has, so the packing costs the load nothing. The packing waits while
+    the model runs (``_Packer``), so a press soon after a load has all cores. Elsewhere the layers
+    are packed now, on all cores at once. Returns the background packer, or None."""
     if not packs_int8():
-        return
+        return None
+    layers = [m for m in model.modules() if type(m) is Int8Linear and m._packed is None]
+    if background and int_mm_is_fast():
+        packer = _Packer(model, layers)
+        _PACKERS[model] = packer
+        packer.start()
+        return packer
+    _pack_all(layers, _file_mappings())
+    return None
+
+
+def wait_until_packed(model, timeout: float | None = None) -> bool:
+    """Wait for ``model``'s background packing, if any (True: none left, or it finished in time)."""
+    packer = _PACKERS.get(model)
+    return packer is None or packer.done.wait(timeout)
+
+
+def _pack_all(layers, mapped, pause=None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    mapped = _file_mappings()
-
     def pack(layer: Int8Linear) -> None:
+        if pause is not None and not pause():
+            return
         layer.pack(mapped)
         # Each thread frees into its own allocator arena, which keeps what it frees: handed back
         # at once, Qwen2-VL-2B's load peaked at 3.0 GB instead of 4.0 GB (replica, 2 threads).
         give_back_freed_memory()
 
-    layers = [m for m in model.modules() if type(m) is Int8Linear]
     with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:  # packing runs outside the GIL
         list(pool.map(pack, layers))
+
+
+class _Packer:
+    """Packs a loaded model's Int8Linear layers in a background thread, largest first, waiting
+    whenever the model is running (a forward pass, or one ended less than ``QUIET_S`` ago): a
+    description's prefill and writing are never slowed by it. ``done`` is set when it has finished
+    (or given up because the model was let go)."""
+
+    QUIET_S = 0.5
+
+    def __init__(self, model, layers):
+        import threading
+        import time
+        import weakref
+
+        self._model = weakref.ref(model)
+        self._layers = [weakref.ref(m) for m in sorted(layers, key=lambda m: -m.in_features * m.out_features)]
+        self._running, self._last = 0, time.monotonic() - self.QUIET_S
+        self._lock = threading.Lock()
+        self.done, self._stop = threading.Event(), threading.Event()
+        self._hooks = [model.register_forward_pre_hook(self._began), model.register_forward_hook(self._ended)]
+        self._thread = threading.Thread(target=self._run, name="a11y-caption-int8-packing", daemon=True)
+
+    def start(self) -> None:
+        _stop_packers_at_exit()
+        self._thread.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Pack no further layer, and wait for the one being packed (about a second at most)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _began(self, *_):
+        with self._lock:
+            self._running += 1
+
+    def _ended(self, *_):
+        import time
+
+        with self._lock:
+            self._running -= 1
+            self._last = time.monotonic()
+
+    def _quiet(self) -> bool:
+        """Wait until the model has been idle a moment; False when the model is gone."""
+        import time
+
+        while True:
+            if self._model() is None or self._stop.is_set():
+                return False
+            with self._lock:
+                idle = self._running == 0 and time.monotonic() - self._last >= self.QUIET_S
+            if idle:
+                return True
+            time.sleep(0.05)
+
+    def _run(self) -> None:
+        try:
+            layers = [layer for ref in self._layers if (layer := ref()) is not None]
+            self._layers = []
+            _pack_all(layers, _file_mappings(), self._quiet)
+            del layers
+        except Exception:  # never fatal: an unpacked layer still answers with torch._int_mm
+            log.warning("packing the int8 layers in the background failed; they stay unpacked", exc_info=True)
+        finally:
+            for hook in self._hooks:
+                hook.remove()
+            self.done.set()
+
+
+import weakref  # noqa: E402 - only for the table below
+
+_PACKERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its background _Packer
+_AT_EXIT: list = []
+
+
+def _stop_packers_at_exit() -> None:
+    """Once per process: at exit, stop every background packer and wait for the layer it is on. A
+    thread still inside PyTorch's packing when the interpreter ends aborts the process ("terminate
+    called without an active exception"), as a one-off ``a11y-caption describe`` would."""
+    if _AT_EXIT:
+        return
+    import atexit
+
+    def stop_all() -> None:
+        for packer in list(_PACKERS.values()):
+            packer.stop()
+
+    _AT_EXIT.append(stop_all)
+    atexit.register(stop_all)
 
 
 def int8_matmul(a, b):
@@ -166,18 +302,21 @@ class Int8Linear(nn.Module):
     def forward(self, x):
         shape = x.shape
         x = x.reshape(-1, self.in_features).float()
-        if self._packed is not None:
+        # The weight first, then the packed blocks: a background packer (_Packer) sets the blocks
+        # before it lets the weight go, so one of the two is always whole.
+        qweight, packed = self.qweight, self._packed
+        if packed is not None:
             # reduce_range: 7-bit inputs, as torch.ao's dynamic Linear uses them with fbgemm (whose
             # kernels without VNNI saturate on full-range products)
-            ys = [torch.ops.quantized.linear_dynamic(x, block, reduce_range=True) for block in self._packed]
+            ys = [torch.ops.quantized.linear_dynamic(x, block, reduce_range=True) for block in packed]
             return (ys[0] if len(ys) == 1 else torch.cat(ys, dim=-1)).reshape(*shape[:-1], self.out_features)
         # Per-row scale: the row's largest magnitude maps to 127 (a zero row to a tiny scale).
         step = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127.0)
         q = torch.div(x, step).round_().to(torch.int8)
         if q.shape[0] <= SMALL_BATCH:  # decoding: the weight as the kernel's left operand streams it fastest
-            y = int8_matmul(self.qweight, q.t()).t().contiguous()
+            y = int8_matmul(qweight, q.t()).t().contiguous()
         else:
-            y = int8_matmul(q, self.qweight.t())
+            y = int8_matmul(q, qweight.t())
         y = torch.mul(y, step)  # int32 * fp32 -> fp32, one pass
         y.mul_(self.scale)
         if self.bias is not None:
