@@ -11,7 +11,9 @@ from pathlib import Path
 from .prompts import grounded_prefix, prompt_for
 from ._hf import batch_generate, pick_device, pick_dtype, stream_generate
 from .base import Captioner, Generation, GenerationOptions, Request
+from .budgets import image_inputs
 from .chat import PHOTO_PIXELS, SCREEN_PIXELS, chat_messages, fit_pixels, pixel_budget
+from .prefix_cache import build_prefix_cache
 
 __all__ = ["ChatVLMCaptioner", "fit_pixels"]  # fit_pixels: from chat.py, kept importable here
 
@@ -23,7 +25,7 @@ class ChatVLMCaptioner(Captioner):
 
     def __init__(self, name: str, folder: Path, *, device: str = "auto", dtype: str = "auto",
                  trust_remote_code: bool = False, screen_pixels: int = SCREEN_PIXELS,
-                 photo_pixels: int = PHOTO_PIXELS, quantize: str | None = None):
+                 photo_pixels: int = PHOTO_PIXELS, quantize: str | None = None, reuse_prefix: bool = True):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.name = name
@@ -48,7 +50,18 @@ class ChatVLMCaptioner(Captioner):
         else:
             self.model = load()
         self._kept: _Kept | None = None  # the last answer's cache, for a follow-up question
-        self.reused_tokens = 0  # how many prompt tokens the last generate took from that cache
+        self.reused_tokens = 0  # how many prompt tokens the last generate took from a cache (prefix or kept)
+        # The prompts' common start, read now, while loading: one short forward pass (about 1 s for
+        # Qwen2-VL-2B in int8 on 2 cores) spares it on every press, the first one included.
+        # Setting reuse_prefix to False later turns it off (benchmarks compare).
+        self.reuse_prefix, self._prefix = reuse_prefix, None
+        if reuse_prefix:
+            self._prefix = build_prefix_cache(self.model, self._prefix_samples, self._image_token_id())
+
+    @property
+    def prefix_tokens(self) -> int:
+        """How many tokens the prefix cache holds (0: none, or not in use)."""
+        return self._prefix.tokens if self._prefix is not None and self.reuse_prefix else 0
 
     def prepare(self, request: Request) -> dict:
         """The model inputs for ``request``: chat template applied, image fitted to its budget."""
@@ -78,23 +91,19 @@ class ChatVLMCaptioner(Captioner):
             chat_messages(request, {"type": "image"}, grounded_prefix(request) + marker), add_generation_prompt=True)
         inputs = self._prepare([request], prompts=[text[:text.index(marker)]])
         self._kept = None
+        start = self._from_prefix(inputs)
         with torch.inference_mode():  # one token: generate builds the cache and the rotary offsets
-            output = self.model.generate(**inputs, max_new_tokens=1, min_new_tokens=0, do_sample=False, temperature=None,
-                                         top_p=None, top_k=None, return_dict_in_generate=True)
+            output = self.model.generate(**inputs, **start, max_new_tokens=1, min_new_tokens=0, do_sample=False,
+                                         temperature=None, top_p=None, top_k=None, return_dict_in_generate=True)
         self._keep(output.sequences, output.cache, inputs.get("pixel_values"), inputs["input_ids"].shape[-1],
                    request)
 
     def _prepare(self, requests: list[Request], prompts: list[str] | None = None, **extra) -> dict:
         prompts = prompts or [self._prompt(r) for r in requests]
-        images = [fit_pixels(r.image, self._budget(r)) for r in requests]
-        kwargs = dict(extra)
-        ip = self.processor.image_processor
-        if getattr(ip, "merge_size", None) and getattr(ip, "patch_size", None):
-            # Qwen-style dynamic resolution rounds sides to whole patches, which can overshoot the
-            # budget by a row; its own pixel limits bound it exactly.
-            budget = max(self._budget(r) for r in requests)
-            kwargs["images_kwargs"] = {"size": {"shortest_edge": min(ip.size.shortest_edge or 0, budget),
-                                                "longest_edge": budget}}
+        # One processor call takes one set of caps: the largest budget's; each image is fitted to its own.
+        fitted = [image_inputs(self.processor, self._budget(r)) for r in requests]
+        images = [fit_pixels(r.image, pixels) for r, (pixels, _) in zip(requests, fitted)]
+        kwargs = {**max(fitted, key=lambda f: f[0])[1], **extra}
         inputs = self.processor(text=prompts, images=images, return_tensors="pt", **kwargs)
         return inputs.to(self.device)
 
@@ -113,17 +122,22 @@ class ChatVLMCaptioner(Captioner):
         if kept is not None and options.num_beams == 1 and self._same_image(kept, inputs):
             continued = self._continuation(kept, request)
             if continued is not None:
-                inputs, reused = continued, kept.cache.get_seq_length()
+                inputs, reused = continued, int(kept.cache.get_seq_length())
             else:
                 reused = self._reusable(kept, inputs)
+        if reused and not _rolled_back(kept.cache, reused):
+            reused = 0  # a cache that cannot forget its last tokens (a convolution's state): read it all again
         if reused:
             # A follow-up: the image and the conversation so far are in the kept cache already; the
             # model reads only the new turn. Image inputs are left out, so the vision encoder does not run.
-            kept.cache.crop(reused - kept.cache.get_seq_length())
             if kept.rope_deltas is not None:
                 self._rope_owner().rope_deltas = kept.rope_deltas
             inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
             extra["cache"] = kept.cache
+        elif options.num_beams == 1:
+            # A new conversation: its start is in the prefix cache; the model reads from the image on.
+            extra = self._from_prefix(inputs)
+            reused = self.prefix_tokens if extra else 0
         self.reused_tokens = reused
         prompt_length = inputs["input_ids"].shape[-1]
         return stream_generate(self.model, inputs, self.processor.tokenizer, options, stop or threading.Event(),
@@ -131,7 +145,7 @@ class ChatVLMCaptioner(Captioner):
                                on_finish=lambda seq, cache: self._keep(seq, cache, pixels, prompt_length, request))
 
     def forget(self) -> None:
-        """Drop the kept cache: the next description starts from nothing (benchmarks time that)."""
+        """Drop the kept cache: the next description starts from the prefix cache at most (benchmarks time that)."""
         self._kept = None
 
     @property
@@ -140,8 +154,32 @@ class ChatVLMCaptioner(Captioner):
         kept = self._kept
         if kept is None:
             return None
-        return sum(t.numel() * t.element_size() for layer in kept.cache.layers for t in (layer.keys, layer.values)
-                   ) / 2**20
+        import torch
+
+        # keys and values, or whatever state a layer keeps instead (a convolution's last inputs)
+        return sum(t.numel() * t.element_size() for layer in kept.cache.layers for t in vars(layer).values()
+                   if isinstance(t, torch.Tensor)) / 2**20
+
+    def _from_prefix(self, inputs) -> dict:
+        """{"cache": a copy of the prefix cache} where ``inputs`` start with the prefix, else {}."""
+        if not self.prefix_tokens or not self._prefix.fits(inputs["input_ids"]):
+            return {}
+        owner = self._rope_owner()
+        if owner is not None:  # with a cache, some models would place this image by an earlier prompt's offsets
+            owner.rope_deltas = None
+        return {"cache": self._prefix.copy()}
+
+    def _prefix_samples(self) -> list:
+        """Processor inputs of two different first-turn prompts with images of two sizes: what
+        they share before the image is what every first turn starts with."""
+        from PIL import Image
+
+        return [self._prepare([Request(Image.new("RGB", size, "grey"), task)])
+                for size, task in (((64, 64), "screen"), ((112, 56), "photo"))]
+
+    def _image_token_id(self):
+        token = getattr(self.processor, "image_token_id", None)
+        return token if token is not None else getattr(self.model.config, "image_token_id", None)
 
     def _rope_owner(self):
         """The module that holds multimodal rotary offsets between calls (Qwen2-VL, Qwen2.5-VL), or None."""
@@ -227,7 +265,20 @@ class ChatVLMCaptioner(Captioner):
 
     def close(self) -> None:
         self.model = self.processor = None
-        self._kept = None
+        self._kept = self._prefix = None
+
+
+def _rolled_back(cache, keep: int) -> bool:
+    """Cut ``cache`` back to its first ``keep`` tokens; False where it cannot be (LFM2's convolution
+    layers keep only their last inputs): then it must not be used."""
+    drop = int(cache.get_seq_length()) - keep
+    if drop == 0:
+        return True
+    try:
+        cache.crop(-drop)
+    except RuntimeError:
+        return False
+    return True
 
 
 MAX_KEPT_TOKENS = 8192  # a kept conversation cache holds at most this many tokens (Qwen2-VL-2B: ~30 MB in bf16)

@@ -260,18 +260,19 @@ def _checked_meta(store: Path, scheme: str) -> dict:
 
 def _empty_model(build, folder: Path, meta: dict):
     """The model's modules on the meta device, its Linear layers made the int8 and int4 layers
-    ``meta`` lists (which must be every Linear)."""
+    ``meta`` lists (which must be every Linear but those kept float, quantize.FLOAT_LINEARS)."""
     import torch
     from torch import nn
     from transformers import AutoConfig
 
-    from .quantize import Int4Linear, Int8Linear
+    from .quantize import FLOAT_LINEARS, Int4Linear, Int8Linear
 
     config = AutoConfig.from_pretrained(folder)
     with torch.device("meta"):
         model = build(config)
     linear, int4 = meta["int8_layers"], meta.get("int4_layers", {})
-    if sorted([*linear, *int4]) != sorted(n for n, m in model.named_modules() if type(m) is nn.Linear):
+    if sorted([*linear, *int4]) != sorted(n for n, m in model.named_modules()
+                                          if type(m) is nn.Linear and n.rpartition(".")[2] not in FLOAT_LINEARS):
         raise _Damaged("other layers")
     with torch.device("meta"):
         for mname in linear:
