@@ -247,3 +247,15 @@ def is_current(name: str, folder: Path) -> bool:
 def _stamp(name: str, full: bool) -> str:
     return (f"Random weights shaped like {REPLICAS[name][0]} ({'full size' if full else 'tiny'}); "
             f"built by a11y_caption.bench.replica, version {VERSION}. Its text is meaningless.\n")
+
+
+def _more_families() -> None:
+    """Add the replicas of the further families (their own modules, which use this one's helpers)."""
+    from .replica_compact import FAMILY_REPLICAS as compact
+    from .replica_qwen_family import FAMILY_REPLICAS as qwen_family
+
+    REPLICAS.update(qwen_family)
+    REPLICAS.update(compact)
+
+
+_more_families()
