@@ -69,6 +69,9 @@ def test_json_rows_for_every_variant_in_order(out):
         ("qwen2-vl-2b", "int8, 128 image tokens, grounded"), ("qwen2-vl-2b", "follow-up question"),
         ("qwen2-vl-2b", "int4, 64 image tokens"), ("qwen2-vl-2b", "int4, 128 image tokens"),
         ("qwen2-vl-2b", "fp32, 64 image tokens"), ("qwen2-vl-2b", "fp32, 128 image tokens"),
+        # The kernel the product does not choose, where it can run (AVX-512 VNNI): measured beside it
+        *([("qwen2-vl-2b", "int8, 128 image tokens, kernel torch._int_mm (oneDNN) (measured, not the product's)")]
+          if "int8_gops_int_mm" in out.machine else []),
         ("blip-base", "baseline (float32, default image size, no streaming)"),
         ("blip-base", "int8"), ("blip-base", "int4"), ("blip-base", "fp32"),
         ("none", "idle agent, no model loaded"),
@@ -117,6 +120,19 @@ def test_quantized_rows_time_the_first_load_and_the_kept_copy(out):
         assert row["first_load_s"] > 0 and row["load_s"] > 0 and row["loaded_from"] == "kept copy"
         assert row["first_load_peak_rss_mb"] > 0 and row["first_load_peak_to_final"] > 0 and row["rss_in_use_mb"] > 0
     assert {"prefill_efficiency", "prefill_gop"} <= set(qwen["int8, 64 image tokens"])  # a tiny model's: ~0
+    assert qwen["int8, 64 image tokens"]["int8_kernel"] == out.machine["int8_kernel"]
+    assert qwen["int8, 64 image tokens"]["background_packing_s"] >= 0
+
+
+def test_the_kernel_row_measures_the_kernel_the_product_does_not_choose(out):
+    """On CPUs where torch._int_mm runs (AVX-512 VNNI), the bench times it beside the packed kernel
+    the product uses (packing.packs_int8) and the machine line says why; elsewhere there is no row."""
+    assert out.machine["int8_kernel"].startswith("torch.ao packed") and "packed" in out.machine["int8_kernel_why"]
+    rows = [r for r in out.rows if "kernel torch._int_mm" in r["variant"]]
+    assert len(rows) == ("int8_gops_int_mm" in out.machine)
+    for row in rows:
+        assert row["int8_kernel"] == "torch._int_mm (oneDNN)" and row["new_tokens"] == 6
+        assert row["loaded_from"] == "kept copy" and row["prefill_gop"] > 0
 
 
 def test_the_chat_models_memory_with_groundings_ocr(out):
@@ -153,3 +169,30 @@ def test_bench_server_overhead_row():
     assert row["server_overhead_ms_per_description"] == pytest.approx(
         (row["total_s"] - row["in_process_total_s"]) * 1000, abs=1.0)
     assert row["png_data_url_ms"] > 0 and row["runs"] == 10
+
+
+def test_the_prefill_operations_are_counted_from_the_layers_that_ran(tiny_models):
+    """bench.timed.PrefillOps counts every Linear of the first forward pass as it ran: for Qwen2-VL
+    that is its vision tower over the patches, the merger over the image tokens, the language model
+    over the prompt after its cached start (prefix_cache.py) and the head over the last position,
+    worked out here from the shapes."""
+    from PIL import Image
+
+    from a11y_caption.bench.timed import PrefillOps
+    from a11y_caption.captioner import GenerationOptions, Request, load_captioner
+
+    captioner = load_captioner(str(tiny_models["qwen2-vl-2b"]), quantize="int8")
+    request = Request(Image.new("RGB", (320, 200), "white"), "screen")
+    inputs = captioner.prepare(request)
+    model = captioner.model
+    image_tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
+    merge = model.config.vision_config.spatial_merge_size ** 2
+    expected = 0.0
+    for name, module in model.named_modules():
+        if type(module).__name__ in ("Linear", "Int8Linear"):
+            rows = (image_tokens if ".merger." in f".{name}." else image_tokens * merge if ".visual." in f".{name}."
+                    else 1 if name.endswith("lm_head") else inputs["input_ids"].shape[-1] - captioner.prefix_tokens)
+            expected += 2 * rows * module.in_features * module.out_features
+    counted = PrefillOps(model)
+    captioner.generate(request, GenerationOptions(max_new_tokens=3)).collect()
+    assert counted.ops == pytest.approx(expected) and expected > 0

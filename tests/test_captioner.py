@@ -192,7 +192,7 @@ def test_int8_linear_matches_the_float_layer(rows, packed, monkeypatch):
     import torch
     from torch import nn
 
-    from a11y_caption.captioner import quantize
+    from a11y_caption.captioner import packing, quantize
     from a11y_caption.captioner.quantize import SMALL_BATCH, quantize_int8
 
     assert (rows <= SMALL_BATCH) == (rows < 50)
@@ -203,8 +203,8 @@ def test_int8_linear_matches_the_float_layer(rows, packed, monkeypatch):
     expected = model.float()(x)
     model.to(torch.bfloat16)
     quantize_int8(model)
-    monkeypatch.setattr(quantize, "packs_int8", lambda: packed)
-    quantize.pack_for_this_cpu(model, background=False)
+    monkeypatch.setattr(packing, "packs_int8", lambda: packed)
+    packing.pack_for_this_cpu(model, background=False)
     assert not any(type(m) is nn.Linear for m in model.modules())
     assert all((m._packed is not None) == packed for m in model.modules() if type(m) is quantize.Int8Linear)
     got = model(x)

@@ -55,7 +55,8 @@ def test_a_screen_description_streams_through_the_generic_path(tiny, family, scr
 def test_int8_converts_every_linear_and_the_kept_copy_loads_back(tiny, family, screen):
     from torch import nn
 
-    from a11y_caption.captioner.quantize import Int8Linear, wait_until_packed
+    from a11y_caption.captioner.packing import wait_until_packed
+    from a11y_caption.captioner.quantize import Int8Linear
 
     first = load_captioner(str(tiny[family]), quantize="int8")
     assert first.loaded_from == "converted"

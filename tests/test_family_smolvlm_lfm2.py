@@ -12,7 +12,6 @@ from a11y_caption.captioner.budgets import TOKEN_PX, image_inputs
 from a11y_caption.captioner.chat import fit_pixels
 from a11y_caption.captioner.prompts import prompt_for
 from a11y_caption.captioner.screen_text import ScreenLine, ScreenText
-from a11y_caption.errors import GenerationError
 from conftest import non_word_start_tokens
 
 FAMILIES = {"smolvlm2-500m": "SmolVLMForConditionalGeneration", "lfm2-vl-450m": "Lfm2VlForConditionalGeneration"}
@@ -89,7 +88,7 @@ def test_int8_converts_every_linear_and_the_kept_copy_loads_back(tiny, family):
     "lfm2-vl-450m",
 ])
 def test_the_int8_model_and_its_kept_copy_describe_alike(tiny, screen, family):
-    from a11y_caption.captioner.quantize import wait_until_packed
+    from a11y_caption.captioner.packing import wait_until_packed
 
     first, kept = _load(tiny[family], quantize="int8"), _load(tiny[family], quantize="int8")
     assert (first.loaded_from, kept.loaded_from) == ("converted", "kept copy")

@@ -27,7 +27,7 @@ def screen():
 def _answer(captioner, screen) -> str:
     """The answer of ``captioner`` once its layers are packed (in the background after a load where
     torch._int_mm can serve meanwhile): one kernel, so two loads of one copy answer alike."""
-    from a11y_caption.captioner.quantize import wait_until_packed
+    from a11y_caption.captioner.packing import wait_until_packed
 
     assert wait_until_packed(captioner.model, timeout=120)
     generation = captioner.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=12))
@@ -57,9 +57,9 @@ def test_the_kept_copys_int8_weights_are_its_file_mapped_not_copies(tiny_qwen, s
     AVX-512 VNNI, stood in for here) packs nothing: every int8
     weight the model computes with lies in a memory mapping of one of the copy's files (Linux
     /proc/self/maps), so a load costs no conversion and the weights are shared with the page cache."""
-    from a11y_caption.captioner import quantize
+    from a11y_caption.captioner import packing
 
-    monkeypatch.setattr(quantize, "packs_int8", lambda: False)
+    monkeypatch.setattr(packing, "packs_int8", lambda: False)
     load_captioner(str(tiny_qwen), quantize="int8")
     kept = load_captioner(str(tiny_qwen), quantize="int8")
     assert kept.loaded_from == "kept copy"
@@ -82,10 +82,10 @@ def test_on_a_cpu_without_vnni_the_layers_are_packed_and_the_kept_copy_answers_t
     """PyTorch runs torch._int_mm with a plain loop on CPUs without AVX-512 VNNI: there each int8
     layer is packed for torch.ao's engine at load, from the same kept copy, and lets its plain
     weight go. The head is packed in blocks of rows (here 64 stand in for 16,384)."""
-    from a11y_caption.captioner import quantize
+    from a11y_caption.captioner import packing, quantize
 
-    monkeypatch.setattr(quantize, "packs_int8", lambda: True)
-    monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: False)
+    monkeypatch.setattr(packing, "packs_int8", lambda: True)
+    monkeypatch.setattr(packing, "int_mm_is_fast", lambda: False)
     monkeypatch.setattr(quantize, "PACK_ROWS", 64)
     converted = load_captioner(str(tiny_qwen), quantize="int8")
     kept = load_captioner(str(tiny_qwen), quantize="int8")
@@ -234,16 +234,16 @@ def test_int4_linear_is_close_to_the_float_layer():
 
 
 def test_packed_is_the_kernel_on_every_cpu_and_int_mm_only_when_asked_where_it_is_fast(monkeypatch):
-    from a11y_caption.captioner import quantize
+    from a11y_caption.captioner import packing
 
-    monkeypatch.delenv(quantize.KERNEL_ENV, raising=False)
+    monkeypatch.delenv(packing.KERNEL_ENV, raising=False)
     for fast in (True, False):
-        monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: fast)
-        assert quantize.packs_int8()
-    monkeypatch.setenv(quantize.KERNEL_ENV, "int_mm")
-    assert quantize.packs_int8()  # not fast here (stood in for): a plain loop would be far too slow
-    monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: True)
-    assert not quantize.packs_int8()
+        monkeypatch.setattr(packing, "int_mm_is_fast", lambda: fast)
+        assert packing.packs_int8()
+    monkeypatch.setenv(packing.KERNEL_ENV, "int_mm")
+    assert packing.packs_int8()  # not fast here (stood in for): a plain loop would be far too slow
+    monkeypatch.setattr(packing, "int_mm_is_fast", lambda: True)
+    assert not packing.packs_int8()
 
 
 def test_where_int_mm_is_fast_the_layers_are_packed_after_the_load_and_never_while_the_model_runs(
@@ -253,13 +253,13 @@ def test_where_int_mm_is_fast_the_layers_are_packed_after_the_load_and_never_whi
     layer, which then answers with the packed kernel."""
     import threading
 
-    from a11y_caption.captioner import quantize
+    from a11y_caption.captioner import packing
 
-    monkeypatch.setattr(quantize, "packs_int8", lambda: True)
-    monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: True)
+    monkeypatch.setattr(packing, "packs_int8", lambda: True)
+    monkeypatch.setattr(packing, "int_mm_is_fast", lambda: True)
     load_captioner(str(tiny_qwen), quantize="int8")  # converted; its packing in the background too
     running, release = threading.Event(), threading.Event()
-    real_init = quantize._Packer.__init__
+    real_init = packing._Packer.__init__
 
     def held_in_a_forward(self, model, layers):  # the model is running when the packer starts
         real_init(self, model, layers)
@@ -267,27 +267,27 @@ def test_where_int_mm_is_fast_the_layers_are_packed_after_the_load_and_never_whi
         running.set()
         threading.Thread(target=lambda: (release.wait(30), self._ended()), daemon=True).start()
 
-    monkeypatch.setattr(quantize._Packer, "__init__", held_in_a_forward)
+    monkeypatch.setattr(packing._Packer, "__init__", held_in_a_forward)
     kept = load_captioner(str(tiny_qwen), quantize="int8")
     assert kept.loaded_from == "kept copy" and running.wait(5)
     layers = [m for m in kept.model.modules() if type(m) is Int8Linear]
-    assert not quantize.wait_until_packed(kept.model, timeout=1.0)
+    assert not packing.wait_until_packed(kept.model, timeout=1.0)
     assert layers and all(m._packed is None and m.qweight.numel() > 0 for m in layers)
     release.set()
-    assert quantize.wait_until_packed(kept.model, timeout=60)
+    assert packing.wait_until_packed(kept.model, timeout=60)
     assert all(m._packed is not None and m.qweight.numel() == 0 for m in layers)
     assert kept.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=4)).collect().new_tokens == 4
 
 
 def test_a_description_during_the_background_packing_answers_whole(tiny_qwen, screen, monkeypatch):
     """Layers packed while the model writes: each forward sees one whole kernel, never half a layer."""
-    from a11y_caption.captioner import quantize
+    from a11y_caption.captioner import packing
 
-    monkeypatch.setattr(quantize, "packs_int8", lambda: True)
-    monkeypatch.setattr(quantize, "int_mm_is_fast", lambda: True)
-    monkeypatch.setattr(quantize._Packer, "QUIET_S", 0.0)  # pack between any two forward passes
+    monkeypatch.setattr(packing, "packs_int8", lambda: True)
+    monkeypatch.setattr(packing, "int_mm_is_fast", lambda: True)
+    monkeypatch.setattr(packing._Packer, "QUIET_S", 0.0)  # pack between any two forward passes
     load_captioner(str(tiny_qwen), quantize="int8")
     for _ in range(3):
         kept = load_captioner(str(tiny_qwen), quantize="int8")
         assert kept.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=8)).collect().new_tokens == 8
-        assert quantize.wait_until_packed(kept.model, timeout=60)
+        assert packing.wait_until_packed(kept.model, timeout=60)

@@ -40,6 +40,12 @@ def run_child(spec: dict) -> list[Row]:
 def child(spec: dict) -> list[Row]:
     """In the child process: the timed run of ``spec``'s kind."""
     kind = spec["kind"]
+    if spec.get("kernel"):  # a kernel row: the int8 kernel it measures, before anything loads
+        import os
+
+        from ..captioner.packing import KERNEL_ENV
+
+        os.environ[KERNEL_ENV] = spec["kernel"]
     if kind == "idle-agent":
         return [idle_agent()]
     if kind == "first-load":

@@ -30,9 +30,12 @@ def machine_info() -> dict:
         pass
     import torch
 
+    from ..captioner.packing import int_mm_is_fast
+
     return {"model": "machine", "cpu": cpu, "isa": [f for f in ISA if f in flags], "cores": os.cpu_count(),
             "torch": torch.__version__, "torch_build": torch_build(), "torch_threads": torch_threads(),
-            "int8_kernel": int8_kernel(), "int8_gops": int8_gops()}
+            "int8_kernel": int8_kernel(), "int8_kernel_why": int8_kernel_why(), "int8_gops": int8_gops(),
+            **({"int8_gops_int_mm": int8_gops(kernel="int_mm")} if int_mm_is_fast() else {})}
 
 
 def torch_threads() -> int:
@@ -53,28 +56,43 @@ def torch_build() -> str:
     return "CPU only"
 
 
-def int8_kernel() -> str:
-    """Which kernel the int8 Linear layers use on this machine (quantize.packs_int8)."""
+def int8_kernel(kernel: str | None = None) -> str:
+    """The name of an int8 kernel (``"packed"`` or ``"int_mm"``; default: the one the int8 Linear
+    layers use here, packing.packs_int8)."""
     import torch
 
-    from ..captioner.quantize import packs_int8
+    from ..captioner.packing import packs_int8
 
-    return f"torch.ao packed ({torch.backends.quantized.engine})" if packs_int8() else "torch._int_mm (oneDNN)"
+    kernel = kernel or ("packed" if packs_int8() else "int_mm")
+    return f"torch.ao packed ({torch.backends.quantized.engine})" if kernel == "packed" else "torch._int_mm (oneDNN)"
 
 
-def int8_gops(seconds: float = 0.5, windows: int = 3) -> float:
-    """Measured int8 GEMM throughput (GOP/s) of the kernel our int8 Linear layers use on this
-    machine (``int8_kernel``): a 512 x 2048 by 2048 x 2048 product (a prefill's shape), the weight
-    as Int8Linear holds it, repeated for about ``seconds`` after a warm-up, in ``windows`` windows;
-    the best window counts. A shared virtual machine has slow moments: one 1 s window measured
-    192 and 234 GOP/s on the same machine an hour apart, which moved the prefill efficiency
-    computed from it by a fifth."""
+def int8_kernel_why() -> str:
+    """Why the product uses the kernel it uses on this machine, in one sentence."""
+    from ..captioner.packing import KERNEL_ENV, int_mm_is_fast, packs_int8
+
+    if not packs_int8():
+        return f"{KERNEL_ENV}=int_mm asks for torch._int_mm (for measuring it)"
+    if int_mm_is_fast():
+        return ("packed: on AVX-512 VNNI CPUs it gave the sooner first token and the faster writing (the kernel "
+                "rows below); torch._int_mm serves only while the layers are packed in the background after a load")
+    return "packed: torch._int_mm is a plain loop on this CPU (no AVX-512 VNNI with oneDNN)"
+
+
+def int8_gops(seconds: float = 0.5, windows: int = 3, kernel: str | None = None) -> float:
+    """Measured int8 GEMM throughput (GOP/s) of an int8 kernel (``"packed"`` or ``"int_mm"``; default
+    the one our int8 Linear layers use here, ``int8_kernel``): a 512 x 2048 by 2048 x 2048 product (a
+    prefill's shape), the weight as Int8Linear holds it, repeated for about ``seconds`` after a
+    warm-up, in ``windows`` windows; the best window counts. A shared virtual machine has slow
+    moments: one 1 s window measured 192 and 234 GOP/s on the same machine an hour apart, which
+    moved the prefill efficiency computed from it by a fifth."""
     import torch
 
-    from ..captioner.quantize import int8_linear, int8_matmul, packs_int8
+    from ..captioner.packing import packs_int8
+    from ..captioner.quantize import int8_linear, int8_matmul
 
     m, k, n = 512, 2048, 2048
-    if packs_int8():
+    if (kernel or ("packed" if packs_int8() else "int_mm")) == "packed":
         layer = int8_linear(torch.randn(n, k), None)
         layer.pack()
         x = torch.randn(m, k)

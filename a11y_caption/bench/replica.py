@@ -7,29 +7,17 @@ random, so its text is nonsense: use it for plumbing, speed and memory, never fo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from .replica_compact import FAMILY_REPLICAS as COMPACT_FAMILIES
+from .replica_parts import CORPUS, QWEN_SPECIALS, fill_vocab, qwen_tokenizer, save
+from .replica_qwen_family import FAMILY_REPLICAS as QWEN_FAMILIES
 
 __all__ = ["REPLICAS", "build_replica", "is_current"]
 
 # Raised when a change makes replicas built before it time differently (bench rebuilds older ones).
 # 2: a full-size Qwen replica's tokenizer learns English from Python's own documentation.
 VERSION = 2
-
-# Enough text for a byte-level BPE to learn the usual English pieces.
-_CORPUS = [
-    "A screenshot of a window with a button labelled OK and a menu bar.",
-    "The screen shows a text editor, a terminal and an error message.",
-    "a picture of a dog sitting on a couch next to a red ball",
-    "Describe this image. Write one concise sentence of alt text.",
-    "File Edit View Help Save Cancel Settings Search Open Close",
-    "The quick brown fox jumps over the lazy dog. 0123456789 !?.,;:",
-]
-
-_QWEN_SPECIALS = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|image_pad|>", "<|video_pad|>",
-]
 
 # The Qwen2-VL chat template, reduced to what a single-image conversation uses.
 _QWEN_CHAT_TEMPLATE = (
@@ -47,64 +35,12 @@ _QWEN_CHAT_TEMPLATE = (
 )
 
 
-def _english() -> list[str]:
-    """English prose that every Python has: the language reference topics and the standard
-    library's docstrings (about 1.4 M characters)."""
-    import ast
-    import sysconfig
-
-    from pydoc_data.topics import topics
-
-    texts = list(topics.values())
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, OSError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                doc = ast.get_docstring(node)
-                if doc:
-                    texts.append(doc)
-    return texts
-
-
-def _bpe(vocab_size: int, specials: list[str], corpus: list[str] = _CORPUS):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer)
-    model = json.loads(tok.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    return model["vocab"], merges
-
-
-def _fill_vocab(vocab: dict[str, int], size: int, *, word_start: str, continuation: str) -> dict[str, int]:
-    """Pad a small trained vocabulary to ``size`` with made-up pieces: three in four start a word
-    (about 1.3 tokens per word, as English text has), so random ids decode to word-like text."""
-    vocab = dict(vocab)
-    i = 0
-    while len(vocab) < size:
-        piece = f"{word_start}w{i}" if i % 4 else f"{continuation}x{i}"
-        vocab.setdefault(piece, len(vocab))
-        i += 1
-    return vocab
-
-
 def _qwen2_vl(out: Path, full: bool, family: str) -> None:
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    tokenizer = _qwen_tokenizer(full)
+    tokenizer = qwen_tokenizer(full)
     model_cls, config = _qwen_config(tokenizer, full, family)
-    _save(model_cls, config, out, "bfloat16" if full else "float32")  # the real checkpoint is bf16
+    save(model_cls, config, out, "bfloat16" if full else "float32")  # the real checkpoint is bf16
     processor = Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(), chat_template=_QWEN_CHAT_TEMPLATE,
@@ -112,24 +48,9 @@ def _qwen2_vl(out: Path, full: bool, family: str) -> None:
     processor.save_pretrained(out)
 
 
-def _qwen_tokenizer(full: bool):
-    from transformers import Qwen2Tokenizer
-
-    # A full-size replica times prompts, so its tokenizer must split English about as finely as a
-    # real one: learnt from English prose it takes ~0.3 tokens per character of a grounded screen
-    # prompt, where the 400-piece tiny one took ~0.7 (and so overstated every prompt's cost).
-    vocab, merges = _bpe(32000, _QWEN_SPECIALS, _english()) if full else _bpe(400, _QWEN_SPECIALS)
-    if full:  # every id the model can emit must decode to text, as with the real tokenizer
-        vocab = _fill_vocab(vocab, 151936, word_start="Ġ", continuation="")
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges)
-    tokenizer.add_special_tokens({"additional_special_tokens": _QWEN_SPECIALS[1:]})
-    tokenizer.eos_token = "<|im_end|>"
-    return tokenizer
-
-
 def _qwen_config(tokenizer, full: bool, family: str):
     """(the model class, its config) of a Qwen2-VL (``family`` "qwen2_vl") or Qwen2.5-VL replica."""
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIALS}
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
     if full:  # Qwen2-VL-2B-Instruct's published configuration
         text = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
                     num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768)
@@ -179,10 +100,10 @@ def _blip(out: Path, full: bool) -> None:
     wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     wp.normalizer = normalizers.BertNormalizer(lowercase=True)
     wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    wp.train_from_iterator(_CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials, show_progress=False))
+    wp.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials, show_progress=False))
     vocab = wp.get_vocab()
     if full:
-        vocab = _fill_vocab(vocab, 30524, word_start="", continuation="##")
+        vocab = fill_vocab(vocab, 30524, word_start="", continuation="##")
     tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]", model_max_length=512)
     ids = {t: vocab[t] for t in specials}
     token_ids = dict(bos_token_id=ids["[DEC]"], sep_token_id=ids["[SEP]"], pad_token_id=ids["[PAD]"],
@@ -200,28 +121,16 @@ def _blip(out: Path, full: bool) -> None:
                       image_size=64, patch_size=16)
         size = 64
     config = BlipConfig(text_config={**text, **token_ids}, vision_config=vision, projection_dim=32 if not full else 512)
-    _save(BlipForConditionalGeneration, config, out, "float32")  # as Salesforce ships it
+    save(BlipForConditionalGeneration, config, out, "float32")  # as Salesforce ships it
     BlipProcessor(image_processor=BlipImageProcessor(size={"height": size, "width": size}), tokenizer=tokenizer).save_pretrained(out)
-
-
-def _save(model_cls, config, out: Path, dtype: str) -> None:
-    import torch
-
-    torch.manual_seed(0)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(getattr(torch, dtype))  # build in the shipped dtype: no fp32 detour
-    try:
-        config.dtype = dtype
-        model = model_cls(config).eval()
-    finally:
-        torch.set_default_dtype(previous)
-    model.save_pretrained(out, safe_serialization=True)
 
 
 REPLICAS = {
     "qwen2-vl-2b": ("Qwen/Qwen2-VL-2B-Instruct", lambda out, full: _qwen2_vl(out, full, "qwen2_vl")),
     "qwen2.5-vl": ("Qwen/Qwen2.5-VL-3B-Instruct", lambda out, full: _qwen2_vl(out, full, "qwen2_5_vl")),
     "blip-base": ("Salesforce/blip-image-captioning-base", _blip),
+    **QWEN_FAMILIES,  # Qwen3-VL-2B, InternVL3-1B and -2B
+    **COMPACT_FAMILIES,  # SmolVLM2-500M, LFM2-VL-450M
 }
 
 
@@ -247,15 +156,3 @@ def is_current(name: str, folder: Path) -> bool:
 def _stamp(name: str, full: bool) -> str:
     return (f"Random weights shaped like {REPLICAS[name][0]} ({'full size' if full else 'tiny'}); "
             f"built by a11y_caption.bench.replica, version {VERSION}. Its text is meaningless.\n")
-
-
-def _more_families() -> None:
-    """Add the replicas of the further families (their own modules, which use this one's helpers)."""
-    from .replica_compact import FAMILY_REPLICAS as compact
-    from .replica_qwen_family import FAMILY_REPLICAS as qwen_family
-
-    REPLICAS.update(qwen_family)
-    REPLICAS.update(compact)
-
-
-_more_families()

@@ -44,7 +44,7 @@ def _smolvlm(out: Path, full: bool) -> None:
         SmolVLMVideoProcessor,
     )
 
-    from .replica import _save
+    from .replica_parts import save
 
     tokenizer = _smol_tokenizer(full)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (*_SMOL_BASE, "<image>", _SMOL_END)}
@@ -62,7 +62,7 @@ def _smolvlm(out: Path, full: bool) -> None:
     # 512 px tiles of 16 px patches, pixel-shuffled by 4: 64 image tokens a tile, tiny or not.
     config = SmolVLMConfig(text_config=text, vision_config={**vision, "image_size": 512, "patch_size": 16},
                            scale_factor=4, image_token_id=ids["<image>"], tie_word_embeddings=False, **tokens)
-    _save(SmolVLMForConditionalGeneration, config, out, "bfloat16" if full else "float32")
+    save(SmolVLMForConditionalGeneration, config, out, "bfloat16" if full else "float32")
     SmolVLMProcessor(
         image_processor=SmolVLMImageProcessor(size={"longest_edge": 2048}, max_image_size={"longest_edge": 512}),
         video_processor=SmolVLMVideoProcessor(size={"longest_edge": 512}, max_image_size={"longest_edge": 512}),
@@ -75,15 +75,15 @@ def _smol_tokenizer(full: bool):
     and <end_of_utterance> last (49279); tiny, the same tokens after a 400-piece vocabulary."""
     from transformers import GPT2Tokenizer
 
-    from .replica import _bpe, _english, _fill_vocab
+    from .replica_parts import bpe, english, fill_vocab
 
-    vocab, merges = _bpe(32000, _SMOL_BASE, _english()) if full else _bpe(400, _SMOL_BASE)
+    vocab, merges = bpe(32000, _SMOL_BASE, english()) if full else bpe(400, _SMOL_BASE)
     if full:
-        vocab = _fill_vocab(vocab, 49152, word_start="Ġ", continuation="")
+        vocab = fill_vocab(vocab, 49152, word_start="Ġ", continuation="")
     for token in _SMOL_IMAGE:
         vocab[token] = len(vocab)
     if full:  # every id the model can emit must decode to text, as with the real tokenizer
-        vocab = _fill_vocab(vocab, 49279, word_start="Ġ", continuation="")
+        vocab = fill_vocab(vocab, 49279, word_start="Ġ", continuation="")
     vocab[_SMOL_END] = len(vocab)
     tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", bos_token="<|im_start|>",
                               eos_token=_SMOL_END, pad_token="<|im_end|>")
@@ -114,7 +114,7 @@ _LFM2_CHAT_TEMPLATE = (
 def _lfm2_vl(out: Path, full: bool) -> None:
     from transformers import Lfm2VlConfig, Lfm2VlForConditionalGeneration, Lfm2VlImageProcessor, Lfm2VlProcessor
 
-    from .replica import _save
+    from .replica_parts import save
 
     tokenizer = _lfm2_tokenizer(full)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|pad|>", "<|startoftext|>", "<|im_end|>", "<image>")}
@@ -137,7 +137,7 @@ def _lfm2_vl(out: Path, full: bool) -> None:
     vision.update(model_type="siglip2_vision_model", patch_size=16, num_patches=256, vision_use_head=False)
     config = Lfm2VlConfig(text_config=text, vision_config=vision, image_token_id=ids["<image>"],
                           projector_hidden_size=projector, downsample_factor=2, tie_word_embeddings=True, **tokens)
-    _save(Lfm2VlForConditionalGeneration, config, out, "bfloat16" if full else "float32")
+    save(Lfm2VlForConditionalGeneration, config, out, "bfloat16" if full else "float32")
     # 512 px tiles of 16 px patches, unshuffled by 2: 256 image tokens a tile; no thumbnail (450M).
     Lfm2VlProcessor(image_processor=Lfm2VlImageProcessor(use_thumbnail=False), tokenizer=tokenizer,
                     chat_template=_LFM2_CHAT_TEMPLATE).save_pretrained(out)
@@ -149,13 +149,13 @@ def _lfm2_tokenizer(full: bool):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from .replica import _bpe, _english, _fill_vocab
+    from .replica_parts import bpe, english, fill_vocab
 
     reserved = [f"<|reserved_{i}|>" for i in range(len(_LFM2_BASE), 396)] if full else []
     specials = [*_LFM2_BASE, *reserved, *_LFM2_IMAGE]
-    vocab, merges = _bpe(32000, specials, _english()) if full else _bpe(len(specials) + 400, specials)
+    vocab, merges = bpe(32000, specials, english()) if full else bpe(len(specials) + 400, specials)
     if full:  # every id the model can emit must decode to text, as with the real tokenizer
-        vocab = _fill_vocab(vocab, 65536, word_start="Ġ", continuation="")
+        vocab = fill_vocab(vocab, 65536, word_start="Ġ", continuation="")
     backend = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()

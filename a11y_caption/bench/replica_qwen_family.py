@@ -58,10 +58,10 @@ def _qwen3_vl(out: Path, full: bool) -> None:
         Qwen3VLVideoProcessor,
     )
 
-    from .replica import _QWEN_SPECIALS, _qwen_tokenizer, _save
+    from .replica_parts import QWEN_SPECIALS, qwen_tokenizer, save
 
-    tokenizer = _qwen_tokenizer(full)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIALS}
+    tokenizer = qwen_tokenizer(full)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
     if full:  # the published config.json
         text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
                     num_attention_heads=16, num_key_value_heads=8, head_dim=128)
@@ -85,7 +85,7 @@ def _qwen3_vl(out: Path, full: bool) -> None:
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
-    _save(Qwen3VLForConditionalGeneration, config, out, "bfloat16" if full else "float32")
+    save(Qwen3VLForConditionalGeneration, config, out, "bfloat16" if full else "float32")
     half = dict(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], patch_size=16, temporal_patch_size=2,
                 merge_size=2)
     processor = Qwen3VLProcessor(  # the shipped preprocessor_config.json: up to 16 M pixels, 1000 tokens at 1280x800
@@ -99,12 +99,12 @@ def _internvl_tokenizer(full: bool, vocab_size: int):
     """A Qwen2.5-style byte-level BPE with InternVL's image tokens, named as its processor expects."""
     from transformers import Qwen2Tokenizer
 
-    from .replica import _QWEN_SPECIALS, _bpe, _english, _fill_vocab
+    from .replica_parts import QWEN_SPECIALS, bpe, english, fill_vocab
 
-    specials = _QWEN_SPECIALS + _INTERNVL_EXTRA
-    vocab, merges = _bpe(32000, specials, _english()) if full else _bpe(400, specials)
+    specials = QWEN_SPECIALS + _INTERNVL_EXTRA
+    vocab, merges = bpe(32000, specials, english()) if full else bpe(400, specials)
     if full:  # every id the model can emit decodes to text, as with the real tokenizer
-        vocab = _fill_vocab(vocab, vocab_size, word_start="Ġ", continuation="")
+        vocab = fill_vocab(vocab, vocab_size, word_start="Ġ", continuation="")
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, extra_special_tokens=dict(_INTERNVL_NAMED))
     tokenizer.add_special_tokens({"additional_special_tokens": specials[1:]})
     tokenizer.eos_token = "<|im_end|>"
@@ -124,7 +124,7 @@ def _internvl(out: Path, full: bool, size: str) -> None:
         InternVLVideoProcessor,
     )
 
-    from .replica import _save
+    from .replica_parts import save
 
     tokenizer = _internvl_tokenizer(full, 151674)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>", "<IMG_CONTEXT>")}
@@ -150,7 +150,7 @@ def _internvl(out: Path, full: bool, size: str) -> None:
         projector_hidden_act="gelu", vision_feature_layer=-1, vision_feature_select_strategy="default",
         tie_word_embeddings=False,
     )
-    _save(InternVLForConditionalGeneration, config, out, "bfloat16" if full else "float32")
+    save(InternVLForConditionalGeneration, config, out, "bfloat16" if full else "float32")
     imagenet = dict(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
     processor = InternVLProcessor(  # the processor tiles (crop_to_patches) though the image processor's file says not
         image_processor=GotOcr2ImageProcessor(size={"height": 448, "width": 448}, crop_to_patches=False,

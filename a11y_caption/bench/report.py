@@ -41,7 +41,7 @@ def _find(rows: list[Row], model: str, pred):
 def targets(rows: list[Row]) -> list[str]:
     """One line per target: the measured figure, and met or MISSED."""
     lines = []
-    for label, value, op, limit, unit in [*_model_checks(rows), *_response_checks(rows)]:
+    for label, value, op, limit, unit in [*_model_checks(rows), *_issue_checks(rows), *_response_checks(rows)]:
         ok = value <= limit if op == "<=" else value >= limit
         lines.append(f"- {label}: {value:.3f}{unit} (target {op} {limit}{unit}): {'met' if ok else 'MISSED'}")
     return lines
@@ -109,12 +109,61 @@ def _response_checks(rows: list[Row]) -> list[tuple]:
     return checks
 
 
+def shootout(rows: list[Row]) -> list[str]:
+    """The chat models side by side, each at the default screen budget, grounded and not: prefill
+    operations, first word, writing speed and memory, with their published scores (scores.py)."""
+    from .scores import BENCHMARKS, SCORES
+
+    models = [r.model for r in rows if r.variant.endswith("(default)") and r.model in SCORES]
+    if not models:
+        return []
+    head = ["model", "image tokens", "prefill GOP", "first word s", "grounded first word s", "tokens/s",
+            "peak RSS MB (load + grounded)", *BENCHMARKS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model in models:
+        plain = _find(rows, model, lambda v: v.endswith("(default)"))
+        grounded = _find(rows, model, lambda v: v.endswith("grounded"))
+        peak = plain.extra.get("peak_rss_load_and_one_grounded_description_mb")
+        gop = plain.extra.get("prefill_gop")
+        cells = [model, _fmt(plain.image_tokens), _fmt(gop and round(gop)), _fmt(plain.time_to_first_word_s),
+                 _fmt(grounded and grounded.time_to_first_word_s), _fmt(plain.tokens_per_s),
+                 _fmt(peak and round(peak)), *(_fmt(SCORES[model].get(b)) for b in BENCHMARKS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _issue_checks(rows: list[Row]) -> list[tuple]:
+    """The kernel and model-choice targets: the packed kernel against torch._int_mm in one run, and
+    the default model's grounded first word against Qwen2-VL-2B's."""
+    from ..config import ModelConfig
+    from ..models import KNOWN_MODELS
+
+    checks = []
+    qwen = _find(rows, "qwen2-vl-2b", lambda v: v.endswith("(default)"))
+    int_mm = _find(rows, "qwen2-vl-2b", lambda v: "kernel torch._int_mm" in v)
+    if qwen and int_mm and qwen.image_tokens == int_mm.image_tokens:
+        checks.append(("Qwen2-VL-2B first token, the product's kernel / torch._int_mm, same run",
+                       qwen.time_to_first_token_s / int_mm.time_to_first_token_s, "<=", 1.0, "x"))
+        checks.append(("Qwen2-VL-2B writing speed, torch._int_mm / the product's kernel, same run",
+                       int_mm.tokens_per_s / qwen.tokens_per_s, "<=", 1.0, "x"))
+    default = next((k.alias for k in KNOWN_MODELS if k.repo_id == ModelConfig().name or k.alias == ModelConfig().name),
+                   None)
+    grounded = {r.model: r for r in rows if r.variant.endswith("grounded")}
+    if default and default != "qwen2-vl-2b" and default in grounded and "qwen2-vl-2b" in grounded:
+        checks.append((f"the default model ({default}), grounded screen, first word / Qwen2-VL-2B's, same run",
+                       grounded[default].time_to_first_word_s / grounded["qwen2-vl-2b"].time_to_first_word_s,
+                       "<=", 0.5, "x"))
+    return checks
+
+
 def report(rows: list[Row], args, info: dict) -> str:
     """docs/PERFORMANCE.md: the machine, every row, the targets checked, the other measurements."""
     machine = (f"{info['cpu']}, {info['cores']} CPU cores ({', '.join(info['isa']) or 'no AVX2'}), torch "
                f"{info.get('torch', '?')} ({info.get('torch_build', '?')} build), torch threads "
                f"{info['torch_threads']}, measured int8 GEMM throughput ({info.get('int8_kernel', 'fbgemm')}) "
-               f"{info['int8_gops']:.0f} GOP/s")
+               f"{info['int8_gops']:.0f} GOP/s"
+               + (f", torch._int_mm (oneDNN) {info['int8_gops_int_mm']:.0f} GOP/s" if "int8_gops_int_mm" in info else "")
+               + (f". Kernel chosen: {info['int8_kernel_why']}" if "int8_kernel_why" in info else ""))
     lines = ["| model | variant | image tokens | preprocess s | first token s | first word s | total s | "
              "new tokens | tokens/s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -131,7 +180,9 @@ def report(rows: list[Row], args, info: dict) -> str:
         f"Machine: {machine}. Models: full-size random replicas (real config values, random weights) "
         "unless the row says otherwise; their text is nonsense, so every run generates exactly "
         f"{args.new_tokens} new tokens.", "",
-        *lines, "", "## Targets, checked against the rows above", "", *targets(rows), "",
+        *lines, "", *(["## The chat models side by side (published scores beside the timings: bench/scores.py)", "",
+                       *shootout(rows), ""] if shootout(rows) else []),
+        "## Targets, checked against the rows above", "", *targets(rows), "",
         "## Other measurements", "", *extras, "",
         "![time to first word](time_to_first_word.png)", "",
     ])

@@ -7,7 +7,10 @@ from dataclasses import asdict, dataclass, field
 
 __all__ = ["BENCH_MODELS", "KEYS", "Row", "say"]
 
-BENCH_MODELS = {"qwen2-vl-2b": "chat", "blip-base": "blip", "server": "server"}  # server: server_overhead.py
+# server: server_overhead.py. The chat models past the first two are the shoot-out's (replicas of
+# their families: replica_qwen_family.py, replica_compact.py; published scores: scores.py).
+BENCH_MODELS = {"qwen2-vl-2b": "chat", "blip-base": "blip", "server": "server", "qwen3-vl-2b": "chat",
+                "internvl3-1b": "chat", "internvl3-2b": "chat", "smolvlm2-500m": "chat", "lfm2-vl-450m": "chat"}
 KEYS = ("model", "variant", "image_tokens", "preprocess_s", "time_to_first_token_s", "time_to_first_word_s",
         "total_s", "new_tokens", "tokens_per_s", "peak_rss_mb")
 

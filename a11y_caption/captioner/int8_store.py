@@ -84,7 +84,8 @@ def load_int8(build, load, folder: Path, name: str, scheme: str = "int8"):
     checkpoint as from_pretrained does. Returns (model, "kept copy" | "converted").
     """
     from ..memory import give_back_freed_memory
-    from .quantize import pack_for_this_cpu, quantize_int4, quantize_int8
+    from .packing import pack_for_this_cpu
+    from .quantize import quantize_int4, quantize_int8
 
     name = model_key(name)
     store = store_for(folder, name, scheme)

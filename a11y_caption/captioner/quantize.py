@@ -4,7 +4,7 @@ Each nn.Linear becomes an Int8Linear: int8 weights with a scale per output row, 
 quantized per row on the fly. A kept copy (int8_store) holds the plain int8 weights, mapped from its
 file at load. Every layer is then packed for torch.ao's quantized engine (fbgemm, or qnnpack on
 ARM), the kernel that gave the sooner first token and the faster writing on every CPU measured
-(``packs_int8``). Where PyTorch's own int8 product (``torch._int_mm``, oneDNN on CPUs with AVX-512
+(packing.py). Where PyTorch's own int8 product (``torch._int_mm``, oneDNN on CPUs with AVX-512
 VNNI) can run the plain weights, the packing happens in the background after the load, the layers
 answering with ``torch._int_mm`` until each is packed; elsewhere ``torch._int_mm`` is a plain loop,
 so the layers are packed during the load. The other layers (norms, attention, embeddings) run in
@@ -25,9 +25,8 @@ from torch import nn
 
 from ..memory import give_back_freed_memory
 
-__all__ = ["Int4Linear", "Int8Linear", "float_embedding_output", "int4_layers", "int8_linear", "int8_matmul",
-           "int_mm_is_fast", "pack_for_this_cpu", "packs_int8", "quantize_int4", "quantize_int8",
-           "wait_until_packed"]
+__all__ = ["FLOAT_LINEARS", "Int4Linear", "Int8Linear", "float_embedding_output", "int4_layers", "int8_linear",
+           "int8_matmul", "quantize_int4", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -86,168 +85,9 @@ def int8_linear(weight, bias) -> "Int8Linear":
     return module
 
 
-KERNEL_ENV = "A11Y_CAPTION_INT8_KERNEL"  # "packed" (default) or "int_mm": for measuring one against the other
-
-
-def int_mm_is_fast() -> bool:
-    """Whether PyTorch runs ``torch._int_mm`` with oneDNN here (CPUs with AVX-512 VNNI, oneDNN on);
-    everywhere else it is a plain loop, far too slow for a model."""
-    import torch.backends.mkldnn
-
-    fast = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-    return bool(fast and torch.cpu._is_vnni_supported())
-
-
-def packs_int8() -> bool:
-    """Whether Int8Linear layers are packed for torch.ao's quantized engine (fbgemm; qnnpack on ARM).
-
-    Packed is the choice on every CPU: on AVX-512 VNNI CPUs it gave the sooner first token and the
-    faster writing as well (issue 30's measurement: first token 5.38 against 6.16 s, 9.7-10.9
-    against 6.4 tokens/s; single layers 5-30 % faster on an Intel Xeon, docs/PERFORMANCE.md).
-    ``torch._int_mm`` is used only where ``A11Y_CAPTION_INT8_KERNEL=int_mm`` asks for it and it is
-    fast on this CPU, for measurements (``a11y-caption bench``), and while packing runs in the
-    background after a load (``pack_for_this_cpu``)."""
-    import os
-
-    return not (os.environ.get(KERNEL_ENV, "").strip().lower() == "int_mm" and int_mm_is_fast())
-
-
-def pack_for_this_cpu(model, *, background: bool = True):
-    """Pack every Int8Linear of ``model`` for torch.ao's quantized engine (``packs_int8``); the plain
-    weights are let go, and their pages of a kept copy's mapped files handed back to the OS.
-
-    Where ``torch._int_mm`` is fast (``int_mm_is_fast``) and ``background`` is true, the layers are
-    packed by a background thread and this returns at once: the model answers meanwhile, each layer
-    with whichever kernel it has, so the packing costs the load nothing. The packing waits while
-    the model runs (``_Packer``), so a press soon after a load has all cores. Elsewhere the layers
-    are packed now, on all cores at once. Returns the background packer, or None."""
-    if not packs_int8():
-        return None
-    layers = [m for m in model.modules() if type(m) is Int8Linear and m._packed is None]
-    if background and int_mm_is_fast():
-        packer = _Packer(model, layers)
-        _PACKERS[model] = packer
-        packer.start()
-        return packer
-    _pack_all(layers, _file_mappings())
-    return None
-
-
-def wait_until_packed(model, timeout: float | None = None) -> bool:
-    """Wait for ``model``'s background packing, if any (True: none left, or it finished in time)."""
-    packer = _PACKERS.get(model)
-    return packer is None or packer.done.wait(timeout)
-
-
-def _pack_all(layers, mapped, pause=None) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    def pack(layer: Int8Linear) -> None:
-        if pause is not None and not pause():
-            return
-        layer.pack(mapped)
-        # Each thread frees into its own allocator arena, which keeps what it frees: handed back
-        # at once, Qwen2-VL-2B's load peaked at 3.0 GB instead of 4.0 GB (replica, 2 threads).
-        give_back_freed_memory()
-
-    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:  # packing runs outside the GIL
-        list(pool.map(pack, layers))
-
-
-class _Packer:
-    """Packs a loaded model's Int8Linear layers in a background thread, largest first, waiting
-    whenever the model is running (a forward pass, or one ended less than ``QUIET_S`` ago): a
-    description's prefill and writing are never slowed by it. ``done`` is set when it has finished
-    (or given up because the model was let go)."""
-
-    QUIET_S = 0.5
-
-    def __init__(self, model, layers):
-        import threading
-        import time
-        import weakref
-
-        self._model = weakref.ref(model)
-        self._layers = [weakref.ref(m) for m in sorted(layers, key=lambda m: -m.in_features * m.out_features)]
-        self._running, self._last = 0, time.monotonic() - self.QUIET_S
-        self._lock = threading.Lock()
-        self.done, self._stop = threading.Event(), threading.Event()
-        self._hooks = [model.register_forward_pre_hook(self._began), model.register_forward_hook(self._ended)]
-        self._thread = threading.Thread(target=self._run, name="a11y-caption-int8-packing", daemon=True)
-
-    def start(self) -> None:
-        _stop_packers_at_exit()
-        self._thread.start()
-
-    def stop(self, timeout: float = 30) -> None:
-        """Pack no further layer, and wait for the one being packed (about a second at most)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _began(self, *_):
-        with self._lock:
-            self._running += 1
-
-    def _ended(self, *_):
-        import time
-
-        with self._lock:
-            self._running -= 1
-            self._last = time.monotonic()
-
-    def _quiet(self) -> bool:
-        """Wait until the model has been idle a moment; False when the model is gone."""
-        import time
-
-        while True:
-            if self._model() is None or self._stop.is_set():
-                return False
-            with self._lock:
-                idle = self._running == 0 and time.monotonic() - self._last >= self.QUIET_S
-            if idle:
-                return True
-            time.sleep(0.05)
-
-    def _run(self) -> None:
-        try:
-            layers = [layer for ref in self._layers if (layer := ref()) is not None]
-            self._layers = []
-            _pack_all(layers, _file_mappings(), self._quiet)
-            del layers
-        except Exception:  # never fatal: an unpacked layer still answers with torch._int_mm
-            log.warning("packing the int8 layers in the background failed; they stay unpacked", exc_info=True)
-        finally:
-            for hook in self._hooks:
-                hook.remove()
-            self.done.set()
-
-
-import weakref  # noqa: E402 - only for the table below
-
-_PACKERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its background _Packer
-_AT_EXIT: list = []
-
-
-def _stop_packers_at_exit() -> None:
-    """Once per process: at exit, stop every background packer and wait for the layer it is on. A
-    thread still inside PyTorch's packing when the interpreter ends aborts the process ("terminate
-    called without an active exception"), as a one-off ``a11y-caption describe`` would."""
-    if _AT_EXIT:
-        return
-    import atexit
-
-    def stop_all() -> None:
-        for packer in list(_PACKERS.values()):
-            packer.stop()
-
-    _AT_EXIT.append(stop_all)
-    atexit.register(stop_all)
-
-
 def int8_matmul(a, b):
     """int8 x int8 -> int32 matrix product, the kernel an unpacked Int8Linear computes with
-    (``torch._int_mm``: oneDNN's where ``packs_int8`` is False)."""
+    (``torch._int_mm``: oneDNN's on CPUs with AVX-512 VNNI, packing.int_mm_is_fast)."""
     return torch._int_mm(a, b)
 
 

@@ -241,7 +241,8 @@ def _add_models_and_config(sub) -> None:
 def _add_bench(sub) -> None:
     b = sub.add_parser("bench", help="time to first spoken word and memory on full-size models (slow; minutes)",
                        **page("bench"))
-    b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base")
+    b.add_argument("--models", default="qwen2-vl-2b,blip-base", help="comma-separated: qwen2-vl-2b, blip-base, server, and to compare "
+                   "chat models qwen3-vl-2b, internvl3-1b, internvl3-2b, smolvlm2-500m, lfm2-vl-450m")
     b.add_argument("--json", action="store_true", help="one JSON object per line")
     b.add_argument("--cache-dir", metavar="DIR", help="where full-size random replicas are built and kept")
     b.add_argument("--new-tokens", type=int, default=20, metavar="N", help="tokens generated per run (default 20)")
