@@ -286,8 +286,37 @@ def test_a_description_during_the_background_packing_answers_whole(tiny_qwen, sc
     monkeypatch.setattr(packing, "packs_int8", lambda: True)
     monkeypatch.setattr(packing, "int_mm_is_fast", lambda: True)
     monkeypatch.setattr(packing._Packer, "QUIET_S", 0.0)  # pack between any two forward passes
+    monkeypatch.setattr(packing._Packer, "START_S", 0.0)
     load_captioner(str(tiny_qwen), quantize="int8")
     for _ in range(3):
         kept = load_captioner(str(tiny_qwen), quantize="int8")
         assert kept.generate(Request(screen, "screen"), GenerationOptions(max_new_tokens=8)).collect().new_tokens == 8
         assert packing.wait_until_packed(kept.model, timeout=60)
+
+
+_EXIT_MID_PACKING = """
+import gc, sys
+import torch
+from torch import nn
+from a11y_caption.captioner import packing, quantize
+packing.int_mm_is_fast = lambda: True
+packing._Packer.START_S = 0.0
+if sys.argv[1] == "unguarded":
+    packing._stop_packers_at_exit = lambda: None
+model = nn.Sequential(*[nn.Linear(4096, 4096) for _ in range(12)])
+quantize.quantize_int8(model)
+packing.pack_for_this_cpu(model)
+del model
+gc.collect()
+"""
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_a_process_that_ends_while_layers_are_packed_in_the_background_exits_cleanly(run):
+    """A one-off command ends soon after its load, while the background packer may be inside
+    PyTorch's packing of a layer, its model already let go: the process waits for that layer and
+    exits 0, where a thread left in C++ at exit aborts it ("terminate called ...")."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-c", _EXIT_MID_PACKING, "guarded"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0 and "terminate" not in r.stderr, r.stderr[-500:]

@@ -73,12 +73,10 @@ def wait_until_packed(model, timeout: float | None = None) -> bool:
     return packer is None or packer.done.wait(timeout)
 
 
-def _pack_all(layers, mapped, pause=None) -> None:
+def _pack_all(layers, mapped) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def pack(layer: Int8Linear) -> None:
-        if pause is not None and not pause():
-            return
         layer.pack(mapped)
         # Each thread frees into its own allocator arena, which keeps what it frees: handed back
         # at once, Qwen2-VL-2B's load peaked at 3.0 GB instead of 4.0 GB (replica, 2 threads).
@@ -89,12 +87,13 @@ def _pack_all(layers, mapped, pause=None) -> None:
 
 
 class _Packer:
-    """Packs a loaded model's Int8Linear layers in a background thread, largest first, waiting
+    """Packs a loaded model's Int8Linear layers in background threads, largest first, waiting
     whenever the model is running (a forward pass, or one ended less than ``QUIET_S`` ago): a
     description's prefill and writing are never slowed by it. ``done`` is set when it has finished
     (or given up because the model was let go)."""
 
     QUIET_S = 0.5
+    START_S = 1.0
 
     def __init__(self, model, layers):
         import threading
@@ -102,22 +101,34 @@ class _Packer:
         import weakref
 
         self._model = weakref.ref(model)
-        self._layers = [weakref.ref(m) for m in sorted(layers, key=lambda m: -m.in_features * m.out_features)]
-        self._running, self._last = 0, time.monotonic() - self.QUIET_S
+        # Largest first (the head); each worker takes the next, as a weak reference: a model let go
+        # is not kept alive by its packing.
+        self._todo = [weakref.ref(m) for m in sorted(layers, key=lambda m: m.in_features * m.out_features)]
+        # The first layer waits START_S: what the load does after the weights (the prompt-start
+        # cache, the agent's own start) has both cores, and "Ready" comes no later for the packing.
+        self._running, self._last = 0, time.monotonic() + self.START_S - self.QUIET_S
         self._lock = threading.Lock()
         self.done, self._stop = threading.Event(), threading.Event()
         self._hooks = [model.register_forward_pre_hook(self._began), model.register_forward_hook(self._ended)]
-        self._thread = threading.Thread(target=self._run, name="a11y-caption-int8-packing", daemon=True)
+        # Threads of its own, not a pool: at exit a pool's threads are joined before any atexit
+        # handler runs, and would finish all the packing first; these are stopped (stop) instead.
+        self._workers = [threading.Thread(target=self._work, name=f"a11y-caption-int8-packing-{i}", daemon=True)
+                         for i in range(max(1, torch.get_num_threads()))]
+        self._left = len(self._workers)
+        self._mapped = _file_mappings()
 
     def start(self) -> None:
         _stop_packers_at_exit()
-        self._thread.start()
+        _LIVE.add(self)
+        for worker in self._workers:
+            worker.start()
 
     def stop(self, timeout: float = 30) -> None:
-        """Pack no further layer, and wait for the one being packed (about a second at most)."""
+        """Pack no further layer, and wait for the ones being packed (about a second at most)."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for worker in self._workers:
+            if worker.is_alive():
+                worker.join(timeout)
 
     def _began(self, *_):
         with self._lock:
@@ -131,7 +142,7 @@ class _Packer:
             self._last = time.monotonic()
 
     def _quiet(self) -> bool:
-        """Wait until the model has been idle a moment; False when the model is gone."""
+        """Wait until the model has been idle a moment; False when the model is gone or stop was asked."""
         import time
 
         while True:
@@ -143,21 +154,37 @@ class _Packer:
                 return True
             time.sleep(0.05)
 
-    def _run(self) -> None:
+    def _next(self):
+        with self._lock:
+            while self._todo:
+                layer = self._todo.pop()()
+                if layer is not None:
+                    return layer
+        return None
+
+    def _work(self) -> None:
         try:
-            layers = [layer for ref in self._layers if (layer := ref()) is not None]
-            self._layers = []
-            _pack_all(layers, _file_mappings(), self._quiet)
-            del layers
+            while self._quiet() and (layer := self._next()) is not None:
+                layer.pack(self._mapped)
+                del layer
+                # Each thread frees into its own allocator arena, which keeps what it frees: handed
+                # back at once, as _pack_all does.
+                give_back_freed_memory()
         except Exception:  # never fatal: an unpacked layer still answers with torch._int_mm
             log.warning("packing the int8 layers in the background failed; they stay unpacked", exc_info=True)
         finally:
-            for hook in self._hooks:
-                hook.remove()
-            self.done.set()
+            with self._lock:
+                self._left -= 1
+                last = self._left == 0
+            if last:
+                for hook in self._hooks:
+                    hook.remove()
+                self.done.set()
+                _LIVE.discard(self)
 
 
 _PACKERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its background _Packer
+_LIVE: set = set()  # the packers still at work, held until they end (a model let go still ends its packer)
 _AT_EXIT: list = []
 
 
@@ -170,7 +197,7 @@ def _stop_packers_at_exit() -> None:
     import atexit
 
     def stop_all() -> None:
-        for packer in list(_PACKERS.values()):
+        for packer in list(_LIVE):
             packer.stop()
 
     _AT_EXIT.append(stop_all)
