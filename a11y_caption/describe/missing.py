@@ -19,6 +19,11 @@ _SPOKEN = {
     "Qwen/Qwen2-VL-2B-Instruct": "Qwen2-VL 2B",
     "Qwen/Qwen2.5-VL-3B-Instruct": "Qwen2.5-VL 3B",
     "HuggingFaceTB/SmolVLM-256M-Instruct": "SmolVLM 256M",
+    "Qwen/Qwen3-VL-2B-Instruct": "Qwen3-VL 2B",
+    "OpenGVLab/InternVL3-2B-hf": "InternVL3 2B",
+    "OpenGVLab/InternVL3-1B-hf": "InternVL3 1B",
+    "HuggingFaceTB/SmolVLM2-500M-Video-Instruct": "SmolVLM2 500M",
+    "LiquidAI/LFM2-VL-450M": "LFM2-VL 450M",
     "Salesforce/blip-image-captioning-base": "BLIP base",
     "Salesforce/blip-image-captioning-large": "BLIP large",
 }
