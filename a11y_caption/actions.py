@@ -16,7 +16,7 @@ class Action:
     name: str
     cue: str = ""  # said the moment the key is pressed ("" where the answer itself comes at once)
     task: str | None = None  # the captioner task it asks for, where it describes
-    source: str | None = None  # what it captures: "screen", "window" or "clipboard"
+    source: str | None = None  # what it captures: "screen", "window", "clipboard", "focus", "pointer", "images"
     needs_model: bool = False  # waits for the captioning model (the others answer at once)
     image_kind: str = "photo"  # how the describer treats the picture: "screen" (grounded in its text) or "photo"
     shortcut: str = ""  # a desktop shortcut's description
@@ -42,6 +42,13 @@ TABLE: tuple[Action, ...] = (
            "Describe the screen", ("describe", "--screen"), asks="ask about the screen"),
     Action("describe_window", "Describing the window.", "window", "window", True, "screen",
            "Describe the active window", ("describe", "--window"), asks="ask about the window"),
+    Action("describe_focus", "Describing the focus.", "object", "focus", True, "photo",
+           "Describe the focused object", ("describe", "--focus"), asks="ask about the focused object"),
+    Action("describe_pointer", "Describing under the pointer.", "object", "pointer", True, "photo",
+           "Describe the object under the mouse pointer", ("describe", "--pointer"),
+           asks="ask about the object under the pointer"),
+    Action("describe_images", "Finding images.", "object", "images", True, "photo",
+           "Describe the images that have no description", ("describe", "--images")),
     Action("describe_clipboard", "Describing the clipboard image.", "photo", "clipboard", True, "photo",
            "Describe the image on the clipboard", ("describe", "--clipboard"), asks="ask about the clipboard image"),
     Action("alt_text_to_clipboard", "Writing alt text.", "alt_text", "clipboard", True, "photo",

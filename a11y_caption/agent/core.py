@@ -212,16 +212,16 @@ class Agent(Worker, Asking):
         if epoch is None:
             end_stopped(p.reply)
             return  # Stop came first
-        task = p.task
+        task, found = p.task, {}
         if action == "ask":
             image = None
         elif p.image is not None:
             image = p.image
         else:
-            image, captured_as = self._capture(p)
+            image, captured_as, found = self._capture(p)
             if task is None and not p.prompt:
                 task = captured_as
-        self._put_job(Job(action, image, p.prompt, epoch, task=task, reply=p.reply, speak=p.speak), stops)
+        self._put_job(Job(action, image, p.prompt, epoch, task=task, reply=p.reply, speak=p.speak, **found), stops)
 
     def _say_lines(self, lines: list[str], stops: int, p: Press) -> None:
         """Say ``lines`` one after another, at once (a later press or Stop cuts them)."""
@@ -237,23 +237,37 @@ class Agent(Worker, Asking):
             p.reply.chunk(text)
             p.reply.done(text=text)
 
-    def _capture(self, p: Press) -> tuple[Image.Image, str | None]:
-        """(image, the task it calls for where not the press's own): a window that cannot be isolated
-        is the whole screen, said once and described as a screen."""
+    def _capture(self, p: Press) -> tuple[Image.Image | None, str | None, dict]:
+        """(image, the task it calls for where not the press's own, what else the job needs): a window
+        that cannot be isolated is the whole screen, said once and described as a screen; an object
+        comes with what the accessibility tree says of it."""
         source = p.source or action_of(p.action).source
+        if source in ("focus", "pointer", "images"):
+            return self._capture_objects(source, p.speak)
         if source in ("screen", "window") and p.speak:
             from ..capture import permission_note
 
             if note := permission_note():  # before the desktop's one-time dialog shows, not after
                 self.speaker.say(note)
         if source == "screen":
-            return self.capture.grab_screen(self.config.capture.screen), None
+            return self.capture.grab_screen(self.config.capture.screen), None, {}
         if source == "window":
             shot = self.capture.capture_window()
             if shot.note and p.speak:
                 self.speaker.say(shot.note)
-            return shot.image, None if shot.isolated else "screen"
-        return self.capture.grab_clipboard_image(), None
+            return shot.image, None if shot.isolated else "screen", {}
+        return self.capture.grab_clipboard_image(), None, {}
+
+    def _capture_objects(self, source: str, speak: bool) -> tuple[Image.Image | None, str, dict]:
+        from ..describe.objects import facts_of
+
+        if source == "images":  # each described in turn by the worker
+            return None, "object", {"shots": self.capture.capture_images()}
+        area = (self.config.capture.pointer_width, self.config.capture.pointer_height)
+        shot = (self.capture.capture_focus if source == "focus" else self.capture.capture_pointer)(area)
+        if shot.note and speak:
+            self.speaker.say(shot.note)
+        return shot.image, "object", {"shots": [shot], "facts": facts_of(shot.obj) if shot.obj else None}
 
     def _say_now(self, text: str, stops: int, speak: bool = True) -> int | None:
         """Interrupt whatever is being said and say ``text``, the answer to a press made when Stop

@@ -46,6 +46,10 @@ class Job:
     # worker is free, and a user's press interrupts it as "replaced", never as Stop.
     background: bool = False
     replaced: bool = False
+    # What the accessibility tree said of the object in ``image`` (describe/objects.ObjectFacts), and
+    # the objects captured (capture/accessible.ObjectShot): one, or each image of describe_images.
+    facts: object = None
+    shots: list = field(default_factory=list, repr=False)
 
 
 @dataclass

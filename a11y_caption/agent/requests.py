@@ -10,10 +10,12 @@ __all__ = ["BadRequest", "press_for"]
 
 SIMPLE = {"stop": "stop", "repeat": "repeat_last", "copy_last": "copy_last", "release": "release_model",
           "keys": "say_hotkeys"}
-SOURCES = ("screen", "window", "clipboard", "image")
+SOURCES = ("screen", "window", "clipboard", "image", "focus", "pointer", "images")
+OBJECTS = ("focus", "pointer", "images")  # described only, never read
 TASKS = (None, "photo", "screen", "window", "alt_text", "question")
 DESCRIBE = {"screen": "describe_screen", "window": "describe_window", "clipboard": "describe_clipboard",
-            "image": "describe_image"}
+            "image": "describe_image", "focus": "describe_focus", "pointer": "describe_pointer",
+            "images": "describe_images"}
 
 
 class BadRequest(Exception):
@@ -34,9 +36,12 @@ def press_for(request: dict, image: bytes | None, reply) -> Press:
         return Press("ask", question, reply=reply, speak=speak)
     source = request.get("source") or "screen"
     if source not in SOURCES:
-        raise BadRequest(f"Unknown source {source[:40]!r}; use screen, window, clipboard or an image.")
+        raise BadRequest(f"Unknown source {source[:40]!r}; use screen, window, clipboard, focus, pointer, "
+                         "images or an image.")
     picture = _picture(request, image) if source == "image" else None
     title = _title(request) if source == "image" else ""
+    if op == "read" and source in OBJECTS:
+        raise BadRequest("Read the window's text instead: a11y-caption read --window.")
     if op == "read":
         return Press("read_text", source=source, image=picture, reply=reply, speak=speak, title=title)
     task = request.get("task")

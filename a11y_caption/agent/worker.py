@@ -148,9 +148,14 @@ class Worker:
             self._say_for(job, "Loading the model.")
             if not self._load(announce=False, epoch=job.epoch if job.speak else -1) or job.stop.is_set():
                 return
+        if job.action == "describe_images":
+            self._describe_images(job)
+            return
         image, task, question, history, image_kind, screen_text = self._what_to_ask(job)
+        facts = job.facts if job.action != "ask" else None
         start = time.perf_counter()
-        generation = self.describer.describe(image, task, question, job.stop, history, image_kind, screen_text)
+        generation = self.describer.describe(image, task, question, job.stop, history, image_kind, screen_text,
+                                             facts)
         alt_text = job.action == "alt_text_to_clipboard"
         text = generation.collect().text if alt_text else self._spoken(job, generation)  # alt text: whole, then said
         self._log_generation(job, generation, start)
@@ -162,11 +167,41 @@ class Worker:
             job.reply.done(text=text, model=generation.model, seconds=round(time.perf_counter() - start, 3))
             return
         self.last = text
-        self._remember(job, image, task, question, image_kind, generation, text)
+        self._remember(job, image, task, question, image_kind, generation, text, facts)
         if job.reply is not None:
             grounded = {} if generation.screen_text is None else {"text_on_screen": generation.screen_text.as_json()}
+            if job.shots:  # an object: where it is and what the tree said of it
+                grounded.update(_object_json(job.shots[0]))
             job.reply.done(text=text, model=generation.model, seconds=round(time.perf_counter() - start, 3),
                            **grounded)
+
+    def _describe_images(self, job: Job) -> None:
+        """Each image of describe_images in turn, "Image 2 of 5." first; Stop ends the run, and the
+        last one described is what repeat says."""
+        from ..describe.objects import facts_of
+
+        rows, start = [], time.perf_counter()
+        for number, shot in enumerate(job.shots, 1):
+            title = f"Image {number} of {len(job.shots)}."
+            self._say_for(job, title)
+            if job.reply is not None:
+                job.reply.chunk(title + " ")
+            facts = facts_of(shot.obj)
+            generation = self.describer.describe(shot.image, "object", None, job.stop, facts=facts)
+            text = self._spoken(job, generation)
+            if job.stop.is_set():
+                return
+            if job.reply is not None:
+                job.reply.chunk("\n")
+            self.last = f"{title} {text}"
+            self._remember(job, shot.image, "object", None, "photo", generation, text, facts)
+            rows.append({"text": text, "model": generation.model, **_object_json(shot),
+                         **({} if generation.screen_text is None
+                            else {"text_on_screen": generation.screen_text.as_json()})})
+        if job.reply is not None:
+            job.reply.done(text="\n".join(f"Image {i} of {len(rows)}. {r['text']}" for i, r in enumerate(rows, 1)),
+                           model=rows[-1]["model"] if rows else "", images=rows,
+                           seconds=round(time.perf_counter() - start, 3))
 
     def _read_text(self, job: Job) -> None:
         text, lines = self.describer.read(job.image, "screen")
@@ -195,7 +230,7 @@ class Worker:
             return self.speaker.say_stream(chunks, epoch=job.epoch).strip()
         return "".join(chunks).strip()
 
-    def _remember(self, job: Job, image, task, question, image_kind, generation, text: str) -> None:
+    def _remember(self, job: Job, image, task, question, image_kind, generation, text: str, facts=None) -> None:
         """The conversation a follow-up question continues."""
         if job.action == "ask":
             self.conversation.turns.append((question, text))
@@ -206,7 +241,7 @@ class Worker:
         # The prompt the model was actually given (grounded: with the OCR lines), so that a
         # follow-up's conversation starts with the same tokens and reuses the kept cache.
         asked = prompt_for(Request(image, task, question, self.config.model.language or None,
-                                   screen_text=generation.screen_text))
+                                   screen_text=generation.screen_text, facts=facts.facts if facts else ()))
         # Follow-ups check their quotes against the first turn's text: the lines in its prompt, or
         # what OCR read to check its quotes (ground_in_ocr "check").
         self.conversation = Conversation(image, image_kind, [(asked, text)],
@@ -233,3 +268,8 @@ class Worker:
         # Counts and timings only: what was on screen is never logged.
         log.info("%s by %s: %d new tokens in %.2f s%s", job.action, generation.model, generation.new_tokens,
                  time.perf_counter() - start, " (stopped)" if job.stop.is_set() else "")
+
+
+def _object_json(shot) -> dict:
+    """An object's box on the screen and what the tree said of it (None: no tree answered)."""
+    return {"box": shot.box.as_json(), "object": shot.obj.as_json() if shot.obj is not None else None}

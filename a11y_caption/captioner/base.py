@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Captioner", "Description", "Generation", "GenerationOptions", "Request", "Task"]
 
-Task = Literal["screen", "window", "photo", "alt_text", "question", "read"]
+Task = Literal["screen", "window", "photo", "alt_text", "question", "read", "object"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,10 @@ class Request:
     # The image's pixel budget where the caller sets one (a screen grounded in OCR gets
     # [model] grounded_image_tokens); None: the backend's budget for the image's kind.
     pixels: int | None = None
+    # What the accessibility tree says of the object in the picture (task "object"), one fact a line
+    # ("Role: push button", "Name: none"): exact, so the model is told them and asked what the
+    # picture adds. Empty for every other picture.
+    facts: tuple[str, ...] = ()
 
     @property
     def is_screen(self) -> bool:

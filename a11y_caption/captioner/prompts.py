@@ -29,6 +29,12 @@ _PROMPTS = {
         "'picture of'. Include important text exactly."
     ),
     "read": "Read all the text in this image exactly, line by line, in reading order.",
+    "object": (
+        "This picture is one object cropped from a computer screen: a control, an icon, an image or "
+        "a chart. A blind user already knows what the accessibility tree says of it:\n{facts}\n"
+        "In one or two sentences say what the picture adds: what an icon shows, what an image or "
+        "chart depicts. Do not repeat those facts, and do not guess at text you cannot read."
+    ),
 }
 # Grounded: the image is too small for the model to read interface text, so it is not asked to.
 _GROUNDED_PROMPTS = {
@@ -41,6 +47,12 @@ _GROUNDED_PROMPTS = {
         "window is and what needs attention in it (a message, a dialog, an error). Be brief."
     ),
 }
+# An object where no accessibility tree answered: the area around the mouse pointer.
+_AREA = (
+    "This picture is the part of a computer screen around the mouse pointer, described for a blind "
+    "user. In one or two sentences say what is there: the control, icon, image or chart in the middle, "
+    "and its text exactly as written. Do not guess at text you cannot read."
+)
 _GROUND_RULE = (
     "Quote text only from the list below, exactly as it is written there, in double quotes; never "
     "quote text that is not in it. The text found on the image, in reading order, under where it is:"
@@ -80,6 +92,8 @@ def _instruction(request: Request, grounded: bool) -> str:
         text = request.question
     else:
         text = (_GROUNDED_PROMPTS if grounded else _PROMPTS).get(request.task, _PROMPTS[request.task])
+        if request.task == "object":
+            text = text.format(facts="\n".join(request.facts)) if request.facts else _AREA
     if request.language:
         text += f" Answer in {request.language}."
     return text

@@ -11,10 +11,11 @@ from PIL import Image
 
 from ..errors import CaptureError, ImageError, NoImageOnClipboard
 from ..images import normalize, open_image, pixel_bound
+from .accessible import capture_focus, capture_images, capture_pointer
 from .shot import WINDOW_NOT_ISOLATED, WindowShot
 
-__all__ = ["NO_DISPLAY", "WINDOW_NOT_ISOLATED", "WindowShot", "capture_window", "grab_clipboard_image", "grab_screen",
-           "permission_note"]
+__all__ = ["NO_DISPLAY", "capture_focus", "capture_images", "capture_pointer", "WINDOW_NOT_ISOLATED", "WindowShot", "capture_window", "grab_clipboard_image", "grab_screen",
+           "permission_note", "pointer_position"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def grab_screen(which: str = "pointer") -> Image.Image:
             monitors = sct.monitors
             if which == "all" or len(monitors) == 2:
                 return normalize(_rgb(sct.grab(monitors[0] if which == "all" else monitors[1])))
-            x, y = _pointer()
+            x, y = pointer_position()
             for mon in monitors[1:]:
                 if mon["left"] <= x < mon["left"] + mon["width"] and mon["top"] <= y < mon["top"] + mon["height"]:
                     return normalize(_rgb(sct.grab(mon)))
@@ -69,7 +70,8 @@ def grab_screen(which: str = "pointer") -> Image.Image:
         raise CaptureError("The screen could not be captured.") from e
 
 
-def _pointer() -> tuple[int, int]:
+def pointer_position() -> tuple[int, int]:
+    """Where the mouse pointer is, in screen pixels ((0, 0) where it cannot be known)."""
     try:
         from pynput.mouse import Controller
 

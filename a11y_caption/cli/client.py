@@ -169,6 +169,9 @@ def _reply_row(answer, label: str, label_key: str, more) -> dict:
     row = {label_key: label, "text": text.strip(), "model": done.get("model"), "seconds": done.get("seconds")}
     if done.get("text_on_screen") is not None:
         row["text_on_screen"] = done["text_on_screen"]
+    for key in ("box", "object", "images"):  # an object: where it is, what the tree said of it
+        if key in done:
+            row[key] = done[key]
     if done.get("lines") is not None:
         row = {label_key: label, "text": text, "lines": done["lines"], "seconds": done.get("seconds")}
     if more is not None:

@@ -62,8 +62,11 @@ def given(flag, setting):
 
 
 def capture_asked(args) -> str | None:
-    """"screen", "window" or "clipboard" when a capture was asked for, None for image files."""
-    capture = "screen" if args.screen else "window" if args.window else "clipboard" if args.clipboard else None
+    """"screen", "window", "clipboard", "focus", "pointer" or "images" when a capture was asked for,
+    None for image files."""
+    flags = (("screen", "screen"), ("window", "window"), ("clipboard", "clipboard"), ("focus", "focus"),
+             ("pointer", "pointer"), ("unlabeled_images", "images"))
+    capture = next((source for flag, source in flags if getattr(args, flag, False)), None)
     if capture is None and not args.images:
         raise A11yCaptionError("Give at least one image file, or --screen, --window or --clipboard.")
     return capture

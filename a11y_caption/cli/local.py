@@ -38,11 +38,36 @@ def describe_inputs(args):
         return [("window", window)]
     if args.clipboard:
         return [("clipboard", lambda: (grab_clipboard_image(), "photo", ""))]
+    objects = _object_inputs(args)
+    if objects is not None:
+        return objects
     return [(path_text(path), lambda p=path: (open_image(p), "photo", "")) for path in args.images]
 
 
+def _object_inputs(args):
+    """(label, loader) for the focused object, the one under the pointer, or each unlabeled image
+    (captured now, in one go); None where none of them was asked for. A loader gives the shot too."""
+    from ..capture import accessible
+
+    source = capture_asked(args)
+    if source not in ("focus", "pointer", "images"):
+        return None
+    if source == "images":
+        shots = accessible.capture_images()
+        return [(f"Image {n} of {len(shots)}", lambda s=shot: (s.image, "object", "", s))
+                for n, shot in enumerate(shots, 1)]
+    area = settings(args).capture
+    capture = accessible.capture_focus if source == "focus" else accessible.capture_pointer
+
+    def load():
+        shot = capture((area.pointer_width, area.pointer_height))
+        return shot.image, "object", shot.note, shot
+
+    return [(source, load)]
+
+
 def _each_image(args, inputs, speaker, handle) -> int:
-    """``handle(label, image, task)`` -> text, for each input in turn.
+    """``handle(label, image, task[, shot])`` -> text, for each input in turn (a shot: an object).
 
     A failing input is one line on stderr and one spoken sentence; the others still run. With
     --copy the last text goes to the clipboard. Returns the exit status.
@@ -51,11 +76,11 @@ def _each_image(args, inputs, speaker, handle) -> int:
     try:
         for label, load in inputs:
             try:
-                image, task, note = load()
+                image, task, note, *shot = load()
                 if note:
                     print(f"a11y-caption: {note}", file=sys.stderr)
                     speaker.say(note)
-                last = handle(label, image, task)
+                last = handle(label, image, task, *shot)
             except A11yCaptionError as e:
                 failures += 1
                 if args.debug:
@@ -97,17 +122,23 @@ def describe_images(args) -> int:
     speaker = open_speaker(one_voice(args, config.speech))
     describer = Describer(m)
 
-    def describe(label, image, task) -> str:
+    def describe(label, image, task, shot=None) -> str:
+        from ..describe.objects import facts_of
+
         kind = "screen" if task in ("screen", "window") else "photo"
+        facts = facts_of(shot.obj) if shot is not None and shot.obj is not None else None
         if args.alt_text:
             task = "alt_text"
         elif args.prompt:
             task = "question"
-        if len(inputs) > 1 and not args.json:
+        if shot is not None and len(inputs) > 1 and not args.json:
+            emit(f"{label}:\n")
+            speaker.say(f"{label}.")
+        elif len(inputs) > 1 and not args.json:
             _say_name(speaker, label)
         start = time.perf_counter()
         generation, cue = _started(describer, speaker, "" if m.server else m.name, lambda: describer.describe(
-            image, task, args.prompt, image_kind=kind))
+            image, task, args.prompt, image_kind=kind, facts=facts))
         chunks = cancelled_at_first(generation, cue)
         if args.json:
             text = speaker.say_stream(chunks).strip()
@@ -115,6 +146,8 @@ def describe_images(args) -> int:
                    "seconds": round(time.perf_counter() - start, 3)}
             if generation.screen_text is not None:  # a grounded description: the OCR lines it was given
                 row["text_on_screen"] = generation.screen_text.as_json()
+            if shot is not None:  # an object: where it is, and what the tree said of it
+                row.update(box=shot.box.as_json(), object=shot.obj.as_json() if shot.obj is not None else None)
             if args.tags:
                 row["tags"] = describer.tags(image)
             emit(json.dumps(row, ensure_ascii=False) + "\n")

@@ -136,8 +136,9 @@ def _common_flags(sp, *, model: bool = True) -> None:
     sp.add_argument("--transcript", metavar="FILE", help="append every spoken sentence to FILE")
 
 
-def _source_flags(sp) -> None:
-    """Image files, or one capture: the screen, the active window or the clipboard."""
+def _source_flags(sp, objects: bool = False) -> None:
+    """Image files, or one capture: the screen, the active window or the clipboard (and for
+    describe, ``objects``: what the accessibility tree shows)."""
     sp.add_argument("--local", action="store_true",
                     help="work in this process even when the agent is running (it loads the model itself)")
     sp.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
@@ -145,20 +146,27 @@ def _source_flags(sp) -> None:
     g.add_argument("--screen", action="store_true", help="capture the screen instead of reading files")
     g.add_argument("--window", action="store_true", help="capture the active window")
     g.add_argument("--clipboard", action="store_true", help="use the image on the clipboard")
+    if objects:
+        g.add_argument("--focus", action="store_true", help="the focused object (a control, an image), with "
+                       "what the accessibility tree says of it")
+        g.add_argument("--pointer", action="store_true", help="the object under the mouse pointer")
+        g.add_argument("--images", action="store_true", dest="unlabeled_images",
+                       help="each image of the active window that has no description")
 
 
 def _add_describe_and_read(sub) -> None:
     from ..config import DTYPES, QUANTIZE_MODES
 
     d = sub.add_parser("describe", help="describe images (or the screen) aloud", **page("describe"))
-    _source_flags(d)
+    _source_flags(d, objects=True)
     _common_flags(d)
     d.add_argument("--prompt", metavar="TEXT", help="ask this instead of the default description (chat models)")
     d.add_argument("--alt-text", action="store_true", help="write one concise sentence of alt text")
     d.add_argument("--language", help="answer language for chat models, e.g. German")
     d.add_argument("--copy", action="store_true", help="copy the (last) result to the clipboard")
     d.add_argument("--json", action="store_true", help="one JSON object per image: path, text, model, seconds "
-                   "(and text_on_screen, the OCR lines a grounded description was given)")
+                   "(and text_on_screen, the OCR lines a grounded description was given; for an object, "
+                   "box and object, what the accessibility tree said of it)")
     d.add_argument("--max-new-tokens", type=int, metavar="N", help="longest description in tokens, 1 to 4096")
     d.add_argument("--temperature", type=float, metavar="T", help="0 for greedy decoding, up to 2")
     d.add_argument("--beams", type=int, metavar="N", help="beam search width, 1 to 8 (1 streams speech)")

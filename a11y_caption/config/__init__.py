@@ -72,6 +72,9 @@ class SpeechConfig:
 @dataclass(frozen=True)
 class CaptureConfig:
     screen: str = "pointer"
+    # The area around the mouse pointer described where no accessibility tree answers, in pixels.
+    pointer_width: int = 400
+    pointer_height: int = 300
 
 
 @dataclass(frozen=True)

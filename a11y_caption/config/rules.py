@@ -54,6 +54,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("speech", "volume"): _between(0.0, 1.0),
     ("speech", "cli"): _one_of("auto", "print", "speak"),
     ("capture", "screen"): _one_of("pointer", "all", text="\"pointer\" or \"all\""),
+    ("capture", "pointer_width"): _between(32, 4096, " pixels"),
+    ("capture", "pointer_height"): _between(32, 4096, " pixels"),
     ("model", "device"): Rule(lambda v: _DEVICE.fullmatch(v) is not None, "one of auto, cpu, cuda, cuda:N or mps"),
     ("model", "quantize"): _one_of(*QUANTIZE_MODES),
     ("model", "dtype"): _one_of(*DTYPES),

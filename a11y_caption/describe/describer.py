@@ -22,6 +22,7 @@ from ..config import ModelConfig
 from ..errors import ModelNotFound, ServerUnreachable, log_unexpected
 from ..speech import WholeText
 from .grounding import Pending, QuoteChecker, ScreenText, screen_text_from
+from .objects import ObjectFacts, with_tree_text
 from .missing import TEXT_ONLY, cannot_follow, not_here
 
 __all__ = ["Describer"]
@@ -212,12 +213,15 @@ class Describer:
 
     def describe(self, image: Image.Image, task: Task = "photo", question: str | None = None,
                  stop: threading.Event | None = None, history: tuple[tuple[str, str], ...] = (),
-                 image_kind: str | None = None, screen_text: ScreenText | None = None) -> Generation:
+                 image_kind: str | None = None, screen_text: ScreenText | None = None,
+                 facts: ObjectFacts | None = None) -> Generation:
         """Start describing ``image``; iterate the result for text as it is produced. ``history``:
         earlier (question, answer) turns about this image, for a follow-up question; ``image_kind``:
         "screen" or "photo" where the task does not say (a question about a window);
         ``screen_text``: the OCR text of the first turn, for a follow-up of a grounded description
-        (OCR is not run again, and the answer's quotes are checked against it).
+        (OCR is not run again, and the answer's quotes are checked against it); ``facts``: what the
+        accessibility tree says of the object in the picture (task "object"), said first and told
+        to the model, its strings quotable.
 
         A grounded description (``ground_in_ocr``) runs OCR first, inside the iteration, so Stop
         cuts it; the result's ``screen_text`` is the text it was grounded in.
@@ -228,22 +232,25 @@ class Describer:
         stop = stop or threading.Event()
         subject = "screen" if image_kind == "screen" or task in ("screen", "window") else "image"
         blank = blank_description(image, subject)
-        if blank:
-            return Generation(_once(blank), stop, "blank check")
+        if blank:  # an object's tree facts still stand: "Push button, no label. The image is blank."
+            return Generation(_once(f"{facts.lead} {blank}" if facts else blank), stop, "blank check")
         self.load()
         if self.missing is not None and task == "alt_text":
             raise self.missing
-        request = Request(image, task, question, self.config.language or None, history, image_kind)
+        request = Request(image, task, question, self.config.language or None, history, image_kind,
+                          facts=facts.facts if facts else ())
         grounds = self._grounds(task, history, screen_text)
         if grounds == "prompt" and request.is_screen:  # prefill, generate and follow-ups: one budget
             request = replace(request, pixels=self.config.grounded_image_tokens * 28 * 28)
-        key = self._key(image, task, question, (history, image_kind, grounds))
+        key = self._key(image, task, question, (history, image_kind, grounds, facts))
         if key in self._cache:
             return self._cached(key, stop)
         name = self.captioner.name if self.captioner is not None else "ocr"
         outer: Generation
 
         def chunks() -> Iterator[str]:
+            if facts is not None:  # the tree's answer, at once, before the model has a word
+                yield WholeText(facts.lead + " ")
             if self.captioner is None:
                 # Never cached: once the model is pulled, the same image must get the model's answer.
                 yield self._text_found(image)
@@ -251,7 +258,7 @@ class Describer:
                 return
             if task == "question" and not self._answers_questions():
                 yield cannot_follow(self.captioner)  # then what it can do: its caption, or the text
-            yield from self._model_answer(outer, request, grounds, screen_text, key, stop)
+            yield from self._model_answer(outer, request, grounds, screen_text, key, stop, facts)
 
         outer = Generation(chunks(), stop, name)
         return outer
@@ -280,10 +287,11 @@ class Describer:
         return ("\n".join(lines) + "\n") if lines else "No text found.\n"
 
     def _model_answer(self, outer: Generation, request: Request, grounds: str | None,
-                      screen_text: ScreenText | None, key: bytes, stop: threading.Event) -> Iterator[str]:
+                      screen_text: ScreenText | None, key: bytes, stop: threading.Event,
+                      facts: ObjectFacts | None = None) -> Iterator[str]:
         """The model's answer to ``request``, grounded as ``grounds`` says; what is learnt on the way
         (the screen text, tokens, quotes replaced) goes on ``outer``. A complete answer is cached."""
-        grounded = self._grounded(outer, request, grounds, screen_text, stop)
+        grounded = self._grounded(outer, request, grounds, screen_text, stop, facts)
         if grounded is None:
             return  # stopped while reading
         asked, checker, pending = grounded
@@ -307,7 +315,8 @@ class Describer:
             self._remember(key, (outer.text, outer.screen_text))
 
     def _grounded(self, outer: Generation, request: Request, grounds: str | None, screen_text: ScreenText | None,
-                  stop: threading.Event) -> tuple[Request, QuoteChecker | None, Pending | None] | None:
+                  stop: threading.Event, facts: ObjectFacts | None = None,
+                  ) -> tuple[Request, QuoteChecker | None, Pending | None] | None:
         """What the model is asked, the checker of its quotes, and the OCR the quotes are checked
         against where it runs beside the model (``grounds`` "check"); None if Stop came while the
         screen's text was read for the prompt."""
@@ -318,6 +327,7 @@ class Describer:
                 return None
             if not screen.lines and request.task in ("photo", "alt_text"):
                 screen = None  # a photo without text: nothing to ground a photo description in
+            screen = with_tree_text(screen, facts)  # the tree's own strings are on the screen too
         if screen is not None:
             outer.screen_text = screen
             return replace(request, screen_text=screen), QuoteChecker(screen), None
@@ -368,9 +378,9 @@ class Describer:
         if history or task == "read" or not self._answers_questions():
             return None  # a follow-up is grounded by the first turn's text, or not at all
         mode = self.config.ground_in_ocr
-        if mode == "always" or (mode == "auto" and task in ("screen", "window", "question")):
+        if mode == "always" or (mode == "auto" and task in ("screen", "window", "question", "object")):
             return "prompt"
-        return "check" if mode == "check" and task in ("screen", "window", "question") else None
+        return "check" if mode == "check" and task in ("screen", "window", "question", "object") else None
 
     def _add_ocr(self, task: Task) -> bool:
         if task in ("alt_text", "question", "read") or self._text_only():

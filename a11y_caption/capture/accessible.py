@@ -1,0 +1,211 @@
+"""What the user is on: the focused object, the object under the mouse pointer and the unlabeled
+images of the active window, from the desktop's accessibility tree (the one the screen reader
+reads), each cropped at full resolution from the screen. Where no tree answers (no accessibility
+bus, a toolkit without one, a remote desktop), the area around the pointer is captured instead
+and one sentence says so.
+
+One small interface (``Tree``) and a module per platform: ``atspi`` (Linux, AT-SPI through
+PyGObject). Windows (UI Automation) and macOS (the AX API) have no module yet: there the tree
+"does not answer" and the pointer's area is used. The tree's text (names, labels) is screen
+content: it is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from PIL import Image
+
+from ..errors import CaptureError
+from ..images import normalize
+
+__all__ = ["NO_TREE", "AccessibleObject", "Box", "ObjectShot", "Tree", "capture_focus", "capture_images",
+           "capture_pointer", "is_unlabeled", "open_tree"]
+
+log = logging.getLogger(__name__)
+
+NO_TREE = "No accessibility tree answers here; describing the area around the pointer."
+NO_FOCUS = "The accessibility tree shows nothing with the focus; describing the area around the pointer."
+NO_IMAGES = "The active window has no images without a description."
+PAD = 8  # pixels around an object's box: its edge and a little of what surrounds it
+MAX_IMAGES = 20  # a page of a hundred thumbnails is described 20 at a time, not all
+MIN_SIDE = 8  # smaller than this is a spacer or a tracking pixel, not a picture
+
+# Names that say nothing of a picture: what toolkits and pages put where no one wrote one.
+_GENERIC = {"", "image", "img", "graphic", "picture", "photo", "icon", "unlabeled", "unlabelled", "untitled", "spacer"}
+_FILE_NAME = re.compile(r"^\S+\.(png|jpe?g|gif|svg|webp|bmp|ico|tiff?|avif)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in screen pixels (what mss captures)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    def padded(self, pad: int) -> "Box":
+        return Box(self.left - pad, self.top - pad, self.width + 2 * pad, self.height + 2 * pad)
+
+    def as_json(self) -> list[int]:
+        return [self.left, self.top, self.width, self.height]
+
+
+@dataclass(frozen=True)
+class AccessibleObject:
+    """One object of the tree as the screen reader knows it. Strings are the toolkit's, bounded."""
+
+    role: str  # "push button", "image", "check box" (AT-SPI's role names)
+    name: str = ""
+    description: str = ""
+    states: tuple[str, ...] = ()  # the ones a listener needs: "checked", "unavailable", "selected", ...
+    text: str = ""  # the object's own text (an entry's content, a paragraph), bounded
+    box: Box | None = None
+
+    def as_json(self) -> dict:
+        return {"role": self.role, "name": self.name, "description": self.description, "states": list(self.states),
+                "text": self.text, "box": self.box.as_json() if self.box else None}
+
+
+def is_unlabeled(obj: AccessibleObject) -> bool:
+    """Whether the object's name says nothing of it: empty, generic ("image", "graphic") or a file name."""
+    name = " ".join(obj.name.split()).casefold()
+    return name in _GENERIC or bool(_FILE_NAME.match(name)) or name.startswith(("http://", "https://", "data:"))
+
+
+@dataclass(frozen=True)
+class ObjectShot:
+    """A cropped object, what the tree says of it (None: no tree answered), and a sentence for the
+    user when the picture is not what was asked for (the pointer's area instead)."""
+
+    image: Image.Image = field(repr=False)
+    obj: AccessibleObject | None
+    box: Box
+    note: str = ""
+
+
+class Tree(Protocol):
+    """A desktop's accessibility tree. Each call answers within about a second or raises."""
+
+    def focused(self) -> AccessibleObject | None: ...
+
+    def at_point(self, x: int, y: int) -> AccessibleObject | None: ...
+
+    def images(self, limit: int) -> list[AccessibleObject]:
+        """The images of the active window, in the tree's order, at most ``limit``."""
+        ...
+
+
+def open_tree() -> Tree | None:
+    """This desktop's tree, or None where none answers (logged, never raised)."""
+    if not sys.platform.startswith("linux"):
+        return None  # UI Automation (Windows) and AX (macOS): not built yet
+    try:
+        from .atspi import AtspiTree
+
+        return AtspiTree.open()
+    except Exception:  # no PyGObject, no Atspi typelib, no accessibility bus
+        log.info("no accessibility tree answers", exc_info=log.isEnabledFor(logging.DEBUG))
+        return None
+
+
+def _ask(tree: Tree | None, call):
+    """The tree's answer, or None where it fails (a hung application, a bus that went away)."""
+    if tree is None:
+        return None
+    try:
+        return call(tree)
+    except Exception:
+        log.info("the accessibility tree did not answer", exc_info=log.isEnabledFor(logging.DEBUG))
+        return None
+
+
+def capture_focus(pointer_area: tuple[int, int] = (400, 300)) -> ObjectShot:
+    """The focused object, cropped; the pointer's area where no tree answers or nothing has focus."""
+    tree = open_tree()
+    obj = _ask(tree, lambda t: t.focused())
+    if obj is None or not _visible(obj.box):
+        return _pointer_area(pointer_area, NO_TREE if tree is None else NO_FOCUS)
+    return _shot(obj)
+
+
+def capture_pointer(pointer_area: tuple[int, int] = (400, 300)) -> ObjectShot:
+    """The object under the mouse pointer, cropped; the pointer's area where no tree answers there."""
+    x, y = _pointer()
+    tree = open_tree()
+    obj = _ask(tree, lambda t: t.at_point(x, y))
+    if obj is None or not _visible(obj.box):
+        return _pointer_area(pointer_area, NO_TREE if tree is None else "")
+    return _shot(obj)
+
+
+def capture_images(limit: int = MAX_IMAGES) -> list[ObjectShot]:
+    """Each image of the active window whose name says nothing of it, cropped, in the tree's order.
+
+    Raises:
+        CaptureError: no tree answers, or the window has no such image (the sentence says which).
+    """
+    tree = open_tree()
+    if tree is None:
+        raise CaptureError("No accessibility tree answers here, so images cannot be found.")
+    found = _ask(tree, lambda t: t.images(limit * 5))
+    if found is None:
+        raise CaptureError("The accessibility tree did not answer; try again.")
+    unlabeled = [o for o in found if is_unlabeled(o) and _visible(o.box)
+                 and o.box.width >= MIN_SIDE and o.box.height >= MIN_SIDE][:limit]
+    if not unlabeled:
+        raise CaptureError(NO_IMAGES)
+    return [_shot(o, pad=0) for o in unlabeled]
+
+
+def _visible(box: Box | None) -> bool:
+    return box is not None and box.width > 1 and box.height > 1
+
+
+def _shot(obj: AccessibleObject, pad: int = PAD) -> ObjectShot:
+    image, box = _grab(obj.box.padded(pad))
+    return ObjectShot(image, obj, box)
+
+
+def _pointer_area(size: tuple[int, int], note: str) -> ObjectShot:
+    x, y = _pointer()
+    width, height = size
+    image, box = _grab(Box(x - width // 2, y - height // 2, width, height))
+    return ObjectShot(image, None, box, note)
+
+
+def _pointer() -> tuple[int, int]:
+    from . import pointer_position
+
+    return pointer_position()
+
+
+def _grab(box: Box) -> tuple[Image.Image, Box]:
+    """``box`` of the desktop at full resolution, clipped to the desktop."""
+    import mss
+
+    from ..session import display_server
+
+    if display_server() == "wayland":  # the tree's boxes and mss both need X11 (or XWayland's own windows)
+        raise CaptureError("Describing an object needs an X11 session for now; describe the window instead.")
+
+    try:
+        with mss.MSS() as sct:
+            whole = sct.monitors[0]
+            left, top = max(box.left, whole["left"]), max(box.top, whole["top"])
+            right = min(box.left + box.width, whole["left"] + whole["width"])
+            bottom = min(box.top + box.height, whole["top"] + whole["height"])
+            if right - left < 2 or bottom - top < 2:
+                raise CaptureError("The object is off the screen.")
+            shot = sct.grab({"left": left, "top": top, "width": right - left, "height": bottom - top})
+            image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+            return normalize(image), Box(left, top, right - left, bottom - top)
+    except CaptureError:
+        raise
+    except Exception as e:  # mss.exception.ScreenShotError, no display ...
+        raise CaptureError("The screen could not be captured.") from e

@@ -1,0 +1,164 @@
+"""Describing what the user is on, against a real accessibility tree: Xvfb, a private D-Bus session
+bus, at-spi2-core's bus launcher and a real GTK 3 window (tests/atspi_app.py), read through
+PyGObject's Atspi as Orca reads it. The window has an icon-only button without a label (focused at
+start), a labelled button, an entry with text, an image without a name and one named "Sales chart".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Desktop, run_cli
+from screen_readers import PrivateBus, _stop_group
+from test_agent import agent_factory, wordy_qwen  # noqa: F401 (fixtures)
+
+from a11y_caption.capture.accessible import NO_TREE, AccessibleObject, is_unlabeled
+from a11y_caption.captioner.base import Request
+from a11y_caption.captioner.prompts import prompt_for
+from a11y_caption.describe.objects import TREE, facts_of
+
+HERE = Path(__file__).resolve().parent
+LAUNCHER = "/usr/libexec/at-spi-bus-launcher"
+PAD = 8
+
+
+def _require_atspi() -> None:
+    try:
+        import gi
+
+        gi.require_version("Atspi", "2.0")
+        gi.require_version("Gtk", "3.0")
+        ok = os.path.exists(LAUNCHER)
+    except (ImportError, ValueError):
+        ok = False
+    if not ok:
+        message = "AT-SPI missing: PyGObject, at-spi2-core, gir1.2-atspi-2.0, gir1.2-gtk-3.0 (make test installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+class AtspiDesktop:
+    """Xvfb with openbox, a private session bus with the accessibility bus on it, and the GTK window."""
+
+    def __init__(self, tmp_path: Path):
+        _require_atspi()
+        self.desktop = Desktop()
+        self.bus = PrivateBus()
+        self.env = {**self.desktop.env, "DBUS_SESSION_BUS_ADDRESS": self.bus.address, "NO_AT_BRIDGE": "",
+                    "GTK_A11Y": ""}
+        env = {**os.environ, **self.env}
+        env.pop("NO_AT_BRIDGE")
+        self.launcher = subprocess.Popen([LAUNCHER, "--launch-immediately"], env=env, start_new_session=True,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ready = tmp_path / "app-ready"
+        self.app = subprocess.Popen([sys.executable, str(HERE / "atspi_app.py"), str(ready)], env=env,
+                                    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.desktop.wait_for(lambda: ready.exists() and ready.read_text().endswith("\n"), timeout=30)
+        self.boxes = json.loads(ready.read_text())
+
+    def key(self, chord: str) -> None:
+        self.desktop.key(chord)
+
+    def close(self) -> None:
+        for p in (self.app, self.launcher):
+            _stop_group(p)
+        self.bus.close()
+        self.desktop.close()
+
+
+@pytest.fixture
+def tree(tmp_path):
+    d = AtspiDesktop(tmp_path)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def _describe(tree, model: Path, *flags: str, env: dict | None = None):
+    out = run_cli("describe", *flags, "--json", "--local", "--model", str(model), "--max-new-tokens", "4",
+                  env={**(env if env is not None else tree.env)})
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()], out.stderr
+
+
+def _padded(box: list[int]) -> list[int]:
+    x, y, w, h = box
+    return [x - PAD, y - PAD, w + 2 * PAD, h + 2 * PAD]
+
+
+def test_focus_crops_the_focused_control_and_grounds_the_prompt_in_its_tree_facts(tree, tiny_qwen):
+    [row], _ = _describe(tree, tiny_qwen, "--focus")
+    assert row["object"]["role"] == "push button" and row["object"]["name"] == ""
+    assert row["object"]["box"] == tree.boxes["icon_button"]  # the tree's box is GTK's own
+    assert row["box"] == _padded(tree.boxes["icon_button"])  # cropped at full resolution, padded
+    assert row["text"].startswith("Push button, no label.")  # said at once, before the model's words
+
+    tree.key("Tab")  # the focus moves to "Save report": the next press describes that
+    tree.desktop.wait_for(lambda: _describe(tree, tiny_qwen, "--focus")[0][0]["object"]["name"] == "Save report")
+    [row], _ = _describe(tree, tiny_qwen, "--focus")
+    assert row["box"] == _padded(tree.boxes["save"])
+    assert row["text"].startswith("Push button, Save report.")
+    # The tree's name is exact screen text: it is in the lines the model may quote.
+    assert {"text": "Save report", "position": TREE} in row["text_on_screen"]
+
+
+def test_pointer_describes_the_object_under_the_mouse(tree, tiny_qwen):
+    x, y, w, h = tree.boxes["named_image"]
+    tree.desktop.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2))
+    [row], _ = _describe(tree, tiny_qwen, "--pointer")
+    assert row["object"]["name"] == "Sales chart" and row["object"]["role"] == "icon"
+    assert row["box"] == _padded(tree.boxes["named_image"])
+    x, y, w, h = tree.boxes["entry"]
+    tree.desktop.run("xdotool", "mousemove", str(x + 20), str(y + h // 2))
+    [row], _ = _describe(tree, tiny_qwen, "--pointer")
+    assert row["object"]["role"] == "text" and row["object"]["text"] == "Quarterly sales 2026"
+    assert {"text": "Quarterly sales 2026", "position": TREE} in row["text_on_screen"]
+
+
+def test_images_finds_exactly_the_images_without_a_description(tree, tiny_qwen):
+    rows, _ = _describe(tree, tiny_qwen, "--images")
+    assert [r["box"] for r in rows] == [tree.boxes["unnamed_image"]]  # not "Sales chart", not the icon button
+    assert rows[0]["object"]["name"] == ""
+
+
+def test_without_a_tree_the_area_around_the_pointer_is_described_and_said(desktop, tiny_qwen):
+    desktop.run("xdotool", "mousemove", "600", "400")
+    rows, stderr = _describe(desktop, tiny_qwen, "--focus", env={**desktop.env, "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent"})
+    assert NO_TREE in stderr
+    assert rows[0]["object"] is None and rows[0]["box"] == [400, 250, 400, 300]
+    out = run_cli("describe", "--images", "--local", "--model", str(tiny_qwen),
+                  env={**desktop.env, "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent"})
+    assert out.returncode != 0 and "No accessibility tree answers here" in out.stderr
+
+
+def test_the_focus_key_in_the_agent_says_the_tree_facts_first(tree, agent_factory, wordy_qwen):  # noqa: F811
+    agent = agent_factory(wordy_qwen, env={"DBUS_SESSION_BUS_ADDRESS": tree.bus.address})
+    tree.key("ctrl+alt+shift+f")
+    cue = agent.wait_line(lambda line: line == "Describing the focus.")
+    agent.wait_line(lambda line: line.startswith("Push button, no label."), after=cue + 1)
+    tree.key("ctrl+alt+shift+i")
+    cue = agent.wait_line(lambda line: line == "Finding images.", after=cue + 1)
+    agent.wait_line(lambda line: line == "Image 1 of 1.", after=cue + 1)
+    tree.desktop.wait_for(lambda: agent.generations()[-1:] == ["describe_images"])
+
+
+def test_unlabeled_names_and_the_facts_a_prompt_carries():
+    for name in ("", "  ", "image", "Graphic", "IMG_2041.JPG", "https://example.org/a.png", "icon"):
+        assert is_unlabeled(AccessibleObject("image", name)), name
+    for name in ("Sales chart", "Save report", "png files"):
+        assert not is_unlabeled(AccessibleObject("image", name)), name
+    facts = facts_of(AccessibleObject("check box", "Remember me", states=("checked",)))
+    assert facts.lead == "Check box, Remember me, checked."
+    prompt = prompt_for(Request(None, "object", facts=facts.facts))
+    assert "Role: check box" in prompt and "Name: Remember me" in prompt and "States: checked" in prompt
+    assert facts_of(AccessibleObject("push button")).lead == "Push button, no label."
+    # Hostile strings from the tree stay data: one line, bounded, never a format field.
+    odd = facts_of(AccessibleObject("push button", "{facts} \x1b[2J"))
+    assert "{facts}" in prompt_for(Request(None, "object", facts=odd.facts))
