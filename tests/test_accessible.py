@@ -46,9 +46,9 @@ def _require_atspi() -> None:
 class AtspiDesktop:
     """Xvfb with openbox, a private session bus with the accessibility bus on it, and the GTK window."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, desktop: Desktop):
         _require_atspi()
-        self.desktop = Desktop()
+        self.desktop = desktop  # the same display the agent's hotkeys listen on
         self.bus = PrivateBus()
         self.env = {**self.desktop.env, "DBUS_SESSION_BUS_ADDRESS": self.bus.address, "NO_AT_BRIDGE": "",
                     "GTK_A11Y": ""}
@@ -69,12 +69,11 @@ class AtspiDesktop:
         for p in (self.app, self.launcher):
             _stop_group(p)
         self.bus.close()
-        self.desktop.close()
 
 
 @pytest.fixture
-def tree(tmp_path):
-    d = AtspiDesktop(tmp_path)
+def tree(tmp_path, desktop):
+    d = AtspiDesktop(tmp_path, desktop)
     try:
         yield d
     finally:
@@ -145,8 +144,17 @@ def test_the_focus_key_in_the_agent_says_the_tree_facts_first(tree, agent_factor
     agent.wait_line(lambda line: line.startswith("Push button, no label."), after=cue + 1)
     tree.key("ctrl+alt+shift+i")
     cue = agent.wait_line(lambda line: line == "Finding images.", after=cue + 1)
-    agent.wait_line(lambda line: line == "Image 1 of 1.", after=cue + 1)
+    said = agent.wait_line(lambda line: line == "Image 1 of 1.", after=cue + 1)
     tree.desktop.wait_for(lambda: agent.generations()[-1:] == ["describe_images"])
+    described = agent.wait_line(lambda line: True, after=said + 1)
+    tree.key("ctrl+alt+shift+l")  # repeat says the last image again, with its number
+    agent.wait_line(lambda line: line.startswith("Image 1 of 1.") and len(line) > len("Image 1 of 1."),
+                    after=described + 1)
+    x, y, w, h = tree.boxes["save"]
+    tree.desktop.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2))
+    tree.key("ctrl+alt+shift+p")
+    cue = agent.wait_line(lambda line: line == "Describing under the pointer.")
+    agent.wait_line(lambda line: line.startswith("Push button, Save report."), after=cue + 1)
 
 
 def test_unlabeled_names_and_the_facts_a_prompt_carries():

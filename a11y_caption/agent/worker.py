@@ -186,9 +186,10 @@ class Worker:
             self._say_for(job, title)
             if job.reply is not None:
                 job.reply.chunk(title + " ")
-            facts = facts_of(shot.obj)
+            facts, began = facts_of(shot.obj), time.perf_counter()
             generation = self.describer.describe(shot.image, "object", None, job.stop, facts=facts)
             text = self._spoken(job, generation)
+            self._log_generation(job, generation, began)
             if job.stop.is_set():
                 return
             if job.reply is not None:

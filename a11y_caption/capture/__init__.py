@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..errors import CaptureError, ImageError, NoImageOnClipboard
 from ..images import normalize, open_image, pixel_bound
-from .accessible import capture_focus, capture_images, capture_pointer
+from .accessible import capture_focus, capture_images, capture_pointer, pointer_position
 from .shot import WINDOW_NOT_ISOLATED, WindowShot
 
 __all__ = ["NO_DISPLAY", "capture_focus", "capture_images", "capture_pointer", "WINDOW_NOT_ISOLATED", "WindowShot", "capture_window", "grab_clipboard_image", "grab_screen",
@@ -68,16 +68,6 @@ def grab_screen(which: str = "pointer") -> Image.Image:
             return normalize(_rgb(sct.grab(monitors[1])))
     except Exception as e:  # mss.exception.ScreenShotError, no display ...
         raise CaptureError("The screen could not be captured.") from e
-
-
-def pointer_position() -> tuple[int, int]:
-    """Where the mouse pointer is, in screen pixels ((0, 0) where it cannot be known)."""
-    try:
-        from pynput.mouse import Controller
-
-        return tuple(int(v) for v in Controller().position)
-    except Exception:
-        return (0, 0)
 
 
 def capture_window() -> WindowShot:

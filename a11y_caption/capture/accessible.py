@@ -13,15 +13,14 @@ content: it is never logged.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from PIL import Image
 
 from ..errors import CaptureError
 from ..images import normalize
+from .tree import AccessibleObject, Box, Tree, is_unlabeled
 
 __all__ = ["NO_TREE", "AccessibleObject", "Box", "ObjectShot", "Tree", "capture_focus", "capture_images",
            "capture_pointer", "is_unlabeled", "open_tree"]
@@ -35,48 +34,6 @@ PAD = 8  # pixels around an object's box: its edge and a little of what surround
 MAX_IMAGES = 20  # a page of a hundred thumbnails is described 20 at a time, not all
 MIN_SIDE = 8  # smaller than this is a spacer or a tracking pixel, not a picture
 
-# Names that say nothing of a picture: what toolkits and pages put where no one wrote one.
-_GENERIC = {"", "image", "img", "graphic", "picture", "photo", "icon", "unlabeled", "unlabelled", "untitled", "spacer"}
-_FILE_NAME = re.compile(r"^\S+\.(png|jpe?g|gif|svg|webp|bmp|ico|tiff?|avif)$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Box:
-    """A rectangle in screen pixels (what mss captures)."""
-
-    left: int
-    top: int
-    width: int
-    height: int
-
-    def padded(self, pad: int) -> "Box":
-        return Box(self.left - pad, self.top - pad, self.width + 2 * pad, self.height + 2 * pad)
-
-    def as_json(self) -> list[int]:
-        return [self.left, self.top, self.width, self.height]
-
-
-@dataclass(frozen=True)
-class AccessibleObject:
-    """One object of the tree as the screen reader knows it. Strings are the toolkit's, bounded."""
-
-    role: str  # "push button", "image", "check box" (AT-SPI's role names)
-    name: str = ""
-    description: str = ""
-    states: tuple[str, ...] = ()  # the ones a listener needs: "checked", "unavailable", "selected", ...
-    text: str = ""  # the object's own text (an entry's content, a paragraph), bounded
-    box: Box | None = None
-
-    def as_json(self) -> dict:
-        return {"role": self.role, "name": self.name, "description": self.description, "states": list(self.states),
-                "text": self.text, "box": self.box.as_json() if self.box else None}
-
-
-def is_unlabeled(obj: AccessibleObject) -> bool:
-    """Whether the object's name says nothing of it: empty, generic ("image", "graphic") or a file name."""
-    name = " ".join(obj.name.split()).casefold()
-    return name in _GENERIC or bool(_FILE_NAME.match(name)) or name.startswith(("http://", "https://", "data:"))
-
 
 @dataclass(frozen=True)
 class ObjectShot:
@@ -87,18 +44,6 @@ class ObjectShot:
     obj: AccessibleObject | None
     box: Box
     note: str = ""
-
-
-class Tree(Protocol):
-    """A desktop's accessibility tree. Each call answers within about a second or raises."""
-
-    def focused(self) -> AccessibleObject | None: ...
-
-    def at_point(self, x: int, y: int) -> AccessibleObject | None: ...
-
-    def images(self, limit: int) -> list[AccessibleObject]:
-        """The images of the active window, in the tree's order, at most ``limit``."""
-        ...
 
 
 def open_tree() -> Tree | None:
@@ -136,7 +81,7 @@ def capture_focus(pointer_area: tuple[int, int] = (400, 300)) -> ObjectShot:
 
 def capture_pointer(pointer_area: tuple[int, int] = (400, 300)) -> ObjectShot:
     """The object under the mouse pointer, cropped; the pointer's area where no tree answers there."""
-    x, y = _pointer()
+    x, y = pointer_position()
     tree = open_tree()
     obj = _ask(tree, lambda t: t.at_point(x, y))
     if obj is None or not _visible(obj.box):
@@ -173,16 +118,20 @@ def _shot(obj: AccessibleObject, pad: int = PAD) -> ObjectShot:
 
 
 def _pointer_area(size: tuple[int, int], note: str) -> ObjectShot:
-    x, y = _pointer()
+    x, y = pointer_position()
     width, height = size
     image, box = _grab(Box(x - width // 2, y - height // 2, width, height))
     return ObjectShot(image, None, box, note)
 
 
-def _pointer() -> tuple[int, int]:
-    from . import pointer_position
+def pointer_position() -> tuple[int, int]:
+    """Where the mouse pointer is, in screen pixels ((0, 0) where it cannot be known)."""
+    try:
+        from pynput.mouse import Controller
 
-    return pointer_position()
+        return tuple(int(v) for v in Controller().position)
+    except Exception:
+        return (0, 0)
 
 
 def _grab(box: Box) -> tuple[Image.Image, Box]:

@@ -8,9 +8,10 @@ hostile or huge.
 
 from __future__ import annotations
 
+import os
 import threading
 
-from .accessible import AccessibleObject, Box
+from .tree import AccessibleObject, Box
 
 __all__ = ["AtspiTree"]
 
@@ -27,6 +28,36 @@ _SAID_STATES = (("checked", "checked"), ("pressed", "pressed"), ("selected", "se
                 ("expanded", "expanded"), ("required", "required"), ("invalid_entry", "invalid"))
 
 
+def bus_address() -> str | None:
+    """The accessibility bus's address where one answers, else None; asked with a timeout.
+
+    libatspi ends the whole process (``g_error``) when it cannot reach the bus, so the bus is found
+    and reached here first, the way libatspi finds it: ``AT_SPI_BUS_ADDRESS``, else ``org.a11y.Bus``
+    on the session bus (which starts the launcher where the desktop can). The X root window's
+    ``AT_SPI_BUS`` property, which libatspi reads before the session bus, may be stale; the address
+    checked here is pinned in ``AT_SPI_BUS_ADDRESS`` so libatspi uses the bus that answered.
+    """
+    import gi
+
+    gi.require_version("Gio", "2.0")
+    from gi.repository import Gio, GLib
+
+    flags = Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
+    address = os.environ.get("AT_SPI_BUS_ADDRESS") or None
+    try:
+        if address is None:
+            session = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+            reply = session.call_sync("org.a11y.Bus", "/org/a11y/bus", "org.a11y.Bus", "GetAddress", None,
+                                      GLib.VariantType.new("(s)"), Gio.DBusCallFlags.NONE, TIMEOUT_MS, None)
+            address = reply.unpack()[0] or None
+        if address is None:
+            return None
+        Gio.DBusConnection.new_for_address_sync(address, flags, None, None).close_sync(None)
+    except GLib.Error:  # no session bus, no launcher, a dead socket
+        return None
+    return address
+
+
 def _atspi():
     global _READY
     import gi
@@ -36,6 +67,10 @@ def _atspi():
 
     with _INIT:
         if not _READY:
+            address = bus_address()
+            if address is None:
+                raise LookupError("no accessibility bus answers")
+            os.environ["AT_SPI_BUS_ADDRESS"] = address
             Atspi.init()
             Atspi.set_timeout(TIMEOUT_MS, 3 * TIMEOUT_MS)
             _READY = True

@@ -123,8 +123,7 @@ class Describer:
         return self._ocr_alongside
 
     def clear_cache(self) -> None:
-        """Forget every answer kept for an image seen again: the next description of it runs the
-        model (the bench times that)."""
+        """Forget every kept answer: the next description of an image runs the model (the bench times it)."""
         self._cache.clear()
 
     def _text_only(self) -> bool:
@@ -192,8 +191,7 @@ class Describer:
         return screen
 
     def _settle(self) -> None:
-        """Wait for a prefill that a stopped description left running: the model is never run by
-        two threads at once."""
+        """Wait for a prefill that a stopped description left running: the model never runs twice at once."""
         if self._prefilling is not None:
             self._prefilling.join()
             self._prefilling = None
@@ -219,9 +217,8 @@ class Describer:
         earlier (question, answer) turns about this image, for a follow-up question; ``image_kind``:
         "screen" or "photo" where the task does not say (a question about a window);
         ``screen_text``: the OCR text of the first turn, for a follow-up of a grounded description
-        (OCR is not run again, and the answer's quotes are checked against it); ``facts``: what the
-        accessibility tree says of the object in the picture (task "object"), said first and told
-        to the model, its strings quotable.
+        (OCR is not run again, and the answer's quotes are checked against it); ``facts``: the tree's
+        facts of an object (task "object"), said first, told to the model, its strings quotable.
 
         A grounded description (``ground_in_ocr``) runs OCR first, inside the iteration, so Stop
         cuts it; the result's ``screen_text`` is the text it was grounded in.
@@ -287,8 +284,7 @@ class Describer:
         return ("\n".join(lines) + "\n") if lines else "No text found.\n"
 
     def _model_answer(self, outer: Generation, request: Request, grounds: str | None,
-                      screen_text: ScreenText | None, key: bytes, stop: threading.Event,
-                      facts: ObjectFacts | None = None) -> Iterator[str]:
+                      screen_text: ScreenText | None, key: bytes, stop: threading.Event, facts=None) -> Iterator[str]:
         """The model's answer to ``request``, grounded as ``grounds`` says; what is learnt on the way
         (the screen text, tokens, quotes replaced) goes on ``outer``. A complete answer is cached."""
         grounded = self._grounded(outer, request, grounds, screen_text, stop, facts)
@@ -315,8 +311,7 @@ class Describer:
             self._remember(key, (outer.text, outer.screen_text))
 
     def _grounded(self, outer: Generation, request: Request, grounds: str | None, screen_text: ScreenText | None,
-                  stop: threading.Event, facts: ObjectFacts | None = None,
-                  ) -> tuple[Request, QuoteChecker | None, Pending | None] | None:
+                  stop: threading.Event, facts=None) -> tuple[Request, QuoteChecker | None, Pending | None] | None:
         """What the model is asked, the checker of its quotes, and the OCR the quotes are checked
         against where it runs beside the model (``grounds`` "check"); None if Stop came while the
         screen's text was read for the prompt."""
@@ -378,9 +373,9 @@ class Describer:
         if history or task == "read" or not self._answers_questions():
             return None  # a follow-up is grounded by the first turn's text, or not at all
         mode = self.config.ground_in_ocr
-        if mode == "always" or (mode == "auto" and task in ("screen", "window", "question", "object")):
-            return "prompt"
-        return "check" if mode == "check" and task in ("screen", "window", "question", "object") else None
+        on_screen = task in ("screen", "window", "question", "object")
+        return "prompt" if mode == "always" or (mode == "auto" and on_screen) else \
+            "check" if mode == "check" and on_screen else None
 
     def _add_ocr(self, task: Task) -> bool:
         if task in ("alt_text", "question", "read") or self._text_only():

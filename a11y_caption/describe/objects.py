@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..capture.accessible import AccessibleObject, is_unlabeled
+from ..capture.tree import AccessibleObject, is_unlabeled
 from ..captioner.screen_text import ScreenLine, ScreenText
 
 __all__ = ["TREE", "ObjectFacts", "facts_of", "with_tree_text"]
