@@ -17,7 +17,7 @@ from conftest import Desktop, run_cli
 from screen_readers import PrivateBus, _stop_group
 from test_agent import agent_factory, wordy_qwen  # noqa: F401 (fixtures)
 
-from a11y_caption.capture.accessible import NO_TREE, AccessibleObject, is_unlabeled
+from a11y_caption.capture.accessible import NO_FOCUS, NO_TREE, AccessibleObject, is_unlabeled
 from a11y_caption.captioner.base import Request
 from a11y_caption.captioner.prompts import prompt_for
 from a11y_caption.describe.objects import TREE, facts_of
@@ -108,6 +108,17 @@ def test_focus_crops_the_focused_control_and_grounds_the_prompt_in_its_tree_fact
     assert {"text": "Save report", "position": TREE} in row["text_on_screen"]
 
 
+def test_focus_in_a_window_without_a_tree_is_said_not_taken_from_a_window_behind(tree, tiny_qwen):
+    """The GTK window behind still has a focused button; the user is on the xmessage window, which
+    has no accessibility: that is said, and the pointer's area described."""
+    tree.desktop.spawn(["xmessage", "-geometry", "+500+400", "No tree here"])
+    tree.desktop.wait_for(lambda: "xmessage" in tree.desktop.run("xdotool", "getactivewindow", "getwindowname").stdout)
+    tree.desktop.run("xdotool", "mousemove", "600", "450")
+    [row], stderr = _describe(tree, tiny_qwen, "--focus")
+    assert NO_FOCUS in stderr and row["object"] is None
+    assert row["box"] == [400, 300, 400, 300]
+
+
 def test_pointer_describes_the_object_under_the_mouse(tree, tiny_qwen):
     x, y, w, h = tree.boxes["named_image"]
     tree.desktop.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2))
@@ -170,3 +181,29 @@ def test_unlabeled_names_and_the_facts_a_prompt_carries():
     # Hostile strings from the tree stay data: one line, bounded, never a format field.
     odd = facts_of(AccessibleObject("push button", "{facts} \x1b[2J"))
     assert "{facts}" in prompt_for(Request(None, "object", facts=odd.facts))
+
+
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_where_no_tree_is_built_yet_the_pointer_area_is_described_and_said(monkeypatch, platform):
+    """Windows (UI Automation) and macOS (AX) have no tree module yet: there a press describes the
+    area around the pointer and says why, and --images is one sentence, never a traceback."""
+    from PIL import Image
+
+    from a11y_caption.capture import accessible
+    from a11y_caption.capture.tree import Box
+    from a11y_caption.errors import CaptureError
+
+    grabbed = []
+
+    def grab(box):
+        grabbed.append(box)
+        return Image.new("RGB", (box.width, box.height), "white"), box
+
+    monkeypatch.setattr(accessible.sys, "platform", platform)
+    monkeypatch.setattr(accessible, "_grab", grab)
+    monkeypatch.setattr(accessible, "pointer_position", lambda: (500, 300))
+    assert accessible.open_tree() is None
+    for shot in (accessible.capture_focus((200, 100)), accessible.capture_pointer((200, 100))):
+        assert shot.obj is None and shot.note == NO_TREE and shot.box == Box(400, 250, 200, 100)
+    with pytest.raises(CaptureError, match="No accessibility tree answers here"):
+        accessible.capture_images()

@@ -28,7 +28,8 @@ def bench(tiny_models, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         isolate_home(mp, tmp_path)  # a module fixture is made before each test's own isolated_home
         r = run_cli("bench", "--json", "--cache-dir", str(cache), "--new-tokens", "6", "--image-tokens", "64,128",
-                    "--precisions", "int8,int4,fp32", "--plot", str(plot), "--report", str(report), timeout=600)
+                    "--precisions", "int8,int4,fp32", "--plot", str(plot), "--report", str(report), timeout=600,
+                    env={"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent", "AT_SPI_BUS_ADDRESS": ""})  # no tree
     return SimpleNamespace(r=r, plot=plot, report=report)
 
 
@@ -67,6 +68,8 @@ def test_json_rows_for_every_variant_in_order(out):
         ("qwen2-vl-2b", "baseline (float32, default image size, no streaming)"),
         ("qwen2-vl-2b", "int8, 64 image tokens"), ("qwen2-vl-2b", "int8, 128 image tokens"),
         ("qwen2-vl-2b", "int8, 128 image tokens, grounded"), ("qwen2-vl-2b", "follow-up question"),
+        ("qwen2-vl-2b", "object: icon 64x64"), ("qwen2-vl-2b", "object: chart 400x300"),
+        ("qwen2-vl-2b", "object: screen 1280x800"),
         ("qwen2-vl-2b", "int4, 64 image tokens"), ("qwen2-vl-2b", "int4, 128 image tokens"),
         ("qwen2-vl-2b", "fp32, 64 image tokens"), ("qwen2-vl-2b", "fp32, 128 image tokens"),
         # The kernel the product does not choose, where it can run (AVX-512 VNNI): measured beside it
@@ -196,3 +199,30 @@ def test_the_prefill_operations_are_counted_from_the_layers_that_ran(tiny_models
     counted = PrefillOps(model)
     captioner.generate(request, GenerationOptions(max_new_tokens=3)).collect()
     assert counted.ops == pytest.approx(expected) and expected > 0
+
+
+def test_the_object_rows_time_each_natural_size_and_say_the_tree_first(out):
+    """The full bench's object rows (object_rows.py): an icon, a chart and a screen at their own
+    sizes, each with the tree's facts said before the model's first word; no tree answers here."""
+    rows = [r for r in out.rows if r["variant"].startswith("object: ")]
+    assert [r["variant"] for r in rows] == ["object: icon 64x64", "object: chart 400x300", "object: screen 1280x800"]
+    icon, chart, screen = rows
+    assert 0 < icon["image_tokens"] < chart["image_tokens"] <= screen["image_tokens"]
+    for r in rows:
+        assert 0 <= r["tree_facts_said_s"] < r["time_to_first_word_s"], r  # the tree's words first
+        assert r["tree_facts_said_s"] < r["time_to_first_token_s"] <= r["total_s"], r
+    assert chart["grounded_lines"] >= 1  # the chart's title and labels were read and given to the model
+    assert icon["tree"] == "no accessibility tree answers here"
+
+
+def test_bench_objects_runs_the_object_rows_alone(tiny_models, tmp_path, isolated_home):
+    cache = tmp_path / "replicas"
+    shutil.copytree(tiny_models["qwen2-vl-2b"], cache / "qwen2-vl-2b")
+    r = run_cli("bench", "--objects", "--json", "--cache-dir", str(cache), "--new-tokens", "4",
+                env={"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent"}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    machine, *rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert machine["model"] == "machine"
+    assert [row["variant"] for row in rows] == ["object: icon 64x64", "object: chart 400x300",
+                                                "object: screen 1280x800"]
+    assert all(row["peak_rss_mb"] > 0 for row in rows)

@@ -11,7 +11,7 @@ import sys
 from .baseline import baseline
 from .rows import KEYS, Row, say
 from .server_overhead import server_overhead
-from .timed import first_load, idle_agent, one_description, ours
+from .timed import first_load, idle_agent, objects, one_description, ours
 
 __all__ = ["child", "run_child"]
 
@@ -54,6 +54,8 @@ def child(spec: dict) -> list[Row]:
         return [one_description(spec)]
     if kind in ("chat-baseline", "blip-baseline"):
         return [baseline(spec)]
+    if kind == "objects":
+        return objects(spec)
     if kind == "server-overhead":
         return [server_overhead(spec)]
     return ours(spec)

@@ -35,6 +35,8 @@ def run_bench(args) -> int:
         f"{machine['int8_gops']:.0f} GOP/s; replicas in {cache}")
     if args.json:
         print(json.dumps(machine), flush=True)
+    if getattr(args, "objects", False):
+        return _objects_bench(cache, args)
     # The bench keeps its own int8 copies (int8_store), so that it can time a first load without
     # touching the user's, and a kept-copy load after it.
     os.environ["XDG_CACHE_HOME"] = str(cache / "kept-int8")
@@ -51,6 +53,21 @@ def run_bench(args) -> int:
     if args.report:
         Path(args.report).write_text(report(rows, args, machine))
         say(f"wrote {args.report}")
+    return 0
+
+
+def _objects_bench(cache: Path, args) -> int:
+    """``bench --objects``: Qwen2-VL-2B at the default precision, the object rows only (object_rows.py)."""
+    from .fixtures import default_precision
+
+    folder, source = _weights("qwen2-vl-2b", cache)
+    rows = run_child({"model": "qwen2-vl-2b", "folder": str(folder), "source": source, "new_tokens": args.new_tokens,
+                      "kind": "objects", "precision": default_precision()})
+    for row in rows:
+        if args.json:
+            print(json.dumps(row.as_json()), flush=True)
+    if not args.json:
+        print(table(rows))
     return 0
 
 

@@ -12,9 +12,10 @@ from .fixtures import (
     TimingVoice, blip_patches, cold, default_budget, default_precision, model_config, photo, screenshot,
 )
 from .machine import int8_kernel, peak_rss_mb, rss_mb
+from .object_rows import object_rows
 from .rows import BENCH_MODELS, Row
 
-__all__ = ["first_load", "idle_agent", "one_description", "ours", "PrefillOps"]
+__all__ = ["first_load", "idle_agent", "objects", "one_description", "ours", "PrefillOps"]
 
 
 def first_load(spec: dict) -> Row:
@@ -72,6 +73,17 @@ def ours(spec: dict) -> list[Row]:
     rows[-1].extra["identical_image_s"] = _identical_image_s(describer, image, task)
     if chat and not spec.get("kernel"):
         rows[-1].extra["press_to_model_start_s"] = press_to_model_start(describer, image)
+    if chat and spec["model"] == "qwen2-vl-2b" and spec["precision"] == default_precision() and not spec.get("kernel"):
+        rows += object_rows(spec, describer)
+    for row in rows:
+        row.peak_rss_mb = peak_rss_mb()
+    return rows
+
+
+def objects(spec: dict) -> list[Row]:
+    """``bench --objects``: the object rows alone (object_rows.py), on the warm model."""
+    describer, _, _ = _loaded_and_warm(spec, "screen")
+    rows = object_rows(spec, describer)
     for row in rows:
         row.peak_rss_mb = peak_rss_mb()
     return rows

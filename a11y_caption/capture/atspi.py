@@ -93,7 +93,7 @@ class AtspiTree:
 
     # -- the three questions ------------------------------------------------------------------
     def focused(self) -> AccessibleObject | None:
-        for window in self._windows(active_first=True):
+        for window in self._windows(active_only=True):
             found = self._find(window, states=(self._a.StateType.FOCUSED,), limit=1)
             if found:
                 return self._object(found[0])
@@ -101,7 +101,7 @@ class AtspiTree:
 
     def at_point(self, x: int, y: int) -> AccessibleObject | None:
         screen = self._a.CoordType.SCREEN
-        for window in self._windows(active_first=True):
+        for window in self._windows(active_only=False):
             if not self._contains(window, x, y):
                 continue
             node, depth = window, 0
@@ -116,14 +116,14 @@ class AtspiTree:
 
     def images(self, limit: int) -> list[AccessibleObject]:
         roles = (self._a.Role.IMAGE, self._a.Role.ICON, self._a.Role.CANVAS)
-        for window in self._windows(active_first=True):
+        for window in self._windows(active_only=True):
             return [self._object(n) for n in self._find(window, roles=roles, limit=limit)
                     if self._has(n, self._a.StateType.SHOWING)]
         return []
 
     # -- the tree -----------------------------------------------------------------------------
-    def _windows(self, active_first: bool) -> list:
-        """The top-level windows: the active one alone where there is one, else every showing one."""
+    def _windows(self, active_only: bool) -> list:
+        """The top-level windows: the active one alone, or (not ``active_only``) every showing one."""
         desktop = self._a.get_desktop(0)
         windows = []
         for i in range(min(desktop.get_child_count(), 200)):
@@ -138,7 +138,12 @@ class AtspiTree:
             except Exception:  # an application that went away or hangs: the others still answer
                 continue
         active = [w for w in windows if self._has(w, self._a.StateType.ACTIVE)]
-        return active if active_first and active else [w for w in windows if self._has(w, self._a.StateType.SHOWING)]
+        if not active_only:  # the active window first, then the other showing ones
+            return active + [w for w in windows if w not in active and self._has(w, self._a.StateType.SHOWING)]
+        # Only the active window: a window behind it keeps a focused control and images of its own,
+        # which are not what the user is on. No active window in the tree (a terminal without
+        # accessibility, a remote desktop has the focus): nothing.
+        return active
 
     def _find(self, root, states=(), roles=(), limit: int = 1) -> list:
         """Objects under ``root`` with all ``states`` and any of ``roles``: by Collection, else a walk."""

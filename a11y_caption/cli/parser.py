@@ -260,5 +260,7 @@ def _add_bench(sub) -> None:
     b.add_argument("--no-baseline", action="store_true", help="skip the slow naive baseline")
     b.add_argument("--plot", metavar="PNG", help="also plot time to first word against image tokens (needs matplotlib)")
     b.add_argument("--report", metavar="MD", help="also write the results as Markdown (docs/PERFORMANCE.md)")
+    b.add_argument("--objects", action="store_true", help="time describing what you are on instead (--focus, "
+                   "--pointer, --images): a 64x64 icon, a 400x300 chart, a 1280x800 screen, and the tree's own cost")
     b.add_argument("--index", action="store_true", help="time the folder index instead: images per minute, "
                    "batched or not, and a second unchanged run over 1,000 files")
