@@ -207,3 +207,18 @@ def test_where_no_tree_is_built_yet_the_pointer_area_is_described_and_said(monke
         assert shot.obj is None and shot.note == NO_TREE and shot.box == Box(400, 250, 200, 100)
     with pytest.raises(CaptureError, match="No accessibility tree answers here"):
         accessible.capture_images()
+
+
+def test_a_small_object_has_its_quotes_checked_beside_the_model_not_ocr_in_the_prompt():
+    """OCR costs the same at any size; an icon costs the model almost nothing: its OCR runs beside
+    the model (grounds "check"), a chart's goes into the prompt first."""
+    from PIL import Image
+
+    from a11y_caption.describe.objects import SMALL_OBJECT, grounding_of
+
+    icon, chart = Image.new("RGB", (64, 64)), Image.new("RGB", (400, 300))
+    assert grounding_of("prompt", "object", icon) == "check"
+    assert grounding_of("prompt", "object", chart) == "prompt"
+    assert grounding_of("prompt", "object", Image.new("RGB", (SMALL_OBJECT, 20))) == "prompt"
+    assert grounding_of("prompt", "screen", icon) == "prompt"  # a screen is never "small"
+    assert grounding_of(None, "object", icon) is None  # grounding switched off stays off

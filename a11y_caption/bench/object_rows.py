@@ -66,6 +66,7 @@ def object_rows(spec: dict, describer) -> list[Row]:
 
     captioner, saved = describer.captioner, describer.config
     describer.config = replace(describer.config, ground_in_ocr="auto")
+    describer.ocr, describer.ocr_alongside  # loaded with the model, as the agent does, before any press
     rows = []
     for label, image, obj in _objects():
         facts = facts_of(obj)

@@ -22,7 +22,7 @@ from ..config import ModelConfig
 from ..errors import ModelNotFound, ServerUnreachable, log_unexpected
 from ..speech import WholeText
 from .grounding import Pending, QuoteChecker, ScreenText, screen_text_from
-from .objects import ObjectFacts, with_tree_text
+from .objects import ObjectFacts, grounding_of, with_tree_text
 from .missing import TEXT_ONLY, cannot_follow, not_here
 
 __all__ = ["Describer"]
@@ -81,8 +81,7 @@ class Describer:
             # Grounded descriptions read: load the readers they use now, not at a press.
             if c.ground_in_ocr != "check":
                 self.ocr
-            if c.ground_in_ocr == "check" or self.ocr_runs_beside_model():
-                self.ocr_alongside
+            self.ocr_alongside  # "check", OCR beside the model, and a small object's quote check
 
     def release(self) -> None:
         """Free the model's memory; the next description loads it again."""
@@ -153,10 +152,8 @@ class Describer:
 
     def read_screen_text(self, image: Image.Image, stop: threading.Event | None = None) -> ScreenText | None:
         """The text on ``image`` with where each line is, for grounding; None if ``stop`` was set first.
-
         OCR cannot be interrupted, so it runs on a thread of its own and this waits on ``stop`` too:
-        Stop is answered at once, and the abandoned read ends by itself a second or so later.
-        """
+        Stop is answered at once, and the abandoned read ends by itself a second or so later."""
         pending = self._pending_screen_text(image, stop or threading.Event(), self.ocr)
         screen = pending.get()
         if pending.error is not None:
@@ -191,14 +188,15 @@ class Describer:
         return screen
 
     def _settle(self) -> None:
-        """Wait for a prefill that a stopped description left running: the model never runs twice at once."""
+        """Wait for a prefill a stopped description left running: the model never runs twice at once."""
         if self._prefilling is not None:
             self._prefilling.join()
             self._prefilling = None
 
     @staticmethod
-    def _pending_screen_text(image: Image.Image, stop: threading.Event, reader) -> Pending:
-        return Pending(lambda: screen_text_from(reader.read_boxed_lines(image), image.size), stop, "a11y-ocr")
+    def _pending_screen_text(image: Image.Image, stop: threading.Event, reader, facts=None) -> Pending:
+        return Pending(lambda: with_tree_text(screen_text_from(reader.read_boxed_lines(image), image.size), facts),
+                       stop, "a11y-ocr")
 
     def read(self, image: Image.Image, subject: str = "image") -> tuple[str, list[str]]:
         """What reading ``image`` aloud says, and the lines found: a blank image is said to be blank
@@ -236,7 +234,7 @@ class Describer:
             raise self.missing
         request = Request(image, task, question, self.config.language or None, history, image_kind,
                           facts=facts.facts if facts else ())
-        grounds = self._grounds(task, history, screen_text)
+        grounds = grounding_of(self._grounds(task, history, screen_text), task, image)
         if grounds == "prompt" and request.is_screen:  # prefill, generate and follow-ups: one budget
             request = replace(request, pixels=self.config.grounded_image_tokens * 28 * 28)
         key = self._key(image, task, question, (history, image_kind, grounds, facts))
@@ -327,7 +325,7 @@ class Describer:
             outer.screen_text = screen
             return replace(request, screen_text=screen), QuoteChecker(screen), None
         if grounds == "check":
-            pending = self._pending_screen_text(request.image, stop, self.ocr_alongside)
+            pending = self._pending_screen_text(request.image, stop, self.ocr_alongside, facts)
             return request, QuoteChecker(pending), pending
         return request, None, None
 
