@@ -111,6 +111,19 @@ def test_an_answer_from_the_cache_is_spoken_whole_and_a_model_stream_early():
     assert _heard(describer.describe(photo, "alt_text")) == [caption], "the same answer, from the cache"
 
 
+def test_the_tree_facts_are_said_at_once_and_the_model_still_gets_its_early_first_words():
+    """A focused object: the tree's sentence is whole and said first; the model's first six words
+    after it are still said before its first full stop, not held back because something was said."""
+    from a11y_caption.capture.tree import AccessibleObject
+    from a11y_caption.describe.objects import facts_of
+
+    describer = Describer(ModelConfig(name="words"))
+    describer.captioner = WordByWord("a red car parked on the side of a street")
+    photo = Image.frombytes("RGB", (64, 48), random.Random(1).randbytes(64 * 48 * 3))
+    heard = _heard(describer.describe(photo, "object", facts=facts_of(AccessibleObject("push button"))))
+    assert heard == ["Push button, no label.", "a red car parked on the", "side of a street"]
+
+
 def test_a_slow_stream_of_words_still_gets_its_first_piece_after_six_words():
     voice = Recorder()
     speaker = Speaker(voice)

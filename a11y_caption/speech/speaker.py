@@ -74,7 +74,9 @@ class SentenceSplitter:
                 parts.append(self._buffer[:cut])
                 self._buffer = self._buffer[cut + 1:]
         out = [p.strip() for p in parts if p.strip()]
-        self._released = self._released or bool(out)
+        # Whole text said first (an object's tree facts, "Push button, no label.") does not use up
+        # the early release: the model's first words after it are still said before its full stop.
+        self._released = self._released or (bool(out) and not rest)
         return out
 
     def flush(self) -> str | None:
