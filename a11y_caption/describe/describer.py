@@ -326,7 +326,8 @@ class Describer:
             return replace(request, screen_text=screen), QuoteChecker(screen), None
         if grounds == "check":
             pending = self._pending_screen_text(request.image, stop, self.ocr_alongside, facts)
-            return request, QuoteChecker(pending), pending
+            outer.screen_text = with_tree_text(None, facts)  # a small object: its tree strings, in the prompt
+            return replace(request, screen_text=outer.screen_text), QuoteChecker(pending), pending
         return request, None, None
 
     @staticmethod
