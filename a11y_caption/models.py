@@ -26,25 +26,36 @@ class KnownModel:
     download: str  # size of the files `models pull` fetches
     memory: str  # resident memory when loaded as the defaults load it
     note: str
+    spoken: str  # what a voice calls it: "Qwen2-VL 2B" (never the hub id, letter by letter)
 
 
 KNOWN_MODELS = (
     KnownModel("qwen2-vl-2b", "Qwen/Qwen2-VL-2B-Instruct", "4.4 GB", "about 5 GB (bf16/fp32 mix), 3 GB int8",
-               "default; describes screens and reads large text"),
-    KnownModel("qwen2.5-vl-3b", "Qwen/Qwen2.5-VL-3B-Instruct", "7.5 GB", "about 8 GB", "better reading, slower"),
-    KnownModel("smolvlm", "HuggingFaceTB/SmolVLM-256M-Instruct", "0.5 GB", "about 1 GB", "smallest chat model"),
-    KnownModel("qwen3-vl-2b", "Qwen/Qwen3-VL-2B-Instruct", "4.3 GB", "about 3 GB int8", "newer Qwen; reads screens"),
+               "default; describes screens and reads large text",
+               "Qwen2-VL 2B"),
+    KnownModel("qwen2.5-vl-3b", "Qwen/Qwen2.5-VL-3B-Instruct", "7.5 GB", "about 8 GB", "better reading, slower",
+               "Qwen2.5-VL 3B"),
+    KnownModel("smolvlm", "HuggingFaceTB/SmolVLM-256M-Instruct", "0.5 GB", "about 1 GB", "smallest chat model",
+               "SmolVLM 256M"),
+    KnownModel("qwen3-vl-2b", "Qwen/Qwen3-VL-2B-Instruct", "4.3 GB", "about 3 GB int8", "newer Qwen; reads screens",
+               "Qwen3-VL 2B"),
     KnownModel("internvl3-2b", "OpenGVLab/InternVL3-2B-hf", "4.2 GB", "about 3 GB int8",
-               "reads documents and screens as well as qwen2-vl-2b (published scores)"),
-    KnownModel("internvl3-1b", "OpenGVLab/InternVL3-1B-hf", "1.9 GB", "about 1.5 GB int8", "small; reads large text"),
+               "reads documents and screens as well as qwen2-vl-2b (published scores)",
+               "InternVL3 2B"),
+    KnownModel("internvl3-1b", "OpenGVLab/InternVL3-1B-hf", "1.9 GB", "about 1.5 GB int8", "small; reads large text",
+               "InternVL3 1B"),
     KnownModel("smolvlm2-500m", "HuggingFaceTB/SmolVLM2-500M-Video-Instruct", "1.0 GB", "about 1 GB int8",
-               "small chat model"),
+               "small chat model",
+               "SmolVLM2 500M"),
     KnownModel("lfm2-vl-450m", "LiquidAI/LFM2-VL-450M", "0.9 GB", "about 1 GB int8",
-               "small and fast; LFM Open License (not Apache)"),
+               "small and fast; LFM Open License (not Apache)",
+               "LFM2-VL 450M"),
     KnownModel("blip-base", "Salesforce/blip-image-captioning-base", "0.9 GB", "about 1 GB",
-               "fast photo captions; cannot read text (OCR is added)"),
+               "fast photo captions; cannot read text (OCR is added)",
+               "BLIP base"),
     KnownModel("blip-large", "Salesforce/blip-image-captioning-large", "1.8 GB", "about 2 GB",
-               "better photo captions; cannot read text"),
+               "better photo captions; cannot read text",
+               "BLIP large"),
 )
 
 # Only what from_pretrained needs: configs, tokenizer files, chat template and safetensors weights.

@@ -7,32 +7,18 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from ..errors import IncompleteModel, ModelNotFound
-from ..models import canonical_id
+from ..models import KNOWN_MODELS, canonical_id
 
 __all__ = ["TEXT_ONLY", "cannot_follow", "not_here", "spoken_name"]
 
 # Said after the text of a later description while the model is still missing.
 TEXT_ONLY = "Text only."
 
-# The known models (models.KNOWN_MODELS) by the names people use for them.
-_SPOKEN = {
-    "Qwen/Qwen2-VL-2B-Instruct": "Qwen2-VL 2B",
-    "Qwen/Qwen2.5-VL-3B-Instruct": "Qwen2.5-VL 3B",
-    "HuggingFaceTB/SmolVLM-256M-Instruct": "SmolVLM 256M",
-    "Qwen/Qwen3-VL-2B-Instruct": "Qwen3-VL 2B",
-    "OpenGVLab/InternVL3-2B-hf": "InternVL3 2B",
-    "OpenGVLab/InternVL3-1B-hf": "InternVL3 1B",
-    "HuggingFaceTB/SmolVLM2-500M-Video-Instruct": "SmolVLM2 500M",
-    "LiquidAI/LFM2-VL-450M": "LFM2-VL 450M",
-    "Salesforce/blip-image-captioning-base": "BLIP base",
-    "Salesforce/blip-image-captioning-large": "BLIP large",
-}
-
-
 def spoken_name(model: str) -> str:
     """"the Qwen2-VL 2B model" for a known model (hub id or alias), else "the model NAME" with the
     last part of the id or folder."""
-    known = _SPOKEN.get(canonical_id(model))
+    repo_id = canonical_id(model)
+    known = next((k.spoken for k in KNOWN_MODELS if k.repo_id == repo_id), None)
     return f"the {known} model" if known else f"the model {_last_part(model)}"
 
 
