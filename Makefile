@@ -8,7 +8,8 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 SYSTEM_PACKAGES := xvfb xdotool xclip x11-utils espeak-ng sox openbox fonts-dejavu-core fonts-urw-base35 \
 	speech-dispatcher speech-dispatcher-espeak-ng dbus strace \
 	sway grim foot wl-clipboard libglib2.0-bin dconf-gsettings-backend gnome-settings-daemon-common \
-	at-spi2-core gir1.2-atspi-2.0 gir1.2-gtk-3.0 libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev
+	at-spi2-core gir1.2-atspi-2.0 gir1.2-gtk-3.0 libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev \
+	chromium
 ATSPI_FILES := /usr/libexec/at-spi-bus-launcher /usr/lib/*/girepository-1.0/Atspi-2.0.typelib \
 	/usr/lib/*/girepository-1.0/Gtk-3.0.typelib
 MEDIA_KEYS_SCHEMA := /usr/share/glib-2.0/schemas/org.gnome.settings-daemon.plugins.media-keys.gschema.xml
@@ -55,7 +56,8 @@ voice:
 # Desktop tools for the end-to-end tests (virtual X server, key presses, clipboard, speech, a private
 # speech-dispatcher and D-Bus for the screen reader tests, strace for the system-call network audit;
 # headless sway, grim and foot for Wayland; gsettings with dconf for GNOME's shortcuts; the AT-SPI
-# bus, its typelibs and what PyGObject builds against, for the accessibility-tree tests). Before
+# bus, its typelibs and what PyGObject builds against, and Chromium, for the accessibility-tree
+# tests). Before
 # `setup`: pip builds PyGObject from source against them.
 system-packages:
 	@if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null || ! command -v xclip >/dev/null \
@@ -64,7 +66,8 @@ system-packages:
 	    || ! command -v dbus-daemon >/dev/null || ! command -v strace >/dev/null \
 	    || ! command -v sway >/dev/null || ! command -v grim >/dev/null || ! command -v foot >/dev/null || ! command -v wl-copy >/dev/null \
 	    || ! command -v gsettings >/dev/null || ! ls $(MEDIA_KEYS_SCHEMA) /usr/lib/*/gio/modules/libdconfsettings.so >/dev/null 2>&1 \
-	    || ! ls $(ATSPI_FILES) >/dev/null 2>&1 || ! pkg-config --exists gobject-introspection-1.0 cairo 2>/dev/null; then \
+	    || ! ls $(ATSPI_FILES) >/dev/null 2>&1 || ! pkg-config --exists gobject-introspection-1.0 cairo 2>/dev/null \
+	    || ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def _require_atspi() -> None:
 class AtspiDesktop:
     """Xvfb with openbox, a private session bus with the accessibility bus on it, and the GTK window."""
 
-    def __init__(self, tmp_path: Path, desktop: Desktop):
+    def __init__(self, tmp_path: Path, desktop: Desktop, app: str = "gtk"):
         _require_atspi()
         self.desktop = desktop  # the same display the agent's hotkeys listen on
         self.bus = PrivateBus()
@@ -56,11 +57,40 @@ class AtspiDesktop:
         env.pop("NO_AT_BRIDGE")
         self.launcher = subprocess.Popen([LAUNCHER, "--launch-immediately"], env=env, start_new_session=True,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.app = self._chromium(tmp_path, env) if app == "chromium" else self._gtk(tmp_path, env)
+
+    def _gtk(self, tmp_path: Path, env: dict) -> subprocess.Popen:
         ready = tmp_path / "app-ready"
-        self.app = subprocess.Popen([sys.executable, str(HERE / "atspi_app.py"), str(ready)], env=env,
-                                    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        app = subprocess.Popen([sys.executable, str(HERE / "atspi_app.py"), str(ready)], env=env,
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.desktop.wait_for(lambda: ready.exists() and ready.read_text().endswith("\n"), timeout=30)
         self.boxes = json.loads(ready.read_text())
+        return app
+
+    def _chromium(self, tmp_path: Path, env: dict) -> subprocess.Popen:
+        """Chromium showing WEB_PAGE. It puts its tree on the bus where the bus says a screen reader
+        runs (org.a11y.Status ScreenReaderEnabled, which Orca sets) or ACCESSIBILITY_ENABLED is 1."""
+        if shutil.which("chromium") is None:
+            message = "chromium missing (make test installs it)"
+            pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+        self.desktop.wait_for(lambda: subprocess.run(
+            ["dbus-send", "--session", "--print-reply", "--dest=org.a11y.Bus", "/org/a11y/bus",
+             "org.freedesktop.DBus.Properties.Set", "string:org.a11y.Status", "string:ScreenReaderEnabled",
+             "variant:boolean:true"], env=env, capture_output=True).returncode == 0, timeout=10)
+        page = _web_page(tmp_path)
+        app = subprocess.Popen(["chromium", "--no-sandbox", "--force-renderer-accessibility", "--no-first-run",
+                                "--disable-gpu", "--password-store=basic", "--noerrdialogs",
+                                f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-position=0,0",
+                                "--window-size=1000,700", page.as_uri()],
+                               env={**env, "ACCESSIBILITY_ENABLED": "1"}, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def ready() -> bool:  # the page's images are in the tree: what --images finds, by OCR alone
+            out = run_cli("describe", "--images", "--json", "--local", "--model", "ocr", env=self.env)
+            return out.returncode == 0 and len(out.stdout.splitlines()) == 2
+
+        self.desktop.wait_for(ready, timeout=90, interval=0.5)
+        return app
 
     def key(self, chord: str) -> None:
         self.desktop.key(chord)
@@ -71,9 +101,39 @@ class AtspiDesktop:
         self.bus.close()
 
 
+def _web_page(folder: Path) -> Path:
+    """A page with four pictures: no alt, a real alt, a file name as alt, and alt="" (decorative,
+    which a browser leaves out of its tree), and a button."""
+    from PIL import Image, ImageDraw
+
+    for name, colour in (("chart.png", (40, 90, 160)), ("sales.png", (160, 60, 40)),
+                         ("IMG_2041.JPG", (30, 140, 60)), ("rule.png", (120, 120, 120))):
+        picture = Image.new("RGB", (160, 120), "white")
+        ImageDraw.Draw(picture).rectangle((20, 20, 140, 100), fill=colour)
+        picture.save(folder / name, "JPEG" if name.endswith(".JPG") else "PNG")
+    page = folder / "page.html"
+    page.write_text("""<!doctype html><html lang="en"><head><title>Report page</title></head><body>
+<h1>Quarterly report</h1>
+<p><img src="chart.png" width="160" height="120"></p>
+<p><img src="sales.png" alt="Sales chart" width="160" height="120"></p>
+<p><img src="IMG_2041.JPG" alt="IMG_2041.JPG" width="160" height="120"></p>
+<p><img src="rule.png" alt="" width="160" height="120"></p>
+<p><button>Go</button></p></body></html>""")
+    return page
+
+
 @pytest.fixture
 def tree(tmp_path, desktop):
     d = AtspiDesktop(tmp_path, desktop)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def web(tmp_path, desktop):
+    d = AtspiDesktop(tmp_path, desktop, app="chromium")
     try:
         yield d
     finally:
@@ -138,6 +198,23 @@ def test_images_finds_exactly_the_images_without_a_description(tree, tiny_qwen):
     assert rows[0]["object"]["name"] == ""
 
 
+def test_a_web_page_in_chromium_its_images_without_alt_text_and_its_focused_button(web, tiny_qwen):
+    rows, _ = _describe(web, tiny_qwen, "--images")
+    # Not "Sales chart", not the decorative alt="": the one without alt (Chromium names it by its
+    # own offer to describe it) and the one whose alt is a file name, top to bottom.
+    assert [r["object"]["name"] for r in rows] == ["To get missing image descriptions, open the context menu.",
+                                                   "IMG_2041.JPG"]
+    assert all(r["object"]["role"] == "image" and r["box"] == r["object"]["box"] for r in rows)  # not padded
+    assert all(abs(r["box"][2] - 160) <= 2 and abs(r["box"][3] - 120) <= 2 for r in rows), rows
+    assert rows[0]["box"][1] < rows[1]["box"][1]
+    assert rows[0]["text"].startswith("Image, no label.")
+    web.key("Tab")  # from the page to its one control
+    web.desktop.wait_for(lambda: (_describe(web, tiny_qwen, "--focus")[0][0]["object"] or {}).get("name") == "Go")
+    [row], _ = _describe(web, tiny_qwen, "--focus")
+    assert row["object"]["role"] == "push button" and row["box"] == _padded(row["object"]["box"])
+    assert row["text"].startswith("Push button, Go.")  # its text, also "Go", is not said twice
+
+
 def test_without_a_tree_the_area_around_the_pointer_is_described_and_said(desktop, tiny_qwen):
     desktop.run("xdotool", "mousemove", "600", "400")
     rows, stderr = _describe(desktop, tiny_qwen, "--focus", env={**desktop.env, "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent"})
@@ -171,6 +248,8 @@ def test_the_focus_key_in_the_agent_says_the_tree_facts_first(tree, agent_factor
 def test_unlabeled_names_and_the_facts_a_prompt_carries():
     for name in ("", "  ", "image", "Graphic", "IMG_2041.JPG", "https://example.org/a.png", "icon"):
         assert is_unlabeled(AccessibleObject("image", name)), name
+    placeholder = AccessibleObject("image", "To get missing image descriptions, open the context menu.")
+    assert is_unlabeled(placeholder) and facts_of(placeholder).lead == "Image, no label."  # Chromium's
     for name in ("Sales chart", "Save report", "png files"):
         assert not is_unlabeled(AccessibleObject("image", name)), name
     facts = facts_of(AccessibleObject("check box", "Remember me", states=("checked",)))
@@ -178,6 +257,7 @@ def test_unlabeled_names_and_the_facts_a_prompt_carries():
     prompt = prompt_for(Request(None, "object", facts=facts.facts))
     assert "Role: check box" in prompt and "Name: Remember me" in prompt and "States: checked" in prompt
     assert facts_of(AccessibleObject("push button")).lead == "Push button, no label."
+    assert facts_of(AccessibleObject("push button", "Go", text=" Go ")).lead == "Push button, Go."
     # Hostile strings from the tree stay data: one line, bounded, never a format field.
     odd = facts_of(AccessibleObject("push button", "{facts} \x1b[2J"))
     assert "{facts}" in prompt_for(Request(None, "object", facts=odd.facts))

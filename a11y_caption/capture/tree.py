@@ -7,10 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["AccessibleObject", "Box", "Tree", "is_unlabeled"]
+__all__ = ["AccessibleObject", "Box", "Tree", "is_unlabeled", "own_name"]
 
 # Names that say nothing of a picture: what toolkits and pages put where no one wrote one.
 _GENERIC = {"", "image", "img", "graphic", "picture", "photo", "icon", "unlabeled", "unlabelled", "untitled", "spacer"}
+# What browsers put in place of a missing name: Chromium names an <img> without alt by its own
+# offer to describe it (seen in Chromium 156's tree), and "Unlabeled image"/"Unlabeled graphic".
+_PLACEHOLDERS = {"to get missing image descriptions, open the context menu.", "unlabeled image",
+                 "unlabeled graphic", "unlabelled image", "unlabelled graphic"}
 _FILE_NAME = re.compile(r"^\S+\.(png|jpe?g|gif|svg|webp|bmp|ico|tiff?|avif)$", re.IGNORECASE)
 
 
@@ -49,7 +53,14 @@ class AccessibleObject:
 def is_unlabeled(obj: AccessibleObject) -> bool:
     """Whether the object's name says nothing of it: empty, generic ("image", "graphic") or a file name."""
     name = " ".join(obj.name.split()).casefold()
-    return name in _GENERIC or bool(_FILE_NAME.match(name)) or name.startswith(("http://", "https://", "data:"))
+    return (name in _GENERIC or name in _PLACEHOLDERS or bool(_FILE_NAME.match(name))
+            or name.startswith(("http://", "https://", "data:")))
+
+
+def own_name(obj: AccessibleObject) -> str:
+    """The object's name, on one line; "" where it is a browser's placeholder for a missing one."""
+    name = " ".join(obj.name.split())
+    return "" if name.casefold() in _PLACEHOLDERS else name
 
 
 class Tree(Protocol):

@@ -5,9 +5,9 @@ may be quoted (they join the OCR lines the quote check accepts)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ..capture.tree import AccessibleObject, is_unlabeled
+from ..capture.tree import AccessibleObject, is_unlabeled, own_name
 from ..captioner.screen_text import ScreenLine, ScreenText
 
 __all__ = ["TREE", "ObjectFacts", "facts_of", "grounding_of", "with_tree_text"]
@@ -34,7 +34,9 @@ class ObjectFacts:
 def facts_of(obj: AccessibleObject) -> ObjectFacts:
     unlabeled = is_unlabeled(obj)
     role = obj.role or "object"
-    name = " ".join(obj.name.split())
+    name = own_name(obj)
+    # A control's text that only repeats its name (a web button's "Go") is said and told once.
+    obj = replace(obj, text="") if " ".join(obj.text.split()).casefold() == name.casefold() else obj
     said = [role[:1].upper() + role[1:], "no label" if unlabeled and not name else name]
     said += list(obj.states)
     if obj.text:
