@@ -179,6 +179,15 @@ def test_focus_in_a_window_without_a_tree_is_said_not_taken_from_a_window_behind
     assert row["box"] == [400, 300, 400, 300]
 
 
+def test_alt_text_for_the_focused_image_is_the_pictures_alone_and_goes_to_the_clipboard(tree, tiny_qwen):
+    x, y, w, h = tree.boxes["unnamed_image"]
+    tree.desktop.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2))
+    [row], _ = _describe(tree, tiny_qwen, "--pointer", "--alt-text", "--copy")
+    assert row["box"] == _padded(tree.boxes["unnamed_image"])
+    assert row["text"] and "no label" not in row["text"]  # the tree's sentence ("Icon, no label.") is not alt text
+    assert tree.desktop.wait_for(lambda: tree.desktop.clipboard_text().strip() == row["text"], timeout=10)
+
+
 def test_pointer_describes_the_object_under_the_mouse(tree, tiny_qwen):
     x, y, w, h = tree.boxes["named_image"]
     tree.desktop.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2))

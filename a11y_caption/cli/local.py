@@ -127,8 +127,8 @@ def describe_images(args) -> int:
 
         kind = "screen" if task in ("screen", "window") else "photo"
         facts = facts_of(shot.obj) if shot is not None and shot.obj is not None else None
-        if args.alt_text:
-            task = "alt_text"
+        if args.alt_text:  # alt text is the picture's alone: the tree's sentence is not part of it
+            task, facts = "alt_text", None
         elif args.prompt:
             task = "question"
         if shot is not None and len(inputs) > 1 and not args.json:
