@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -57,48 +58,62 @@ class AtspiDesktop:
         env.pop("NO_AT_BRIDGE")
         self.launcher = subprocess.Popen([LAUNCHER, "--launch-immediately"], env=env, start_new_session=True,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.app = self._chromium(tmp_path, env) if app == "chromium" else self._gtk(tmp_path, env)
+        self.app, self.tmp = None, None
+        try:  # a start that fails still stops what it started
+            (self._chromium if app == "chromium" else self._gtk)(tmp_path, env)
+        except BaseException:
+            self.close()
+            raise
 
-    def _gtk(self, tmp_path: Path, env: dict) -> subprocess.Popen:
+    def _gtk(self, tmp_path: Path, env: dict) -> None:
         ready = tmp_path / "app-ready"
-        app = subprocess.Popen([sys.executable, str(HERE / "atspi_app.py"), str(ready)], env=env,
-                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.app = subprocess.Popen([sys.executable, str(HERE / "atspi_app.py"), str(ready)], env=env,
+                                    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.desktop.wait_for(lambda: ready.exists() and ready.read_text().endswith("\n"), timeout=30)
         self.boxes = json.loads(ready.read_text())
-        return app
 
-    def _chromium(self, tmp_path: Path, env: dict) -> subprocess.Popen:
-        """Chromium showing WEB_PAGE. It puts its tree on the bus where the bus says a screen reader
+    def _chromium(self, tmp_path: Path, env: dict) -> None:
+        """Chromium showing _web_page's page. It puts its tree on the bus where the bus says a screen reader
         runs (org.a11y.Status ScreenReaderEnabled, which Orca sets) or ACCESSIBILITY_ENABLED is 1."""
         if shutil.which("chromium") is None:
             message = "chromium missing (make test installs it)"
-            pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
         self.desktop.wait_for(lambda: subprocess.run(
             ["dbus-send", "--session", "--print-reply", "--dest=org.a11y.Bus", "/org/a11y/bus",
              "org.freedesktop.DBus.Properties.Set", "string:org.a11y.Status", "string:ScreenReaderEnabled",
              "variant:boolean:true"], env=env, capture_output=True).returncode == 0, timeout=10)
         page = _web_page(tmp_path)
-        app = subprocess.Popen(["chromium", "--no-sandbox", "--force-renderer-accessibility", "--no-first-run",
-                                "--disable-gpu", "--password-store=basic", "--noerrdialogs",
-                                f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-position=0,0",
-                                "--window-size=1000,700", page.as_uri()],
-                               env={**env, "ACCESSIBILITY_ENABLED": "1"}, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Its own temp folder (it leaves its singleton socket behind), with a short path: a
+        # socket's path has ~100 bytes.
+        self.app = subprocess.Popen(["chromium", "--no-sandbox", "--force-renderer-accessibility", "--no-first-run",
+                                     "--disable-gpu", "--password-store=basic", "--noerrdialogs",
+                                     f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-position=0,0",
+                                     "--window-size=1000,700", page.as_uri()],
+                                    env={**env, "ACCESSIBILITY_ENABLED": "1", "TMPDIR": self._short_tmp()},
+                                    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def ready() -> bool:  # the page's images are in the tree: what --images finds, by OCR alone
             out = run_cli("describe", "--images", "--json", "--local", "--model", "ocr", env=self.env)
             return out.returncode == 0 and len(out.stdout.splitlines()) == 2
 
         self.desktop.wait_for(ready, timeout=90, interval=0.5)
-        return app
+
+    def _short_tmp(self) -> str:
+        self.tmp = tempfile.mkdtemp(prefix="a11y-cr-", dir="/tmp")
+        return self.tmp
 
     def key(self, chord: str) -> None:
         self.desktop.key(chord)
 
     def close(self) -> None:
         for p in (self.app, self.launcher):
-            _stop_group(p)
+            if p is not None:
+                _stop_group(p)
         self.bus.close()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _web_page(folder: Path) -> Path:
