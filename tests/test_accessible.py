@@ -249,7 +249,7 @@ def test_without_a_tree_the_area_around_the_pointer_is_described_and_said(deskto
     assert out.returncode != 0 and "No accessibility tree answers here" in out.stderr
 
 
-def test_the_focus_key_in_the_agent_says_the_tree_facts_first(tree, agent_factory, wordy_qwen):  # noqa: F811
+def test_the_focus_key_in_the_agent_says_the_tree_facts_first(tree, agent_factory, wordy_qwen, tmp_path):  # noqa: F811
     agent = agent_factory(wordy_qwen, env={"DBUS_SESSION_BUS_ADDRESS": tree.bus.address})
     tree.key("ctrl+alt+shift+f")
     cue = agent.wait_line(lambda line: line == "Describing the focus.")
@@ -267,6 +267,19 @@ def test_the_focus_key_in_the_agent_says_the_tree_facts_first(tree, agent_factor
     tree.key("ctrl+alt+shift+p")
     cue = agent.wait_line(lambda line: line == "Describing under the pointer.")
     agent.wait_line(lambda line: line.startswith("Push button, Save report."), after=cue + 1)
+
+    # The commands go through the warm agent: the same object, its box and facts in --json.
+    env = {**tree.env, "A11Y_CAPTION_RUNTIME_DIR": str(tmp_path / "run")}
+    out = run_cli("describe", "--pointer", "--json", "--no-speak", env=env)
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert row["model"] == str(wordy_qwen)  # the agent's warm model, not a command's own
+    assert row["object"]["name"] == "Save report" and row["box"] == _padded(tree.boxes["save"])
+    assert row["text"].startswith("Push button, Save report.")
+    out = run_cli("describe", "--pointer", "--alt-text", "--json", "--no-speak", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "Save report." not in json.loads(out.stdout)["text"][:30]  # alt text: the picture's alone
+    assert agent.proc.poll() is None
 
 
 def test_unlabeled_names_and_the_facts_a_prompt_carries():

@@ -152,7 +152,7 @@ class Worker:
             self._describe_images(job)
             return
         image, task, question, history, image_kind, screen_text = self._what_to_ask(job)
-        facts = job.facts if job.action != "ask" else None
+        facts = job.facts if job.action != "ask" and task != "alt_text" else None  # alt text: the picture's alone
         start = time.perf_counter()
         generation = self.describer.describe(image, task, question, job.stop, history, image_kind, screen_text,
                                              facts)
