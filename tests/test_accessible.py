@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import Desktop, run_cli
@@ -301,9 +302,10 @@ def test_unlabeled_names_and_the_facts_a_prompt_carries():
 
 
 @pytest.mark.parametrize("platform", ["win32", "darwin"])
-def test_where_no_tree_is_built_yet_the_pointer_area_is_described_and_said(monkeypatch, platform):
-    """Windows (UI Automation) and macOS (AX) have no tree module yet: there a press describes the
-    area around the pointer and says why, and --images is one sentence, never a traceback."""
+def test_where_no_tree_answers_the_pointer_area_is_described_and_said(monkeypatch, platform):
+    """macOS (AX) has no tree module yet, and Windows without the uiautomation package has no tree:
+    there a press describes the area around the pointer and says why, and --images is one
+    sentence, never a traceback."""
     from PIL import Image
 
     from a11y_caption.capture import accessible
@@ -317,6 +319,7 @@ def test_where_no_tree_is_built_yet_the_pointer_area_is_described_and_said(monke
         return Image.new("RGB", (box.width, box.height), "white"), box
 
     monkeypatch.setattr(accessible.sys, "platform", platform)
+    monkeypatch.setitem(sys.modules, "uiautomation", None)  # not installed: importing it fails
     monkeypatch.setattr(accessible, "_grab", grab)
     monkeypatch.setattr(accessible, "pointer_position", lambda: (500, 300))
     assert accessible.open_tree() is None
@@ -339,3 +342,94 @@ def test_a_small_object_has_its_quotes_checked_beside_the_model_not_ocr_in_the_p
     assert grounding_of("prompt", "object", Image.new("RGB", (SMALL_OBJECT, 20))) == "prompt"
     assert grounding_of("prompt", "screen", icon) == "prompt"  # a screen is never "small"
     assert grounding_of(None, "object", icon) is None  # grounding switched off stays off
+
+
+class _UiaRect:  # uiautomation.Rect: left, top, right, bottom, width(), height()
+    def __init__(self, left, top, right, bottom):
+        self.left, self.top, self.right, self.bottom = left, top, right, bottom
+
+    def width(self):
+        return self.right - self.left
+
+    def height(self):
+        return self.bottom - self.top
+
+
+class _UiaControl:
+    """A stand-in for uiautomation.Control with the properties the tree module reads (2.0.29)."""
+
+    def __init__(self, type_name, localized, name, rect, children=(), help_text="", enabled=True,
+                 offscreen=False, toggle=None, value=None):
+        self.ControlTypeName, self.LocalizedControlType, self.Name = type_name, localized, name
+        self.BoundingRectangle, self.HelpText = _UiaRect(*rect), help_text
+        self.IsEnabled, self.IsOffscreen, self._children = enabled, offscreen, list(children)
+        if toggle is not None:  # only controls with the pattern have the getter, as in uiautomation
+            self.GetTogglePattern = lambda: SimpleNamespace(ToggleState=toggle)
+        if value is not None:
+            self.GetValuePattern = lambda: SimpleNamespace(Value=value)
+
+    def GetChildren(self):  # noqa: N802 (uiautomation's name)
+        return self._children
+
+
+def _stand_in_uiautomation(focused, window, at_point):
+    import types
+
+    module = types.ModuleType("uiautomation")
+    module.inits = []
+
+    class UIAutomationInitializerInThread:
+        def __enter__(self):
+            module.inits.append(True)
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    module.UIAutomationInitializerInThread = UIAutomationInitializerInThread
+    module.GetFocusedControl = lambda: focused
+    module.GetForegroundControl = lambda: window
+    module.ControlFromPoint = lambda x, y: at_point
+    module.ToggleState = SimpleNamespace(Off=0, On=1, Indeterminate=2)
+    module.ExpandCollapseState = SimpleNamespace(Collapsed=0, Expanded=1, PartiallyExpanded=2, LeafNode=3)
+    return module
+
+
+def test_windows_ui_automation_contract(monkeypatch):
+    """Contract test: the Windows tree module (capture/uia.py) against a stand-in for the
+    ``uiautomation`` package with its documented interface (no Windows runs here)."""
+    from PIL import Image
+
+    from a11y_caption.capture import accessible
+    from a11y_caption.capture.tree import Box
+    from a11y_caption.describe.objects import facts_of
+
+    gear = _UiaControl("ButtonControl", "button", "", (100, 50, 132, 82), help_text="Settings")
+    remember = _UiaControl("CheckBoxControl", "check box", "Remember me", (100, 90, 220, 110), toggle=1)
+    photo = _UiaControl("ImageControl", "image", "IMG_2041.JPG", (300, 50, 460, 170))
+    named = _UiaControl("ImageControl", "image", "Sales chart", (300, 200, 460, 320))
+    hidden = _UiaControl("ImageControl", "image", "", (300, 900, 460, 1020), offscreen=True)
+    entry = _UiaControl("EditControl", "edit", "Title", (100, 130, 300, 150), value="Quarterly sales 2026")
+    pane = _UiaControl("PaneControl", "pane", "", (0, 0, 800, 600), [photo, named, hidden])
+    window = _UiaControl("WindowControl", "window", "Report", (0, 0, 800, 600), [gear, remember, pane, entry])
+    module = _stand_in_uiautomation(gear, window, remember)
+    monkeypatch.setitem(sys.modules, "uiautomation", module)
+    monkeypatch.setattr(accessible.sys, "platform", "win32")
+    grabbed = []
+    monkeypatch.setattr(accessible, "_grab", lambda box: (grabbed.append(box) or
+                                                          (Image.new("RGB", (box.width, box.height)), box)))
+
+    shot = accessible.capture_focus()
+    assert shot.obj.role == "button" and shot.obj.name == "" and shot.obj.description == "Settings"
+    assert shot.box == Box(100 - PAD, 50 - PAD, 32 + 2 * PAD, 32 + 2 * PAD) and shot.note == ""
+    assert facts_of(shot.obj).lead == "Button, no label."
+    pointed = accessible.capture_pointer()
+    assert pointed.obj.name == "Remember me" and pointed.obj.states == ("checked",)
+    assert facts_of(pointed.obj).lead == "Check box, Remember me, checked."
+    found = accessible.capture_images()
+    assert [s.obj.name for s in found] == ["IMG_2041.JPG"]  # not "Sales chart", not the one off screen
+    assert found[0].box == Box(300, 50, 160, 120)  # an image: not padded
+    tree = accessible.open_tree()
+    assert tree.focused().name == "" and module.inits  # COM set up in the asking thread
+    module.GetFocusedControl = lambda: entry
+    assert accessible.open_tree().focused().text == "Quarterly sales 2026"
