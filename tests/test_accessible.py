@@ -301,11 +301,11 @@ def test_unlabeled_names_and_the_facts_a_prompt_carries():
     assert "{facts}" in prompt_for(Request(None, "object", facts=odd.facts))
 
 
-@pytest.mark.parametrize("platform", ["win32", "darwin"])
+@pytest.mark.parametrize("platform", ["win32", "darwin", "freebsd14"])
 def test_where_no_tree_answers_the_pointer_area_is_described_and_said(monkeypatch, platform):
-    """macOS (AX) has no tree module yet, and Windows without the uiautomation package has no tree:
-    there a press describes the area around the pointer and says why, and --images is one
-    sentence, never a traceback."""
+    """Windows without the uiautomation package, macOS without pyobjc's ApplicationServices, and a
+    system with no tree module have no tree: there a press describes the area around the pointer
+    and says why, and --images is one sentence, never a traceback."""
     from PIL import Image
 
     from a11y_caption.capture import accessible
@@ -320,6 +320,7 @@ def test_where_no_tree_answers_the_pointer_area_is_described_and_said(monkeypatc
 
     monkeypatch.setattr(accessible.sys, "platform", platform)
     monkeypatch.setitem(sys.modules, "uiautomation", None)  # not installed: importing it fails
+    monkeypatch.setitem(sys.modules, "ApplicationServices", None)
     monkeypatch.setattr(accessible, "_grab", grab)
     monkeypatch.setattr(accessible, "pointer_position", lambda: (500, 300))
     assert accessible.open_tree() is None
@@ -433,3 +434,75 @@ def test_windows_ui_automation_contract(monkeypatch):
     assert tree.focused().name == "" and module.inits  # COM set up in the asking thread
     module.GetFocusedControl = lambda: entry
     assert accessible.open_tree().focused().text == "Quarterly sales 2026"
+
+
+def _stand_in_application_services(elements: dict, system_focus, app, at_point):
+    """A stand-in for pyobjc's ApplicationServices (HIServices): every AX call takes its output
+    argument as None and returns (error, value), as pyobjc maps C output pointers."""
+    import types
+
+    ax = types.ModuleType("ApplicationServices")
+    ax.kAXErrorSuccess, ax.kAXErrorNoValue = 0, -25212
+    ax.kAXValueCGPointType, ax.kAXValueCGSizeType = 1, 2
+    ax.timeouts = []
+    system = object()
+
+    def copy_attribute(element, name, out):
+        assert out is None
+        if element is system:
+            value = {"AXFocusedUIElement": system_focus, "AXFocusedApplication": app}.get(name)
+        else:
+            value = elements.get(element, {}).get(name)
+        return (ax.kAXErrorSuccess, value) if value is not None else (ax.kAXErrorNoValue, None)
+
+    def value_of(value, kind, out):
+        assert out is None and kind in (1, 2)
+        x, y = value
+        return True, (SimpleNamespace(x=x, y=y) if kind == 1 else SimpleNamespace(width=x, height=y))
+
+    ax.AXIsProcessTrusted = lambda: True
+    ax.AXUIElementCreateSystemWide = lambda: system
+    ax.AXUIElementSetMessagingTimeout = lambda element, seconds: ax.timeouts.append(seconds) or 0
+    ax.AXUIElementCopyAttributeValue = copy_attribute
+    ax.AXUIElementCopyElementAtPosition = lambda element, x, y, out: (0, at_point) if at_point else (-25212, None)
+    ax.AXValueGetValue = value_of
+    return ax
+
+
+def test_macos_ax_contract(monkeypatch):
+    """Contract test: the macOS tree module (capture/ax.py) against a stand-in for pyobjc's
+    ApplicationServices with the AX API's attributes (no Mac runs here)."""
+    from PIL import Image
+
+    from a11y_caption.capture import accessible
+    from a11y_caption.capture.tree import Box
+    from a11y_caption.describe.objects import facts_of
+
+    elements = {
+        "gear": {"AXRole": "AXButton", "AXRoleDescription": "button", "AXPosition": (100, 50), "AXSize": (32, 32),
+                 "AXEnabled": True, "AXHelp": "Settings"},
+        "remember": {"AXRole": "AXCheckBox", "AXRoleDescription": "checkbox", "AXTitle": "Remember me",
+                     "AXValue": 1, "AXPosition": (100, 90), "AXSize": (120, 20), "AXEnabled": True},
+        "photo": {"AXRole": "AXImage", "AXRoleDescription": "image", "AXDescription": "IMG_2041.JPG",
+                  "AXPosition": (300, 50), "AXSize": (160, 120)},
+        "chart": {"AXRole": "AXImage", "AXRoleDescription": "image", "AXDescription": "Sales chart",
+                  "AXPosition": (300, 200), "AXSize": (160, 120)},
+        "group": {"AXRole": "AXGroup", "AXChildren": ["photo", "chart"]},
+        "window": {"AXRole": "AXWindow", "AXChildren": ["gear", "remember", "group"]},
+        "app": {"AXRole": "AXApplication", "AXFocusedWindow": "window"},
+    }
+    ax = _stand_in_application_services(elements, "gear", "app", "remember")
+    monkeypatch.setitem(sys.modules, "ApplicationServices", ax)
+    monkeypatch.setattr(accessible.sys, "platform", "darwin")
+    monkeypatch.setattr(accessible, "_grab", lambda box: (Image.new("RGB", (box.width, box.height)), box))
+
+    shot = accessible.capture_focus()
+    assert (shot.obj.role, shot.obj.name, shot.obj.description) == ("button", "", "Settings")
+    assert shot.box == Box(100 - PAD, 50 - PAD, 32 + 2 * PAD, 32 + 2 * PAD) and ax.timeouts == [1.0]
+    assert facts_of(shot.obj).lead == "Button, no label."
+    pointed = accessible.capture_pointer()
+    assert facts_of(pointed.obj).lead == "Checkbox, Remember me, checked."
+    found = accessible.capture_images()
+    assert [s.obj.name for s in found] == ["IMG_2041.JPG"] and found[0].box == Box(300, 50, 160, 120)
+    ax.AXIsProcessTrusted = lambda: False  # no Accessibility permission: no tree, said so
+    assert accessible.capture_focus().note == NO_TREE

@@ -5,9 +5,9 @@ bus, a toolkit without one, a remote desktop), the area around the pointer is ca
 and one sentence says so.
 
 One small interface (``Tree``) and a module per platform: ``atspi`` (Linux, AT-SPI through
-PyGObject), ``uia`` (Windows, UI Automation through ``uiautomation``). macOS (the AX API) has no
-module yet: there the tree "does not answer" and the pointer's area is used. The tree's text
-(names, labels) is screen content: it is never logged.
+PyGObject), ``uia`` (Windows, UI Automation through ``uiautomation``), ``ax`` (macOS, the AX API
+through pyobjc). Where the binding is missing the tree "does not answer" and the pointer's area is
+used. The tree's text (names, labels) is screen content: it is never logged.
 """
 
 from __future__ import annotations
@@ -48,17 +48,21 @@ class ObjectShot:
 
 def open_tree() -> Tree | None:
     """This desktop's tree, or None where none answers (logged, never raised)."""
-    if sys.platform != "win32" and not sys.platform.startswith("linux"):
-        return None  # the AX API (macOS): not built yet
     try:
         if sys.platform == "win32":
             from .uia import UiaTree
 
             return UiaTree.open()
+        if sys.platform == "darwin":
+            from .ax import AxTree
+
+            return AxTree.open()
+        if not sys.platform.startswith("linux"):
+            return None
         from .atspi import AtspiTree
 
         return AtspiTree.open()
-    except Exception:  # no PyGObject or uiautomation, no Atspi typelib, no accessibility bus
+    except Exception:  # the binding missing (PyGObject, uiautomation, pyobjc), no accessibility bus
         log.info("no accessibility tree answers", exc_info=log.isEnabledFor(logging.DEBUG))
         return None
 
