@@ -1,5 +1,5 @@
 """The Windows accessibility tree: UI Automation (what Narrator and NVDA read), through the
-``uiautomation`` package (``pip install 'a11y-caption[uia]'``).
+``uiautomation`` package (installed with the package on Windows).
 
 Not run on this project's machines (there is no Windows there): it is held to the package's
 documented interface by a contract test with the package replaced (tests/test_accessible.py).
