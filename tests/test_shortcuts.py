@@ -27,9 +27,9 @@ from screen_readers import _stop_group
 
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
 BASE = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/"
-WITH_COMMANDS = ["describe_screen", "describe_window", "describe_clipboard", "alt_text_to_clipboard", "read_text",
-                 "repeat_last", "copy_last", "stop", "release_model", "describe_window-2", "say_hotkeys",
-                 "ask"]  # the packaged hotkeys
+WITH_COMMANDS = ["describe_screen", "describe_window", "describe_focus", "describe_pointer", "describe_images",
+                 "describe_clipboard", "alt_text_to_clipboard", "read_text", "repeat_last", "copy_last", "stop",
+                 "release_model", "describe_window-2", "say_hotkeys", "ask"]  # the packaged hotkeys
 
 
 def require_gsettings() -> None:

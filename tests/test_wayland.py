@@ -240,7 +240,7 @@ def test_run_binds_hotkeys_through_the_global_shortcuts_portal(bus, tmp_path):
         assert bound["describe_screen"] == {"description": ["s", "Describe the screen"],
                                             "preferred_trigger": ["s", "CTRL+ALT+SHIFT+d"]}
         assert bound["read_text"]["preferred_trigger"] == ["s", "CTRL+ALT+SHIFT+r"]
-        assert len(bound) == 12, sorted(bound)  # every packaged hotkey
+        assert len(bound) == 15, sorted(bound)  # every packaged hotkey
 
         agent.wait_line(lambda line: line == "Ready.")  # so that it does not fall among the lines read
         portal.activate("repeat_last")
