@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 
-from .tree import AccessibleObject, Box
+from .tree import AccessibleObject, Box, bounded
 
 __all__ = ["AtspiTree"]
 
@@ -194,8 +194,8 @@ class AtspiTree:
                      if states.contains(getattr(self._a.StateType, name.upper())))
         if not states.contains(self._a.StateType.ENABLED) and not states.contains(self._a.StateType.SENSITIVE):
             said += ("unavailable",)
-        return AccessibleObject(role=_cut(node.get_role_name(), 60), name=_cut(node.get_name(), MAX_NAME),
-                                description=_cut(node.get_description(), MAX_NAME), states=said,
+        return AccessibleObject(role=bounded(node.get_role_name(), 60), name=bounded(node.get_name(), MAX_NAME),
+                                description=bounded(node.get_description(), MAX_NAME), states=said,
                                 text=self._text(node), box=self._box(node))
 
     @staticmethod
@@ -205,13 +205,6 @@ class AtspiTree:
             return ""
         try:
             count = text.get_character_count()
-            return _cut(text.get_text(0, min(count, MAX_TEXT)), MAX_TEXT) if count > 0 else ""
+            return bounded(text.get_text(0, min(count, MAX_TEXT)), MAX_TEXT) if count > 0 else ""
         except Exception:
             return ""
-
-
-def _cut(text, limit: int) -> str:
-    """A string from the tree, on one line and bounded (None: "")."""
-    from ..safe_text import one_line
-
-    return one_line(text or "")[:limit]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .tree import AccessibleObject, Box
+from .tree import AccessibleObject, Box, bounded
 
 __all__ = ["AxTree"]
 
@@ -82,9 +82,9 @@ class AxTree:
         if get("AXEnabled") is False:
             states.append("unavailable")
         text = value if isinstance(value, str) else ""
-        return AccessibleObject(role=_cut(get("AXRoleDescription") or role, 60), name=_cut(name, MAX_NAME),
-                                description=_cut(get("AXHelp"), MAX_NAME), states=tuple(states),
-                                text=_cut(text, MAX_TEXT), box=self._box(get("AXPosition"), get("AXSize")))
+        return AccessibleObject(role=bounded(get("AXRoleDescription") or role, 60), name=bounded(name, MAX_NAME),
+                                description=bounded(get("AXHelp"), MAX_NAME), states=tuple(states),
+                                text=bounded(text, MAX_TEXT), box=self._box(get("AXPosition"), get("AXSize")))
 
     def _box(self, position, size) -> Box | None:
         if position is None or size is None:
@@ -94,9 +94,3 @@ class AxTree:
         if not (ok and ok_size) or extent.width <= 0 or extent.height <= 0:
             return None
         return Box(int(point.x), int(point.y), int(extent.width), int(extent.height))
-
-
-def _cut(text, limit: int) -> str:
-    from ..safe_text import one_line
-
-    return one_line(text if isinstance(text, str) else "")[:limit]

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["AccessibleObject", "Box", "Tree", "is_unlabeled", "own_name"]
+__all__ = ["AccessibleObject", "Box", "Tree", "bounded", "is_unlabeled", "own_name"]
 
 # Names that say nothing of a picture: what toolkits and pages put where no one wrote one.
 _GENERIC = {"", "image", "img", "graphic", "picture", "photo", "icon", "unlabeled", "unlabelled", "untitled", "spacer"}
@@ -73,3 +73,11 @@ class Tree(Protocol):
     def images(self, limit: int) -> list[AccessibleObject]:
         """The images of the active window, in the tree's order, at most ``limit``."""
         ...
+
+
+def bounded(text, limit: int) -> str:
+    """A string from a platform's tree, on one line and at most ``limit`` characters ("" for None
+    or anything not a string): any text from outside may be hostile or huge."""
+    from ..safe_text import one_line
+
+    return one_line(text if isinstance(text, str) else "")[:limit]

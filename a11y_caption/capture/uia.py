@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .tree import AccessibleObject, Box
+from .tree import AccessibleObject, Box, bounded
 
 __all__ = ["UiaTree"]
 
@@ -75,9 +75,9 @@ class UiaTree:
             states.append("unavailable")
         value = _pattern(control, "GetValuePattern")
         text = value.Value if value is not None else ""
-        return AccessibleObject(role=_cut(control.LocalizedControlType, 60), name=_cut(control.Name, MAX_NAME),
-                                description=_cut(control.HelpText, MAX_NAME), states=tuple(states),
-                                text=_cut(text, MAX_TEXT), box=box)
+        return AccessibleObject(role=bounded(control.LocalizedControlType, 60), name=bounded(control.Name, MAX_NAME),
+                                description=bounded(control.HelpText, MAX_NAME), states=tuple(states),
+                                text=bounded(text, MAX_TEXT), box=box)
 
 
 def _pattern(control, getter: str):
@@ -86,9 +86,3 @@ def _pattern(control, getter: str):
         return getattr(control, getter)()
     except Exception:
         return None
-
-
-def _cut(text, limit: int) -> str:
-    from ..safe_text import one_line
-
-    return one_line(text or "")[:limit]
